@@ -1,0 +1,413 @@
+"""US address standardization (USPS Publication 28 abbreviations) and the ZIP table.
+
+The same function standardizes request addresses and master-file addresses, so the two
+sides of a comparison always agree on spelling (`STREET` vs `ST`, `North` vs `N`,
+`Apt 4B` vs `#4B`). Parsing of the street line is usaddress's; the tables here only
+rename its components. Results are cached on the street string because master files and
+request batches repeat the same street lines many times over.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import usaddress
+import zipcodes
+
+from taxmatch.records import Address
+
+# Pub 28 appendix B (directionals).
+DIRECTIONALS: dict[str, str] = {
+    "N": "N",
+    "S": "S",
+    "E": "E",
+    "W": "W",
+    "NE": "NE",
+    "NW": "NW",
+    "SE": "SE",
+    "SW": "SW",
+    "NORTH": "N",
+    "SOUTH": "S",
+    "EAST": "E",
+    "WEST": "W",
+    "NORTHEAST": "NE",
+    "NORTHWEST": "NW",
+    "SOUTHEAST": "SE",
+    "SOUTHWEST": "SW",
+    "NORTH EAST": "NE",
+    "NORTH WEST": "NW",
+    "SOUTH EAST": "SE",
+    "SOUTH WEST": "SW",
+}
+
+# Pub 28 appendix C1 (street suffixes): every common spelling to the standard abbreviation.
+_SUFFIX_GROUPS: dict[str, tuple[str, ...]] = {
+    "ALY": ("ALLEY", "ALLEE", "ALLY"),
+    "ANX": ("ANNEX", "ANEX", "ANNX"),
+    "ARC": ("ARCADE",),
+    "AVE": ("AVENUE", "AV", "AVEN", "AVENU", "AVN", "AVNUE"),
+    "BLF": ("BLUFF", "BLUF"),
+    "BLVD": ("BOULEVARD", "BOUL", "BOULV", "BLV"),
+    "BND": ("BEND",),
+    "BR": ("BRANCH", "BRNCH"),
+    "BRG": ("BRIDGE", "BRDGE"),
+    "BRK": ("BROOK",),
+    "BYP": ("BYPASS", "BYPA", "BYPAS", "BYPS"),
+    "CIR": ("CIRCLE", "CIRC", "CIRCL", "CRCL", "CRCLE"),
+    "CLF": ("CLIFF",),
+    "CLFS": ("CLIFFS",),
+    "CMN": ("COMMON",),
+    "COR": ("CORNER",),
+    "CORS": ("CORNERS",),
+    "CRK": ("CREEK",),
+    "CRES": ("CRESCENT", "CRSENT", "CRSNT"),
+    "CRSE": ("COURSE",),
+    "CT": ("COURT", "CRT"),
+    "CTS": ("COURTS",),
+    "CV": ("COVE",),
+    "CYN": ("CANYON", "CANYN", "CNYN"),
+    "DL": ("DALE",),
+    "DR": ("DRIVE", "DRIV", "DRV"),
+    "EST": ("ESTATE",),
+    "ESTS": ("ESTATES",),
+    "EXPY": ("EXPRESSWAY", "EXP", "EXPR", "EXPRESS", "EXPW"),
+    "EXT": ("EXTENSION", "EXTN", "EXTNSN"),
+    "FLD": ("FIELD",),
+    "FLDS": ("FIELDS",),
+    "FLS": ("FALLS",),
+    "FRD": ("FORD",),
+    "FRST": ("FOREST", "FORESTS"),
+    "FRY": ("FERRY", "FRRY"),
+    "FT": ("FORT", "FRT"),
+    "FWY": ("FREEWAY", "FREEWY", "FRWAY", "FRWY"),
+    "GDN": ("GARDEN", "GARDN", "GRDEN", "GRDN"),
+    "GDNS": ("GARDENS", "GRDNS"),
+    "GLN": ("GLEN",),
+    "GRN": ("GREEN",),
+    "GRV": ("GROVE", "GROV"),
+    "HBR": ("HARBOR", "HARB", "HARBR", "HRBOR"),
+    "HL": ("HILL",),
+    "HLS": ("HILLS",),
+    "HOLW": ("HOLLOW", "HLLW", "HOLLOWS", "HOLWS"),
+    "HTS": ("HEIGHTS", "HT"),
+    "HWY": ("HIGHWAY", "HIGHWY", "HIWAY", "HIWY", "HWAY"),
+    "IS": ("ISLAND", "ISLND"),
+    "JCT": ("JUNCTION", "JCTION", "JCTN", "JUNCTN", "JUNCTON"),
+    "KY": ("KEY",),
+    "LK": ("LAKE",),
+    "LKS": ("LAKES",),
+    "LN": ("LANE",),
+    "LNDG": ("LANDING", "LNDNG"),
+    "LOOP": ("LOOPS",),
+    "MDW": ("MEADOW",),
+    "MDWS": ("MEADOWS", "MEDOWS"),
+    "ML": ("MILL",),
+    "MNR": ("MANOR",),
+    "MT": ("MOUNT", "MNT"),
+    "MTN": ("MOUNTAIN", "MNTAIN", "MNTN", "MOUNTIN", "MTIN"),
+    "PARK": ("PARKS",),
+    "PKWY": ("PARKWAY", "PARKWY", "PKWAY", "PKY", "PARKWAYS", "PKWYS"),
+    "PL": ("PLACE",),
+    "PLN": ("PLAIN",),
+    "PLZ": ("PLAZA", "PLZA"),
+    "PT": ("POINT",),
+    "PR": ("PRAIRIE", "PRR"),
+    "RD": ("ROAD",),
+    "RDG": ("RIDGE", "RDGE"),
+    "RDS": ("ROADS",),
+    "RIV": ("RIVER", "RVR", "RIVR"),
+    "RTE": ("ROUTE",),
+    "RUN": (),
+    "SHR": ("SHORE", "SHOAR"),
+    "SQ": ("SQUARE", "SQR", "SQRE", "SQU"),
+    "ST": ("STREET", "STR", "STRT"),
+    "STA": ("STATION", "STATN", "STN"),
+    "TER": ("TERRACE", "TERR"),
+    "TRCE": ("TRACE", "TRACES"),
+    "TRL": ("TRAIL", "TRAILS", "TRLS"),
+    "TPKE": ("TURNPIKE", "TRNPK", "TURNPK"),
+    "VLG": ("VILLAGE", "VILL", "VILLAG", "VILLG", "VILLIAGE"),
+    "VL": ("VILLE",),
+    "VLY": ("VALLEY", "VALLY", "VLLY"),
+    "VW": ("VIEW",),
+    "WAY": ("WY",),
+    "WL": ("WELL",),
+    "XING": ("CROSSING", "CRSSNG"),
+}
+SUFFIXES: dict[str, str] = {
+    spelling: abbreviation
+    for abbreviation, spellings in _SUFFIX_GROUPS.items()
+    for spelling in (abbreviation, *spellings)
+}
+
+# Street names that are ordinal words are compared as numerals: "Fifth Ave" is "5TH AVE".
+_ORDINALS: dict[str, str] = {
+    "FIRST": "1ST",
+    "SECOND": "2ND",
+    "THIRD": "3RD",
+    "FOURTH": "4TH",
+    "FIFTH": "5TH",
+    "SIXTH": "6TH",
+    "SEVENTH": "7TH",
+    "EIGHTH": "8TH",
+    "NINTH": "9TH",
+    "TENTH": "10TH",
+}
+
+STATE_NAMES: dict[str, str] = {
+    "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA",
+    "COLORADO": "CO", "CONNECTICUT": "CT", "DELAWARE": "DE", "DISTRICT OF COLUMBIA": "DC",
+    "FLORIDA": "FL", "GEORGIA": "GA", "HAWAII": "HI", "IDAHO": "ID", "ILLINOIS": "IL",
+    "INDIANA": "IN", "IOWA": "IA", "KANSAS": "KS", "KENTUCKY": "KY", "LOUISIANA": "LA",
+    "MAINE": "ME", "MARYLAND": "MD", "MASSACHUSETTS": "MA", "MICHIGAN": "MI", "MINNESOTA": "MN",
+    "MISSISSIPPI": "MS", "MISSOURI": "MO", "MONTANA": "MT", "NEBRASKA": "NE", "NEVADA": "NV",
+    "NEW HAMPSHIRE": "NH", "NEW JERSEY": "NJ", "NEW MEXICO": "NM", "NEW YORK": "NY",
+    "NORTH CAROLINA": "NC", "NORTH DAKOTA": "ND", "OHIO": "OH", "OKLAHOMA": "OK", "OREGON": "OR",
+    "PENNSYLVANIA": "PA", "RHODE ISLAND": "RI", "SOUTH CAROLINA": "SC", "SOUTH DAKOTA": "SD",
+    "TENNESSEE": "TN", "TEXAS": "TX", "UTAH": "UT", "VERMONT": "VT", "VIRGINIA": "VA",
+    "WASHINGTON": "WA", "WEST VIRGINIA": "WV", "WISCONSIN": "WI", "WYOMING": "WY",
+    "AMERICAN SAMOA": "AS", "GUAM": "GU", "NORTHERN MARIANA ISLANDS": "MP", "PUERTO RICO": "PR",
+    "VIRGIN ISLANDS": "VI", "US VIRGIN ISLANDS": "VI", "UNITED STATES VIRGIN ISLANDS": "VI",
+    "FEDERATED STATES OF MICRONESIA": "FM", "MARSHALL ISLANDS": "MH", "PALAU": "PW",
+    "ARMED FORCES AMERICAS": "AA", "ARMED FORCES EUROPE": "AE", "ARMED FORCES PACIFIC": "AP",
+    "WASH DC": "DC", "D C": "DC",
+}  # fmt: skip
+STATE_CODES: frozenset[str] = frozenset(STATE_NAMES.values())
+
+# Words that designate a unit; the unit itself is what follows them.
+_UNIT_DESIGNATORS = frozenset(
+    (
+        "APT", "APARTMENT", "UNIT", "STE", "SUITE", "NO", "NUM", "NUMBER", "RM", "ROOM", "FL", "FLOOR", "FLR",
+        "BLDG", "BUILDING", "LOT", "SPC", "SPACE", "TRLR", "TRAILER", "DEPT", "OFC", "OFFICE", "PH", "PENTHOUSE",
+        "BSMT", "BASEMENT", "LBBY", "LOBBY", "REAR", "FRNT", "FRONT", "SIDE", "UPPR", "LOWR",
+    )
+)  # fmt: skip
+
+_ZIP_RE = re.compile(r"^(\d{5})(?:[- ]?(\d{4}))?$")
+_NON_ALNUM_RE = re.compile(r"[^0-9A-Z]+")
+_SPACES_RE = re.compile(r"\s+")
+_HOUSE_NUMBER_RE = re.compile(r"^\d+(?:[- ]?[A-Z]|-\d+|\s+1/2)?$")
+_LEADING_NUMBER_RE = re.compile(r"^(\d+[A-Z]?)\s+(.*[A-Z].*)$")
+_PO_BOX_RE = re.compile(r"^(?:P\s*O\s*B(?:OX)?|POST\s+OFFICE\s+BOX|BOX|POB)\s*#?\s*([0-9A-Z-]+)$")
+
+
+def fold(text: str) -> str:
+    """Upper case without accents or punctuation noise: 'José Núñez, Jr.' -> 'JOSE NUNEZ, JR'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    # Periods carry no meaning in addresses ("N." is "N", "P.O." is "PO").
+    return _SPACES_RE.sub(" ", stripped.replace(".", "").replace("’", "'")).strip().upper()
+
+
+def _tidy(text: str) -> str:
+    return _SPACES_RE.sub(" ", _NON_ALNUM_RE.sub(" ", text)).strip()
+
+
+@dataclass(frozen=True)
+class StandardAddress:
+    house_number: str = ""
+    pre_directional: str = ""
+    street_name: str = ""
+    street_suffix: str = ""
+    post_directional: str = ""
+    unit: str = ""
+    po_box: str = ""
+    city: str = ""
+    state: str = ""
+    zip5: str = ""
+    zip4: str = ""
+    parsed_ok: bool = False
+
+    @property
+    def street_key(self) -> str:
+        """One comparable string for the street line, unit excluded: '123 N MAIN ST'."""
+        if self.po_box and not self.street_name:
+            return f"PO BOX {self.po_box}"
+        parts = (self.house_number, self.pre_directional, self.street_name, self.street_suffix, self.post_directional)
+        return " ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class _StreetParse:
+    house_number: str = ""
+    pre_directional: str = ""
+    street_name: str = ""
+    street_suffix: str = ""
+    post_directional: str = ""
+    unit: str = ""
+    po_box: str = ""
+    city: str = ""
+    state: str = ""
+    zip_text: str = ""
+    parsed_ok: bool = False
+
+
+def normalize_state(text: str | None) -> str | None:
+    """Two-letter code for a USPS abbreviation or a full name ('Illinois', 'il'), else None."""
+    if not text:
+        return None
+    folded = _tidy(fold(text))
+    if folded in STATE_CODES:
+        return folded
+    return STATE_NAMES.get(folded)
+
+
+def normalize_zip(text: str | None) -> tuple[str, str] | None:
+    """(zip5, zip4) for '12345', '12345-6789' or '123456789'; None if not that shape."""
+    if not text:
+        return None
+    match = _ZIP_RE.match(text.strip())
+    if match is None:
+        return None
+    return match.group(1), match.group(2) or ""
+
+
+def normalize_unit(text: str | None) -> str:
+    """'APT 4B', '#4B', 'Unit 4-B' -> '4B': the designator is dropped, only the identifier compares."""
+    if not text:
+        return ""
+    words = _tidy(fold(text).replace("#", " ")).split()
+    while len(words) > 1 and words[0] in _UNIT_DESIGNATORS:
+        words = words[1:]
+    if len(words) == 1 and words[0] in _UNIT_DESIGNATORS:
+        return ""
+    return "".join(words)
+
+
+def normalize_city(text: str | None) -> str:
+    return _tidy(fold(text)) if text else ""
+
+
+@lru_cache(maxsize=1)
+def _zip_table() -> dict[str, frozenset[str]]:
+    # One pass over the bundled list: zipcodes' own lookups scan it linearly per call.
+    # Inactive ZIPs are kept: a previous address may predate a ZIP's retirement.
+    table: dict[str, set[str]] = {}
+    # zipcodes ships no annotations.
+    for entry in zipcodes.list_all():  # type: ignore[no-untyped-call]
+        table.setdefault(str(entry["zip_code"]), set()).add(str(entry["state"]))
+    return {zip5: frozenset(states) for zip5, states in table.items()}
+
+
+def zip_exists(zip5: str) -> bool:
+    return zip5 in _zip_table()
+
+
+def zip_state(zip5: str) -> frozenset[str]:
+    """States the ZIP lies in (empty if the ZIP does not exist)."""
+    return _zip_table().get(zip5, frozenset())
+
+
+def _standard_direction(text: str) -> str:
+    tidy = _tidy(text)
+    return DIRECTIONALS.get(tidy, tidy)
+
+
+def _standard_name(text: str) -> str:
+    tidy = _tidy(text)
+    return _ORDINALS.get(tidy, tidy)
+
+
+def _fallback_parse(line: str) -> _StreetParse:
+    """Regex reading used when usaddress refuses a line or labels it implausibly."""
+    tidy = _tidy(line.replace("#", " # "))
+    box = _PO_BOX_RE.match(tidy)
+    if box:
+        return _StreetParse(po_box=box.group(1), parsed_ok=True)
+    leading = _LEADING_NUMBER_RE.match(tidy)
+    if leading is None:
+        return _StreetParse(street_name=tidy)
+    words = leading.group(2).split()
+    pre = post = suffix = ""
+    if len(words) > 1 and words[0] in DIRECTIONALS:
+        pre = DIRECTIONALS[words.pop(0)]
+    if len(words) > 1 and words[-1] in DIRECTIONALS:
+        post = DIRECTIONALS[words.pop()]
+    if len(words) > 1 and words[-1] in SUFFIXES:
+        suffix = SUFFIXES[words.pop()]
+    return _StreetParse(
+        house_number=leading.group(1),
+        pre_directional=pre,
+        street_name=_standard_name(" ".join(words)),
+        street_suffix=suffix,
+        post_directional=post,
+        parsed_ok=True,
+    )
+
+
+@lru_cache(maxsize=262_144)
+def parse_street(line: str) -> _StreetParse:
+    """Parse one folded street line (it may hold a whole address: city, state and ZIP too)."""
+    if not line:
+        return _StreetParse()
+    try:
+        tagged, _kind = usaddress.tag(line)
+    except usaddress.RepeatedLabelError:
+        return _fallback_parse(line)
+    parts: dict[str, str] = {label: str(value) for label, value in tagged.items()}
+    box_id = parts.get("USPSBoxID", "")
+    if not box_id and "USPSBoxType" in parts:
+        # usaddress labels "POB 12" as a box type followed by an occupancy.
+        box_id = parts.get("OccupancyIdentifier", "")
+    house_number = _tidy(parts.get("AddressNumber", "")).replace(" ", "")
+    if house_number and not _HOUSE_NUMBER_RE.match(parts.get("AddressNumber", "").strip()):
+        house_number = ""
+    name_words = [
+        parts.get(label, "")
+        for label in ("StreetNamePreModifier", "StreetNamePreType", "StreetName", "StreetNamePostModifier")
+    ]
+    street_name = _standard_name(" ".join(word for word in name_words if word))
+    if not box_id and not (house_number and street_name):
+        fallback = _fallback_parse(line)
+        if fallback.parsed_ok:
+            return fallback
+    suffix_text = _tidy(parts.get("StreetNamePostType", ""))
+    unit_text = " ".join(parts.get(label, "") for label in ("OccupancyType", "OccupancyIdentifier", "SubaddressType"))
+    if "USPSBoxType" in parts and not parts.get("USPSBoxID"):
+        unit_text = ""
+    return _StreetParse(
+        house_number=house_number,
+        pre_directional=_standard_direction(parts.get("StreetNamePreDirectional", "")),
+        street_name=street_name,
+        street_suffix=SUFFIXES.get(suffix_text, suffix_text),
+        post_directional=_standard_direction(parts.get("StreetNamePostDirectional", "")),
+        unit=normalize_unit(unit_text),
+        po_box=_tidy(box_id).replace(" ", ""),
+        city=normalize_city(parts.get("PlaceName", "")),
+        state=parts.get("StateName", ""),
+        zip_text=parts.get("ZipCode", ""),
+        parsed_ok=bool(box_id or (house_number and street_name)),
+    )
+
+
+def standardize_address(address: Address) -> StandardAddress:
+    """Standardize one address for comparison and validation.
+
+    Separate unit/city/state/zip fields win over what the street line itself contains;
+    the line's own values fill the fields that are empty.
+    """
+    street = address.street or ""
+    line = parse_street(fold(street)) if street.strip() else _StreetParse()
+    state_text = address.state or line.state
+    # An unknown state keeps its text so a comparison still sees it; validation rejects it.
+    state = (normalize_state(state_text) or _tidy(fold(state_text))) if state_text else ""
+    zip_parts = normalize_zip(address.zip or line.zip_text)
+    zip5, zip4 = zip_parts if zip_parts else ("", "")
+    unit = normalize_unit(address.unit) or line.unit
+    return StandardAddress(
+        house_number=line.house_number,
+        pre_directional=line.pre_directional,
+        street_name=line.street_name,
+        street_suffix=line.street_suffix,
+        post_directional=line.post_directional,
+        unit=unit,
+        po_box=line.po_box,
+        city=normalize_city(address.city) or line.city,
+        state=state,
+        zip5=zip5,
+        zip4=zip4,
+        parsed_ok=line.parsed_ok,
+    )
