@@ -1,0 +1,41 @@
+"""What scoring hands to the decision rule: scored pairs and the returns of a taxpayer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CandidatePair:
+    """One scored (request input row, return) pair, as the decision rule needs it."""
+
+    request_index: int
+    return_id: int
+    tin: str
+    match_probability: float
+    first_name_level: str
+    last_name_level: str
+    dob_level: str
+    address_level: str
+    request_suffix: str
+    return_suffix: str
+    request_tin: str
+    return_tax_year: int
+
+
+@dataclass(frozen=True)
+class ReturnRow:
+    return_id: int
+    tin: str
+    tax_year: int
+    role: str
+    first_name: str
+    middle_name: str
+    last_name: str
+    suffix: str
+    street: str
+    unit: str
+    city: str
+    state: str
+    zip: str
+    phone: str

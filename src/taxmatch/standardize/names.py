@@ -1,0 +1,85 @@
+"""Name knowledge: nickname equivalences (English and Spanish), surname particles.
+
+The matcher compares *forms*: every given name maps to the set of names it may stand
+for (itself plus its canonical names). Two given names are compatible when their form
+sets intersect — Bob {BOB, ROBERT, ...} and Robert {ROBERT} share ROBERT. The sets are
+computed here in Python for the distinct names of a table (a few thousand), then joined
+in SQL, so millions of rows never pass through Python.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from nicknames import NickNamer
+
+# Hypocorisms the `nicknames` package (English) does not know.
+SPANISH_NICKNAMES: dict[str, tuple[str, ...]] = {
+    "PEPE": ("JOSE",), "PEPA": ("JOSEFA",), "PACO": ("FRANCISCO",), "PANCHO": ("FRANCISCO",),
+    "CURRO": ("FRANCISCO",), "LUPE": ("GUADALUPE",), "LUPITA": ("GUADALUPE",), "CHUY": ("JESUS",),
+    "CHUCHO": ("JESUS",), "MEMO": ("GUILLERMO",), "LALO": ("EDUARDO",), "LUPILLO": ("GUADALUPE",),
+    "NACHO": ("IGNACIO",), "CHEMA": ("JOSE",), "CHEPE": ("JOSE",), "CHELA": ("GRACIELA",),
+    "CONCHA": ("CONCEPCION",), "CONCHITA": ("CONCEPCION",), "LOLA": ("DOLORES",), "LOLITA": ("DOLORES",),
+    "CHARO": ("ROSARIO",), "MAITE": ("MARIA TERESA",), "TERE": ("TERESA",), "BETO": ("ALBERTO", "ROBERTO"),
+    "TITO": ("ALBERTO", "ERNESTO"), "KIKE": ("ENRIQUE",), "QUIQUE": ("ENRIQUE",), "TOÑO": ("ANTONIO",),
+    "TONO": ("ANTONIO",), "TOÑA": ("ANTONIA",), "POLO": ("LEOPOLDO", "APOLINAR"), "RAFA": ("RAFAEL",),
+    "NANDO": ("FERNANDO",), "FER": ("FERNANDO",), "JAVI": ("JAVIER",), "GUILLE": ("GUILLERMO",),
+    "MANOLO": ("MANUEL",), "MANU": ("MANUEL",), "NENA": ("MAGDALENA",), "LENCHO": ("LORENZO",),
+    "CHAVA": ("SALVADOR",), "CHAVO": ("SALVADOR",), "GORDO": (), "PILI": ("PILAR",), "RICHI": ("RICARDO",),
+    "MARICARMEN": ("MARIA DEL CARMEN",), "MARIBEL": ("MARIA ISABEL",), "MARISOL": ("MARIA SOLEDAD",),
+}  # fmt: skip
+
+SURNAME_PARTICLES: frozenset[str] = frozenset({"DE", "DEL", "LA", "LAS", "LOS", "Y", "DA", "DOS", "VAN", "VON"})
+NAME_SUFFIXES: dict[str, str] = {
+    "JR": "JR", "JUNIOR": "JR", "SR": "SR", "SENIOR": "SR", "II": "II", "2ND": "II", "III": "III",
+    "3RD": "III", "IV": "IV", "4TH": "IV", "V": "V",
+}  # fmt: skip
+
+_NON_LETTERS = re.compile(r"[^A-Z ]+")
+_SPACES = re.compile(r"\s+")
+
+
+def fold_name(text: str | None) -> str:
+    """Upper case, accents removed, punctuation dropped (O'Brien -> OBRIEN, Garcia-Lopez -> GARCIA LOPEZ).
+
+    Must agree with the SQL macro `fold_name` in `standardize.sql`; a test pins both.
+    """
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text.upper())
+    ascii_only = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    ascii_only = ascii_only.replace("-", " ").replace("'", "").replace(".", "")
+    return _SPACES.sub(" ", _NON_LETTERS.sub(" ", ascii_only)).strip()
+
+
+def normalize_suffix(text: str | None) -> str:
+    folded = fold_name(text).replace(" ", "") if text else ""
+    return NAME_SUFFIXES.get(folded, folded)
+
+
+@lru_cache(maxsize=1)
+def _nicknamer() -> NickNamer:
+    return NickNamer()
+
+
+@lru_cache(maxsize=200_000)
+def given_name_forms(folded_first_name: str) -> tuple[str, ...]:
+    """The names a (folded) given name may stand for, itself first, then sorted."""
+    if not folded_first_name:
+        return ()
+    forms = {folded_first_name}
+    first_word = folded_first_name.split(" ")[0]
+    forms.add(first_word)
+    for word in {folded_first_name, first_word}:
+        forms.update(name.upper() for name in _nicknamer().canonicals_of(word.lower()))
+        forms.update(SPANISH_NICKNAMES.get(word, ()))
+    forms.discard("")
+    return (folded_first_name, *sorted(forms - {folded_first_name}))
+
+
+def surname_tokens(folded_last_name: str) -> tuple[str, ...]:
+    """Surname words without particles: DE LA CRUZ -> (CRUZ,), GARCIA LOPEZ -> (GARCIA, LOPEZ)."""
+    tokens = [token for token in folded_last_name.split(" ") if token and token not in SURNAME_PARTICLES]
+    return tuple(tokens)
