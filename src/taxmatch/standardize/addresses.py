@@ -186,6 +186,9 @@ _UNIT_DESIGNATORS = frozenset(
     )
 )  # fmt: skip
 
+# Designators that, inside a street line, can only begin a unit (unlike "NO" or "FL").
+_UNIT_STARTS = frozenset({"#", "APT", "APARTMENT", "UNIT", "STE", "SUITE", "RM", "ROOM", "BLDG", "LOT", "SPC", "TRLR"})
+
 _ZIP_RE = re.compile(r"^(\d{5})(?:[- ]?(\d{4}))?$")
 _NON_ALNUM_RE = re.compile(r"[^0-9A-Z]+")
 _SPACES_RE = re.compile(r"\s+")
@@ -321,6 +324,11 @@ def _fallback_parse(line: str) -> _StreetParse:
     if leading is None:
         return _StreetParse(street_name=tidy)
     words = leading.group(2).split()
+    unit = ""
+    for index, word in enumerate(words):
+        if index and word in _UNIT_STARTS:
+            words, unit = words[:index], normalize_unit(" ".join(words[index:]))
+            break
     pre = post = suffix = ""
     if len(words) > 1 and words[0] in DIRECTIONALS:
         pre = DIRECTIONALS[words.pop(0)]
@@ -334,6 +342,7 @@ def _fallback_parse(line: str) -> _StreetParse:
         street_name=_standard_name(" ".join(words)),
         street_suffix=suffix,
         post_directional=post,
+        unit=unit,
         parsed_ok=True,
     )
 

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import dataclasses
+import random
+import string
+from typing import Any
+
+from conftest import AS_OF, VALID, Codes
+
+from taxmatch.records import REJECTION_CODES, ReasonCode, RequestRecord
+from taxmatch.settings import Policy
+from taxmatch.validate import validate_request
+
+R = ReasonCode
+
+
+def test_sample_request_is_valid(codes: Codes) -> None:
+    assert codes() == []
+
+
+def test_all_codes_reported_in_contract_order(policy: Policy) -> None:
+    empty = RequestRecord(request_id="x")
+    assert validate_request(empty, policy, AS_OF) == [
+        R.MISSING_NAME,
+        R.MISSING_ADDRESS,
+        R.MISSING_REMOVAL_ORDER,
+        R.MISSING_STATUTE,
+        R.MISSING_TAX_PERIOD,
+    ]
+
+
+def test_many_faults_at_once_are_deduplicated_and_sorted(codes: Codes) -> None:
+    result = codes(
+        first_name="UNKNOWN",
+        last_name="123",
+        zip="99999",
+        tin="000-00-0000",
+        dob="1800-01-01",
+        statute="8 U.S.C. 1227",
+        tax_years="2026",
+    )
+    assert result == [
+        R.INVALID_NAME,
+        R.INVALID_ZIP,
+        R.STATUTE_NOT_PERMITTED,
+        R.INVALID_TAX_PERIOD,
+        R.INVALID_DOB,
+        R.INVALID_TIN,
+    ]
+
+
+def test_never_produces_batch_level_codes(codes: Codes) -> None:
+    result = codes(request_id=None)
+    assert ReasonCode.DUPLICATE_REQUEST_ID not in result
+    assert ReasonCode.MALFORMED_RECORD not in result
+
+
+def test_non_string_values_do_not_raise(policy: Policy) -> None:
+    odd = dataclasses.replace(VALID, zip=62701, tax_years=2024, tin=123456788)  # type: ignore[arg-type]
+    assert validate_request(odd, policy, AS_OF) == []
+
+
+def test_random_garbage_never_raises_and_only_rejection_codes(policy: Policy) -> None:
+    rng = random.Random(20261125)
+    alphabet = string.printable + "§éñ李—–’\u0301\u00a0\x00"
+    fields = [f.name for f in dataclasses.fields(RequestRecord) if f.name not in ("prior_addresses", "source_line")]
+    allowed = set(REJECTION_CODES) - {R.DUPLICATE_REQUEST_ID, R.MALFORMED_RECORD}
+    for _ in range(300):
+        values: dict[str, Any] = {
+            name: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for name in fields
+        }
+        result = validate_request(RequestRecord(**values), policy, AS_OF)
+        assert set(result) <= allowed
+        assert result == sorted(set(result), key=list(ReasonCode).index)
