@@ -1,0 +1,226 @@
+"""Writers for batch outcomes: disclosed/rejected/unmatched.csv and manifest.json.
+
+Outputs must be byte-identical for the same inputs (DESIGN.md section 1), so the CSV
+dialect, number formats and JSON layout are fixed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final
+
+from taxmatch.records import DISCLOSED_COLUMNS, REASON_COLUMNS, Decision, Outcome
+
+__all__ = [
+    "MANIFEST_FILENAME",
+    "OUTCOME_FILENAMES",
+    "OutcomeWriter",
+    "sha256_file",
+    "spreadsheet_safe",
+    "write_manifest",
+]
+
+# Counts keys and file names, in the order the contract lists them.
+OUTCOME_FILENAMES: Final[dict[Outcome, str]] = {
+    Outcome.DISCLOSED: "disclosed.csv",
+    Outcome.REJECTED: "rejected.csv",
+    Outcome.NOT_MATCHED: "unmatched.csv",
+}
+_COUNT_KEYS: Final[dict[Outcome, str]] = {
+    Outcome.DISCLOSED: "disclosed",
+    Outcome.REJECTED: "rejected",
+    Outcome.NOT_MATCHED: "unmatched",
+}
+MANIFEST_FILENAME: Final = "manifest.json"
+
+_FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Prefix a single quote to a value a spreadsheet would evaluate as a formula.
+
+    OWASP CSV-injection guidance: a cell starting with ``= + - @`` (or tab / carriage
+    return, which some spreadsheets skip before evaluating) is neutralised with a leading
+    ``'``. The price is that a negative number would become text; the outcome files hold
+    no negative numbers (probabilities, years and ZIPs are non-negative), so nothing is
+    lost. Quotes and commas inside the value are the CSV writer's job, not this one's.
+    """
+    if value.startswith(_FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+class OutcomeWriter:
+    """Writes every decision of a batch to one of the three outcome CSVs.
+
+    Rows go to temporary files in `out_dir` that replace the final files only when the
+    writer closes without an exception, so a crashed run never leaves a truncated
+    outcome file that looks complete. Use as a context manager.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._counts: dict[str, int] = dict.fromkeys(_COUNT_KEYS.values(), 0)
+        self._files: dict[Outcome, tuple[IO[str], Path]] = {}
+        self._writers: dict[Outcome, Any] = {}
+        self._closed = False
+        try:
+            for outcome, name in OUTCOME_FILENAMES.items():
+                handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place on close
+                    mode="w",
+                    encoding="utf-8",
+                    newline="",
+                    dir=self.out_dir,
+                    prefix=f".{name}.",
+                    suffix=".tmp",
+                    delete=False,
+                )
+                self._files[outcome] = (handle, Path(handle.name))
+                writer = csv.writer(handle, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+                header = DISCLOSED_COLUMNS if outcome is Outcome.DISCLOSED else REASON_COLUMNS
+                writer.writerow(header)
+                self._writers[outcome] = writer
+        except BaseException:
+            self._discard()
+            raise
+
+    def __enter__(self) -> OutcomeWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._discard()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows written so far per outcome: keys disclosed, rejected, unmatched."""
+        return dict(self._counts)
+
+    def paths(self) -> dict[str, Path]:
+        """Final paths of the outcome files, keyed like `counts`."""
+        return {_COUNT_KEYS[outcome]: self.out_dir / name for outcome, name in OUTCOME_FILENAMES.items()}
+
+    def write(self, decision: Decision) -> None:
+        if self._closed:
+            raise ValueError("OutcomeWriter is closed")
+        outcome = Outcome(decision.outcome)
+        if outcome is Outcome.DISCLOSED:
+            disclosure = decision.disclosure
+            if disclosure is None:
+                raise ValueError(f"request {decision.request_id!r}: DISCLOSED decision without a disclosure")
+            row = [
+                decision.request_id,
+                disclosure.tin_last4,
+                disclosure.first_name,
+                disclosure.middle_name,
+                disclosure.last_name,
+                disclosure.suffix,
+                disclosure.street,
+                disclosure.unit,
+                disclosure.city,
+                disclosure.state,
+                disclosure.zip,
+                str(int(disclosure.tax_year)),
+                f"{disclosure.match_probability:.6f}",
+                disclosure.evidence,
+            ]
+        else:
+            row = [
+                decision.request_id,
+                ";".join(code.value for code in decision.reason_codes),
+                decision.reasons_text,
+            ]
+        self._writers[outcome].writerow([spreadsheet_safe(value or "") for value in row])
+        self._counts[_COUNT_KEYS[outcome]] += 1
+
+    def close(self) -> None:
+        """Flush, fsync and atomically rename the three files into place."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for handle, _ in self._files.values():
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+            for outcome, (_, temporary) in self._files.items():
+                os.replace(temporary, self.out_dir / OUTCOME_FILENAMES[outcome])
+        except BaseException:
+            self._discard()
+            raise
+        _fsync_directory(self.out_dir)
+
+    def _discard(self) -> None:
+        self._closed = True
+        for handle, temporary in self._files.values():
+            with contextlib.suppress(OSError):
+                handle.close()
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (inputs can be gigabytes)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write manifest.json byte-stably (sorted keys, indent 2, trailing newline), atomically.
+
+    Values must already be JSON types; a Path or date is refused rather than stringified
+    in some ad-hoc way that could differ between callers.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    target = out_dir / MANIFEST_FILENAME
+    _atomic_write_bytes(target, text.encode("utf-8"))
+    return target
+
+
+def _atomic_write_bytes(target: Path, data: bytes) -> None:
+    descriptor, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the renames durable; not every platform lets a directory be opened.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

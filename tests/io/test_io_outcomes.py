@@ -1,0 +1,131 @@
+"""Outcome writers: exact headers, routing, byte-stable output, no spreadsheet formulas."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from taxmatch.io.outcomes import OutcomeWriter, sha256_file, spreadsheet_safe, write_manifest
+from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
+
+
+@pytest.mark.parametrize("trigger", ["=", "+", "-", "@", "\t", "\r"])
+def test_spreadsheet_safe_neutralises_each_trigger(trigger: str) -> None:
+    assert spreadsheet_safe(trigger + "SUM(A1)") == "'" + trigger + "SUM(A1)"
+
+
+@pytest.mark.parametrize("value", ["", "Maria", "12 Main St", "0.999731", "a=b", " =1", "'quoted"])
+def test_spreadsheet_safe_leaves_ordinary_values(value: str) -> None:
+    assert spreadsheet_safe(value) == value
+
+
+def disclosure(first_name: str = "Maria", probability: float = 0.99973149) -> Disclosure:
+    return Disclosure(
+        tin_last4="6789",
+        first_name=first_name,
+        middle_name="",
+        last_name="Garcia Lopez",
+        suffix="",
+        street="12 Main St",
+        unit="Apt 4",
+        city="Springfield",
+        state="IL",
+        zip="62704",
+        tax_year=2021,
+        match_probability=probability,
+        evidence="name=exact;address=exact;dob=exact",
+        tin="123456789",
+        phone="555-0100",
+    )
+
+
+DECISIONS = [
+    Decision("r1", Outcome.DISCLOSED, disclosure=disclosure()),
+    Decision(
+        "r2",
+        Outcome.REJECTED,
+        (ReasonCode.INVALID_NAME, ReasonCode.INVALID_ZIP),
+    ),
+    Decision("r3", Outcome.NOT_MATCHED, (ReasonCode.AMBIGUOUS,)),
+    Decision("line-7", Outcome.REJECTED, (ReasonCode.MALFORMED_RECORD,), detail="line 7: 18 fields, header has 16"),
+    Decision("r5", Outcome.DISCLOSED, disclosure=disclosure("=cmd|' /C calc'!A0", 1.0)),
+]
+
+
+def write_all(out_dir: Path) -> dict[str, int]:
+    with OutcomeWriter(out_dir) as writer:
+        for decision in DECISIONS:
+            writer.write(decision)
+    return writer.counts
+
+
+def test_headers_routing_and_counts(tmp_path: Path) -> None:
+    counts = write_all(tmp_path)
+    assert counts == {"disclosed": 2, "rejected": 2, "unmatched": 1}
+    disclosed = (tmp_path / "disclosed.csv").read_text(encoding="utf-8").splitlines()
+    assert disclosed[0] == (
+        "request_id,tin_last4,first_name,middle_name,last_name,suffix,street,unit,city,state,zip,"
+        "tax_year,match_probability,evidence"
+    )
+    assert disclosed[1] == (
+        "r1,6789,Maria,,Garcia Lopez,,12 Main St,Apt 4,Springfield,IL,62704,2021,0.999731,"
+        "name=exact;address=exact;dob=exact"
+    )
+    assert "123456789" not in (tmp_path / "disclosed.csv").read_text(encoding="utf-8")
+    assert "555-0100" not in (tmp_path / "disclosed.csv").read_text(encoding="utf-8")
+    assert (tmp_path / "rejected.csv").read_text(encoding="utf-8") == (
+        "request_id,reason_codes,reasons\n"
+        "r2,INVALID_NAME;INVALID_ZIP,name is a placeholder or has no letters; ZIP code does not exist\n"
+        'line-7,MALFORMED_RECORD,"the record could not be read; line 7: 18 fields, header has 16"\n'
+    )
+    assert (tmp_path / "unmatched.csv").read_text(encoding="utf-8") == (
+        "request_id,reason_codes,reasons\nr3,AMBIGUOUS,more than one taxpayer is plausible\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disclosed.csv", "rejected.csv", "unmatched.csv"]
+
+
+def test_formula_name_lands_quoted_safe(tmp_path: Path) -> None:
+    write_all(tmp_path)
+    raw = (tmp_path / "disclosed.csv").read_bytes()
+    assert b"\nr5,6789,'=cmd|' /C calc'!A0,,Garcia Lopez," in raw
+    with (tmp_path / "disclosed.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[1]["first_name"] == "'=cmd|' /C calc'!A0"
+    assert rows[1]["match_probability"] == "1.000000"
+    assert not any(value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values())
+
+
+def test_byte_identical_across_runs(tmp_path: Path) -> None:
+    write_all(tmp_path / "a")
+    write_all(tmp_path / "b")
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        first = (tmp_path / "a" / name).read_bytes()
+        assert first == (tmp_path / "b" / name).read_bytes()
+        assert not first.startswith(b"\xef\xbb\xbf") and b"\r\n" not in first
+
+
+def test_failure_leaves_no_partial_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="without a disclosure"), OutcomeWriter(tmp_path) as writer:
+        writer.write(DECISIONS[1])
+        writer.write(Decision("bad", Outcome.DISCLOSED))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sha256_and_manifest_are_stable(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 3_000_000)
+    assert sha256_file(data) == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+    manifest = {"counts": {"rejected": 1, "disclosed": 2}, "agency": "ICE", "as_of": "2025-06-01"}
+    path = write_manifest(tmp_path / "out", manifest)
+    text = path.read_text(encoding="utf-8")
+    assert path.name == "manifest.json"
+    assert text == (
+        '{\n  "agency": "ICE",\n  "as_of": "2025-06-01",\n  "counts": {\n    "disclosed": 2,\n'
+        '    "rejected": 1\n  }\n}\n'
+    )
+    assert json.loads(text) == manifest
+    assert write_manifest(tmp_path / "out", dict(reversed(manifest.items()))).read_text(encoding="utf-8") == text
