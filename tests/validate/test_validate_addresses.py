@@ -23,6 +23,8 @@ def test_city_alone_is_not_missing_but_incomplete(codes: Codes) -> None:
     [
         "Don't Care 12345",
         "Don't Care",
+        "Don't Care Street 12345",
+        "Unknown St",
         "DONT CARE",
         "Unknown",
         "unknown 123",
@@ -43,7 +45,7 @@ def test_placeholder_or_nonsense_street_is_invalid(codes: Codes, street: str) ->
     assert codes(street=street) == [R.INVALID_ADDRESS]
 
 
-@pytest.mark.parametrize("street", ["Main Street", "North Avenue", "Apt 4B"])
+@pytest.mark.parametrize("street", ["Main Street", "North Avenue", "Apt 4B", "PO Box", "PO Box 0", "PO Box XXX"])
 def test_street_without_house_number_is_incomplete(codes: Codes, street: str) -> None:
     assert codes(street=street) == [R.INCOMPLETE_ADDRESS]
 

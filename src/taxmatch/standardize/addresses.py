@@ -194,13 +194,19 @@ _NON_ALNUM_RE = re.compile(r"[^0-9A-Z]+")
 _SPACES_RE = re.compile(r"\s+")
 _HOUSE_NUMBER_RE = re.compile(r"^\d+(?:[- ]?[A-Z]|-\d+|\s+1/2)?$")
 _LEADING_NUMBER_RE = re.compile(r"^(\d+[A-Z]?)\s+(.*[A-Z].*)$")
-_PO_BOX_RE = re.compile(r"^(?:P\s*O\s*B(?:OX)?|POST\s+OFFICE\s+BOX|BOX|POB)\s*#?\s*([0-9A-Z-]+)$")
+_PO_BOX_RE = re.compile(r"^(?:P\s*O\s*BOX|POST\s+OFFICE\s+BOX|BOX|POB)\s*#?\s*([0-9A-Z-]+)$")
+# A box number has a digit that is not zero ("PO Box XXX" and "PO Box 0" are no box).
+_BOX_ID_RE = re.compile(r"^[A-Z-]*[0-9A-Z-]*[1-9][0-9A-Z-]*$")
 
 
+@lru_cache(maxsize=262_144)
 def fold(text: str) -> str:
     """Upper case without accents or punctuation noise: 'José Núñez, Jr.' -> 'JOSE NUNEZ, JR'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    if text.isascii():
+        stripped = text
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
     # Periods carry no meaning in addresses ("N." is "N", "P.O." is "PO").
     return _SPACES_RE.sub(" ", stripped.replace(".", "").replace("’", "'")).strip().upper()
 
@@ -318,7 +324,7 @@ def _fallback_parse(line: str) -> _StreetParse:
     """Regex reading used when usaddress refuses a line or labels it implausibly."""
     tidy = _tidy(line.replace("#", " # "))
     box = _PO_BOX_RE.match(tidy)
-    if box:
+    if box and _BOX_ID_RE.match(box.group(1)):
         return _StreetParse(po_box=box.group(1), parsed_ok=True)
     leading = _LEADING_NUMBER_RE.match(tidy)
     if leading is None:
@@ -361,6 +367,9 @@ def parse_street(line: str) -> _StreetParse:
     if not box_id and "USPSBoxType" in parts:
         # usaddress labels "POB 12" as a box type followed by an occupancy.
         box_id = parts.get("OccupancyIdentifier", "")
+    box_id = _tidy(box_id).replace(" ", "")
+    if not _BOX_ID_RE.match(box_id):
+        box_id = ""
     house_number = _tidy(parts.get("AddressNumber", "")).replace(" ", "")
     if house_number and not _HOUSE_NUMBER_RE.match(parts.get("AddressNumber", "").strip()):
         house_number = ""
@@ -384,7 +393,7 @@ def parse_street(line: str) -> _StreetParse:
         street_suffix=SUFFIXES.get(suffix_text, suffix_text),
         post_directional=_standard_direction(parts.get("StreetNamePostDirectional", "")),
         unit=normalize_unit(unit_text),
-        po_box=_tidy(box_id).replace(" ", ""),
+        po_box=box_id,
         city=normalize_city(parts.get("PlaceName", "")),
         state=parts.get("StateName", ""),
         zip_text=parts.get("ZipCode", ""),

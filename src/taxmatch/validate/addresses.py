@@ -18,6 +18,8 @@ from functools import lru_cache
 from taxmatch.records import Address, ReasonCode
 from taxmatch.settings import Policy
 from taxmatch.standardize.addresses import (
+    DIRECTIONALS,
+    SUFFIXES,
     StandardAddress,
     fold,
     normalize_state,
@@ -51,6 +53,10 @@ _LETTER_WORD_RE = re.compile(r"[^\W\d_]")
 _REPEATED_LETTER_RE = re.compile(r"^([A-Z])\1{2,}$")
 
 
+def _tidy_word(word: str) -> str:
+    return word.strip(",;:#'\"-")
+
+
 def _is_nonsense(text: str, placeholders: frozenset[str]) -> bool:
     """No letters at all, a placeholder, or a run of one letter ('XXXX')."""
     if not _LETTER_WORD_RE.search(text):
@@ -63,9 +69,11 @@ def _street_codes(street: str, standard: StandardAddress, placeholders: frozense
     if not street:
         return [ReasonCode.INCOMPLETE_ADDRESS]
     folded = fold(street)
-    # Only the words matter for "Don't Care 12345": the number glued on makes it no more an address.
-    words = " ".join(word for word in folded.split() if _LETTER_WORD_RE.search(word))
-    if _is_nonsense(words or folded, placeholders):
+    # Only the words matter for "Don't Care 12345": a number glued on makes it no more an address,
+    # and neither does a street type or direction ("Don't Care Street 12345").
+    words = [word for word in folded.split() if _LETTER_WORD_RE.search(word)]
+    named = [word for word in words if _tidy_word(word) not in SUFFIXES and _tidy_word(word) not in DIRECTIONALS]
+    if _is_nonsense(" ".join(words) or folded, placeholders) or (named and _is_nonsense(" ".join(named), placeholders)):
         return [ReasonCode.INVALID_ADDRESS]
     if standard.street_name and _is_nonsense(standard.street_name, placeholders):
         return [ReasonCode.INVALID_ADDRESS]

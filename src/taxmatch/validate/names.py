@@ -7,12 +7,14 @@ letters are accepted (José, Núñez, 李); digits and other symbols are not.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
 from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
 
+_NON_ASCII_LETTER_RE = re.compile(r"[^A-Za-z]+")
 # Characters a name may hold besides letters (and combining accents written separately).
 _NAME_PUNCTUATION = frozenset(" -'’.")
 # Generational and professional suffixes, compared without periods, commas or spaces.
@@ -26,8 +28,11 @@ SUFFIXES = frozenset(
 _NO_MIDDLE_NAME = frozenset({"NMN", "NMI"})
 
 
+@lru_cache(maxsize=65_536)
 def placeholder_key(text: str) -> str:
     """Letters only, upper case, accents folded: "Don't Care" -> 'DONTCARE', 'N/A' -> 'NA'."""
+    if text.isascii():
+        return _NON_ASCII_LETTER_RE.sub("", text).upper()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(char for char in decomposed if char.isalpha()).upper()
 
