@@ -11,13 +11,13 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     DISCLOSED = "DISCLOSED"
     REJECTED = "REJECTED"
     NOT_MATCHED = "NOT_MATCHED"
 
 
-class ReasonCode(str, enum.Enum):
+class ReasonCode(enum.StrEnum):
     """Reason codes of DESIGN.md section 4.
 
     The declaration order *is* the fixed order in which codes are reported:

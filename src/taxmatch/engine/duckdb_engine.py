@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from taxmatch.io.master import MasterRowProblem, read_master
+from taxmatch.io.master import MASTER_COLUMNS, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.records import RequestRecord
@@ -101,17 +101,8 @@ class DuckDBEngine:
         """
         con = self.connection
         con.execute("DROP TABLE IF EXISTS master_staging")
-        con.execute(
-            "CREATE TABLE master_staging ("
-            + ", ".join(
-                f"{column} VARCHAR"
-                for column in (
-                    "tin tax_year role first_name middle_name last_name suffix dob "
-                    "street unit city state zip phone source_file"
-                ).split()
-            )
-            + ", source_line BIGINT)"
-        )
+        staging_columns = ", ".join(f"{column} VARCHAR" for column in (*MASTER_COLUMNS, "source_file"))
+        con.execute(f"CREATE TABLE master_staging ({staging_columns}, source_line BIGINT)")
         for path in files:
             for batch in read_master(path, on_problem, on_bytes):
                 con.register("master_batch", batch)
@@ -300,9 +291,7 @@ class DuckDBEngine:
         by_tin: dict[str, list[ReturnRow]] = {}
         for row in rows:
             by_tin.setdefault(str(row[1]), []).append(
-                ReturnRow(
-                    int(row[0]), str(row[1]), int(row[2]), str(row[3]), *(str(value or "") for value in row[4:])
-                )
+                ReturnRow(int(row[0]), str(row[1]), int(row[2]), str(row[3]), *(str(value or "") for value in row[4:]))
             )
         return by_tin
 
@@ -357,4 +346,3 @@ def _gamma_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
             mapping[len(non_null) - 1 - position] = str(level.get("label_for_charts", ""))
         labels[comparison["output_column_name"]] = mapping
     return labels
-

@@ -93,7 +93,10 @@ def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | 
         if pair.tin in vetoed or pair.address_level not in CORROBORATING_ADDRESS_LEVELS:
             continue
         current = best_by_tin.get(pair.tin)
-        if current is None or (pair.match_probability, -pair.return_id) > (current.match_probability, -current.return_id):
+        if current is None or (pair.match_probability, -pair.return_id) > (
+            current.match_probability,
+            -current.return_id,
+        ):
             best_by_tin[pair.tin] = pair
     ranked = sorted(best_by_tin.values(), key=lambda pair: (-pair.match_probability, pair.tin))
     if not ranked or ranked[0].match_probability < policy.candidate_floor:

@@ -73,9 +73,7 @@ def comparisons() -> list[Any]:
         comparison_levels=_with_m(
             [
                 cll.NullLevel("first_name"),
-                cll.ExactMatchLevel("first_name", term_frequency_adjustments=True).configure(
-                    label_for_charts="exact"
-                ),
+                cll.ExactMatchLevel("first_name", term_frequency_adjustments=True).configure(label_for_charts="exact"),
                 cll.ArrayIntersectLevel("first_forms", min_intersection=1).configure(label_for_charts="nickname"),
                 cll.JaroWinklerLevel("first_name", 0.9).configure(label_for_charts="fuzzy"),
                 cll.CustomLevel("substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)", "initial"),
@@ -90,9 +88,7 @@ def comparisons() -> list[Any]:
             [
                 cll.NullLevel("last_name"),
                 cll.ExactMatchLevel("last_name", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-                cll.ArrayIntersectLevel("surname_tokens", min_intersection=1).configure(
-                    label_for_charts="one_surname"
-                ),
+                cll.ArrayIntersectLevel("surname_tokens", min_intersection=1).configure(label_for_charts="one_surname"),
                 cll.JaroWinklerLevel("last_name", 0.9).configure(label_for_charts="fuzzy"),
                 cll.ElseLevel().configure(label_for_charts="different"),
             ],

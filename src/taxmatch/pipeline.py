@@ -1,0 +1,183 @@
+"""One way through: read -> validate -> standardize/block/score -> decide -> disclose -> record.
+
+`decide_requests` is the single decision path; the batch command, `lookup` and the HTTP
+API all call it, which is what makes their answers the same.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taxmatch import __version__
+from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
+from taxmatch.io.requests import Item, outcome_request_id, read_requests
+from taxmatch.match.candidates import CandidatePair
+from taxmatch.match.decide import Choice, choose_taxpayer, disclose
+from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
+from taxmatch.settings import Policy
+from taxmatch.validate import validate_request
+from taxmatch.validate.tax_period import parse_tax_years
+
+# Requests scored per Splink run: bounds memory (pairs are materialized per chunk).
+SCORING_CHUNK_REQUESTS = 25_000
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def decide_requests(
+    engine: DuckDBEngine,
+    policy: Policy,
+    as_of: datetime.date,
+    items: Sequence[Item],
+    progress: Progress = _no_progress,
+) -> list[Decision]:
+    """Exactly one decision per item, in input order."""
+    decisions: list[Decision | None] = [None] * len(items)
+    seen_ids: set[str] = set()
+    to_score: list[tuple[int, RequestRecord]] = []
+    for index, item in enumerate(items):
+        request_id = outcome_request_id(item)
+        if isinstance(item, MalformedRecord):
+            decisions[index] = Decision(
+                request_id, Outcome.REJECTED, (ReasonCode.MALFORMED_RECORD,), detail=item.problem
+            )
+            if item.request_id:
+                seen_ids.add(item.request_id)
+            continue
+        if request_id in seen_ids:
+            decisions[index] = Decision(request_id, Outcome.REJECTED, (ReasonCode.DUPLICATE_REQUEST_ID,))
+            continue
+        seen_ids.add(request_id)
+        codes = validate_request(item, policy, as_of)
+        if codes:
+            decisions[index] = Decision(request_id, Outcome.REJECTED, tuple(codes))
+        else:
+            to_score.append((index, item))
+    progress("validated", len(items), len(items))
+
+    for start in range(0, len(to_score), SCORING_CHUNK_REQUESTS):
+        chunk = to_score[start : start + SCORING_CHUNK_REQUESTS]
+        pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in chunk}
+        for pair in engine.score(chunk):
+            pairs_by_request[pair.request_index].append(pair)
+        choices: dict[int, Choice] = {}
+        for index, request in chunk:
+            request_id = outcome_request_id(request)
+            choice = choose_taxpayer(pairs_by_request[index], policy)
+            if isinstance(choice, Choice):
+                choices[index] = choice
+            else:
+                decisions[index] = Decision(request_id, Outcome.NOT_MATCHED, (choice,))
+        returns = engine.returns_of(choice.tin for choice in choices.values())
+        for index, request in chunk:
+            if index not in choices:
+                continue
+            years = parse_tax_years(request.tax_years)
+            assert years is not None, "validation guarantees a tax period"
+            choice = choices[index]
+            decisions[index] = disclose(outcome_request_id(request), choice, returns.get(choice.tin, []), years, policy)
+        progress("scored", min(start + len(chunk), len(to_score)), len(to_score))
+
+    assert all(decision is not None for decision in decisions)
+    return [decision for decision in decisions if decision is not None]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: str
+    out_dir: Path
+    counts: dict[str, int]
+    manifest_path: Path
+    seconds: float
+
+
+def batch_id_for(agency: str, as_of: datetime.date, input_sha256: str, policy: Policy, model_version: str) -> str:
+    """Same batch, same id: the id names the inputs, so a re-run is recognizably a re-run."""
+    material = "|".join([agency, as_of.isoformat(), input_sha256, policy.version, model_version])
+    return "b-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
+
+
+def run_batch(
+    engine: DuckDBEngine,
+    policy: Policy,
+    input_path: Path,
+    agency: str,
+    as_of: datetime.date,
+    out_dir: Path | None,
+    default_out_root: Path,
+    progress: Progress = _no_progress,
+) -> BatchResult:
+    started = time.perf_counter()
+    model_version, _ = engine.current_model()
+    input_sha256 = sha256_file(input_path)
+    batch_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
+    target = out_dir if out_dir is not None else default_out_root / batch_id
+    items = list(read_requests(input_path))
+    progress("read", len(items), len(items))
+    decisions = decide_requests(engine, policy, as_of, items, progress)
+    target.mkdir(parents=True, exist_ok=True)
+    with OutcomeWriter(target) as writer:
+        for decision in decisions:
+            writer.write(decision)
+    counts = dict(writer.counts)
+    counts["total"] = len(decisions)
+    manifest: dict[str, Any] = {
+        "batch_id": batch_id,
+        "agency": agency,
+        "as_of": as_of.isoformat(),
+        "input": {"file": input_path.name, "sha256": input_sha256, "records": len(items)},
+        "counts": counts,
+        "policy_version": policy.version,
+        "model_version": model_version,
+        "taxmatch_version": __version__,
+        "outputs": {path.name: sha256_file(path) for _, path in sorted(writer.paths().items())},
+        "ledger_head": None,
+    }
+    manifest_path = write_manifest(target, manifest)
+    return BatchResult(batch_id, target, counts, manifest_path, time.perf_counter() - started)
+
+
+def decision_as_json(decision: Decision) -> dict[str, Any]:
+    """The API/lookup shape: {request_id, outcome, reason_codes, disclosure}."""
+    disclosure: dict[str, Any] | None = None
+    if decision.disclosure is not None:
+        d = decision.disclosure
+        disclosure = {
+            "request_id": decision.request_id,
+            "tin_last4": d.tin_last4,
+            "first_name": d.first_name,
+            "middle_name": d.middle_name,
+            "last_name": d.last_name,
+            "suffix": d.suffix,
+            "street": d.street,
+            "unit": d.unit,
+            "city": d.city,
+            "state": d.state,
+            "zip": d.zip,
+            "tax_year": d.tax_year,
+            "match_probability": round(d.match_probability, 6),
+            "evidence": d.evidence,
+        }
+    return {
+        "request_id": decision.request_id,
+        "outcome": decision.outcome.value,
+        "reason_codes": [code.value for code in decision.reason_codes],
+        "reasons": decision.reasons_text,
+        "disclosure": disclosure,
+    }
+
+
+def dumps_decision(decision: Decision) -> str:
+    return json.dumps(decision_as_json(decision), indent=2, ensure_ascii=False)
