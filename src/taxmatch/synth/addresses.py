@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import zipcodes
 
 from taxmatch.synth.names import typo
+
+# The package ships no type hints; this is the one call used.
+_list_zips: Callable[[], list[dict[str, Any]]] = zipcodes.list_all
 
 USPS_SUFFIXES: dict[str, str] = {
     "St": "Street", "Ave": "Avenue", "Rd": "Road", "Dr": "Drive", "Ln": "Lane", "Blvd": "Boulevard",
@@ -21,10 +26,17 @@ USPS_SUFFIXES: dict[str, str] = {
 }  # fmt: skip
 _SUFFIX_CUM_WEIGHTS = tuple(itertools.accumulate((30, 20, 14, 12, 8, 3, 4, 2, 2, 2, 1, 1, 1, 1)))
 DIRECTIONALS: dict[str, str] = {"N": "North", "S": "South", "E": "East", "W": "West"}
-_STREET_BASES = ["Main", "Oak", "Maple", "Pine", "Cedar", "Elm", "Washington", "Lincoln", "Jefferson", "Park", "Lake", "Hill", "Church", "Mill", "River", "Sunset", "Highland", "Meadow", "Forest", "Spring", "Ridge", "Valley", "Lakeview", "Willow", "Cherry", "Walnut", "Chestnut", "Hickory", "Magnolia", "Dogwood", "Franklin", "Madison", "Jackson", "Adams", "Monroe", "Grant", "Center", "Broad", "Market", "Union", "Water", "Bridge", "Front", "High", "School", "College", "Prospect", "Pleasant", "Laurel", "Birch", "Spruce", "Poplar", "Aspen", "Sycamore", "Juniper", "Cypress", "Palm", "Mesa", "Sierra", "Vista", "Canyon", "Alamo", "Hillcrest", "Greenwood", "Fairview", "Riverside", "Woodland", "Orchard", "Harbor", "Bayview", "Kingston", "Belmont", "Clinton"] + [
-    "Rio Grande", "El Camino", "Santa Fe", "San Jose", "Los Robles", "Las Palmas", "Martin Luther King Jr",
-    "Cesar Chavez", "1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8th", "9th", "10th", "12th", "14th", "21st",
-]  # fmt: skip
+_STREET_BASES = (
+    "Main", "Oak", "Maple", "Pine", "Cedar", "Elm", "Washington", "Lincoln", "Jefferson", "Park", "Lake", "Hill",
+    "Church", "Mill", "River", "Sunset", "Highland", "Meadow", "Forest", "Spring", "Ridge", "Valley", "Lakeview",
+    "Willow", "Cherry", "Walnut", "Chestnut", "Hickory", "Magnolia", "Dogwood", "Franklin", "Madison", "Jackson",
+    "Adams", "Monroe", "Grant", "Center", "Broad", "Market", "Union", "Water", "Bridge", "Front", "High", "School",
+    "College", "Prospect", "Pleasant", "Laurel", "Birch", "Spruce", "Poplar", "Aspen", "Sycamore", "Juniper",
+    "Cypress", "Palm", "Mesa", "Sierra", "Vista", "Canyon", "Alamo", "Hillcrest", "Greenwood", "Fairview",
+    "Riverside", "Woodland", "Orchard", "Harbor", "Bayview", "Kingston", "Belmont", "Clinton", "Rio Grande",
+    "El Camino", "Santa Fe", "San Jose", "Los Robles", "Las Palmas", "Martin Luther King Jr", "Cesar Chavez", "1st",
+    "2nd", "3rd", "4th", "5th", "6th", "7th", "8th", "9th", "10th", "12th", "14th", "21st"
+)  # fmt: skip
 _STREETS_PER_ZIP = 48
 _ZIPS_IN_POOL = 300
 
@@ -92,7 +104,7 @@ class AddressBook:
         standard = sorted(
             (
                 ZipInfo(z["zip_code"], z["city"], z["state"], tuple(z.get("area_codes") or ()))
-                for z in zipcodes.list_all()
+                for z in _list_zips()
                 if z["active"] and z["zip_code_type"] == "STANDARD" and z["state"] not in ("AA", "AE", "AP")
             ),
             key=lambda info: info.zip,
@@ -145,24 +157,24 @@ class AddressBook:
         if roll < 0.27:
             building = self._buildings.get(info.zip)
             if building is None or building.units >= 24:
-                predir, name, suffix = self._street_number(info.zip)
-                building = _Building(predir[0], predir[1], name, suffix, 0)
+                number, predir, name, suffix = self._street_number(info.zip)
+                building = _Building(number, predir, name, suffix, 0)
                 self._buildings[info.zip] = building
             building.units += 1
             floor, door = divmod(building.units - 1, 6)
             unit = f"{floor + 1}{'ABCDEF'[door]}" if rng.random() < 0.6 else str(100 * (floor + 1) + door + 1)
             return Addr(building.number, building.predir, building.name, building.suffix, unit, "", *_place(info))
-        (number, predir), name, suffix = self._street_number(info.zip)
+        number, predir, name, suffix = self._street_number(info.zip)
         return Addr(number, predir, name, suffix, "", "", *_place(info))
 
-    def _street_number(self, zip_code: str) -> tuple[tuple[str, str], str, str]:
+    def _street_number(self, zip_code: str) -> tuple[str, str, str, str]:
         pool = self._street_pool(zip_code)
         index = self.rng.randrange(len(pool))
         predir, name, suffix = pool[index]
         key = (zip_code, index)
         number = self._next_number.get(key, self.rng.randrange(1, 400)) + self.rng.randrange(2, 40)
         self._next_number[key] = number
-        return (str(number), predir), name, suffix
+        return str(number), predir, name, suffix
 
 
 def _place(info: ZipInfo) -> tuple[str, str, str]:
