@@ -1,0 +1,157 @@
+"""`taxmatch ledger ...`: export, verify, public-key, checkpoint.
+
+ASSUMPTION: the lead mounts this as ``app.add_typer(ledger_app, name="ledger")`` and the
+root callback stores the resolved `taxmatch.settings.Workspace` in ``ctx.obj`` (found
+with ``ctx.find_object(Workspace)``, so it may sit on any parent context). When there
+is none (the sub-app run on its own) the workspace is ``Workspace.resolve(None)``:
+``$TAXMATCH_HOME`` or ``./taxmatch-home``.
+
+Exit codes: 0 intact / done; 1 the ledger is not intact (verify) or an operational error.
+Nothing printed here contains personal data: only counts, hashes, line numbers and paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from taxmatch.database import DatabaseError, connect
+from taxmatch.ledger.audit import export, verify_database, verify_file
+from taxmatch.ledger.keys import export_public_key, has_signing_key, signing_key
+from taxmatch.ledger.model import VerifyResult
+from taxmatch.ledger.store import Ledger
+from taxmatch.settings import Workspace
+
+ledger_app = typer.Typer(help="The tamper-evident ledger of every outcome.", no_args_is_help=True)
+
+
+def _workspace(ctx: typer.Context) -> Workspace:
+    found = ctx.find_object(Workspace)
+    return found if found is not None else Workspace.resolve(None)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _report(result: VerifyResult, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_json_dict(), sort_keys=True))
+    elif result.ok:
+        typer.echo(
+            f"ledger intact: {result.entries} entries, head {result.head}, "
+            f"{result.checkpoints} signed checkpoints (signed through entry {result.signed_through})"
+        )
+    else:
+        where = f" (line {result.line})" if result.line is not None else ""
+        typer.echo(f"LEDGER NOT INTACT: first bad entry {result.first_bad}{where}: {result.problem}", err=True)
+    if not as_json:
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+
+
+@ledger_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file to write (mode 0600).")],
+    no_checkpoint: Annotated[
+        bool, typer.Option("--no-checkpoint", help="Do not sign the current head before exporting.")
+    ] = False,
+) -> None:
+    """Write the whole ledger, one JSON entry a line, with hashes and signed checkpoints."""
+    workspace = _workspace(ctx)
+    try:
+        con = connect(workspace)
+        try:
+            ledger = Ledger(con)
+            ledger.ensure_schema()
+            if not no_checkpoint:
+                ledger.checkpoint(signing_key(workspace))
+            summary = export(con, out, public_key_pem=export_public_key(workspace))
+        finally:
+            con.close()
+    except (DatabaseError, OSError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"exported {summary.entries} entries and {summary.checkpoints} checkpoints to {summary.path}")
+    typer.echo(f"head {summary.head}")
+
+
+@ledger_app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Verify this export instead of the workspace database.")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="PEM file of the producer's public key (trust it, not the file's header)."),
+    ] = None,
+    expect_head: Annotated[
+        str | None, typer.Option("--expect-head", help="An entry hash known from elsewhere (a batch manifest).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Also fail if any entry is not covered by a signed checkpoint.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Exit 0 if the ledger is intact; otherwise non-zero, naming the first bad entry."""
+    try:
+        pem = public_key.read_bytes() if public_key is not None else None
+    except OSError as error:
+        raise _fail(f"cannot read the public key {public_key}: {error.strerror}") from None
+    try:
+        if file is not None:
+            result = verify_file(file, pem, expect_head=expect_head)
+        else:
+            workspace = _workspace(ctx)
+            if pem is None and has_signing_key(workspace):
+                pem = export_public_key(workspace)
+            con = connect(workspace, read_only=True)
+            try:
+                result = verify_database(con, pem, expect_head=expect_head)
+            finally:
+                con.close()
+    except (DatabaseError, OSError, ValueError) as error:
+        raise _fail(str(error)) from None
+    _report(result, as_json)
+    if not result.ok:
+        raise typer.Exit(1)
+    if strict and result.unverified:
+        typer.echo(f"strict: {result.unverified} entries are not covered by a signed checkpoint", err=True)
+        raise typer.Exit(1)
+
+
+@ledger_app.command("public-key")
+def public_key_command(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the PEM to this file.")] = None,
+) -> None:
+    """Print the public key (PEM) that verifies this workspace's checkpoints."""
+    try:
+        pem = export_public_key(_workspace(ctx))
+        if out is not None:
+            out.write_bytes(pem)
+    except (DatabaseError, OSError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(pem.decode("ascii"), nl=False)
+
+
+@ledger_app.command("checkpoint")
+def checkpoint_command(ctx: typer.Context) -> None:
+    """Sign the current head of the ledger and store the checkpoint."""
+    workspace = _workspace(ctx)
+    try:
+        con = connect(workspace)
+        try:
+            ledger = Ledger(con)
+            ledger.ensure_schema()
+            checkpoint = ledger.checkpoint(signing_key(workspace))
+        finally:
+            con.close()
+    except DatabaseError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"checkpoint: entry {checkpoint.seq}, head {checkpoint.head_hash}, key {checkpoint.key_id}")

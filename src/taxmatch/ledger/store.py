@@ -1,0 +1,303 @@
+"""The ledger tables in the workspace database and the append/checkpoint API.
+
+Transactions: `Ledger.append` neither begins nor commits. Run it inside the caller's
+transaction so that "write the outcome" and "account for it" commit together::
+
+    with ledger.transaction():          # BEGIN ... COMMIT (ROLLBACK on error)
+        write_outcomes(con, decisions)
+        ledger.append(events)
+
+Outside an explicit transaction (DuckDB autocommit) one `append` is still atomic:
+its entries are written by a single INSERT.
+
+Sequence numbers are a PRIMARY KEY, so two writers that read the same head cannot
+both commit: the second fails (constraint or transaction conflict) and must retry.
+DuckDB allows one writer *process*; within a process share the connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from taxmatch.ledger.model import (
+    ENTRY_FIELDS,
+    GENESIS_HASH,
+    LIST_FIELDS,
+    Checkpoint,
+    LedgerEntry,
+    LedgerEvent,
+    body_json,
+    system_clock,
+    utc_timestamp,
+)
+
+ENTRIES_TABLE = "ledger_entries"
+CHECKPOINTS_TABLE = "ledger_checkpoints"
+
+SCHEMA_SQL: tuple[str, ...] = (
+    f"""CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} (
+        seq BIGINT PRIMARY KEY,
+        recorded_at VARCHAR NOT NULL,
+        agency VARCHAR NOT NULL,
+        actor VARCHAR NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        request_id VARCHAR NOT NULL,
+        outcome VARCHAR NOT NULL,
+        reason_codes VARCHAR[] NOT NULL,
+        statute VARCHAR NOT NULL,
+        legal_basis VARCHAR NOT NULL,
+        fields_disclosed VARCHAR[] NOT NULL,
+        taxpayer_tin VARCHAR NOT NULL,
+        policy_version VARCHAR NOT NULL,
+        model_version VARCHAR NOT NULL,
+        prev_hash VARCHAR NOT NULL,
+        entry_hash VARCHAR NOT NULL
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (
+        seq BIGINT NOT NULL,
+        head_hash VARCHAR NOT NULL,
+        signed_at VARCHAR NOT NULL,
+        key_id VARCHAR NOT NULL,
+        public_key VARCHAR NOT NULL,
+        signature VARCHAR NOT NULL
+    )""",
+)
+
+_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field(
+            name,
+            pa.int64() if name == "seq" else pa.list_(pa.string()) if name in LIST_FIELDS else pa.string(),
+            nullable=False,
+        )
+        for name in ENTRY_FIELDS
+    ]
+)
+_COLUMNS = ", ".join(ENTRY_FIELDS)
+_VIEW = "__taxmatch_ledger_append"
+
+
+class LedgerError(RuntimeError):
+    pass
+
+
+def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
+    """A `LedgerEntry` from a row of ``SELECT <ENTRY_FIELDS> FROM ledger_entries``."""
+    return LedgerEntry(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        str(row[5]),
+        str(row[6]),
+        tuple(row[7]),
+        str(row[8]),
+        str(row[9]),
+        tuple(row[10]),
+        str(row[11]),
+        str(row[12]),
+        str(row[13]),
+        str(row[14]),
+        str(row[15]),
+    )
+
+
+class Ledger:
+    """Append-only, hash-chained accounting of outcomes in the caller's DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.con = con
+        self.clock: Callable[[], datetime] = clock or system_clock
+        self._schema_ready = False
+        self._seq_hint = 0  # a seq known to exist (or 0): head() only scans from here
+
+    def ensure_schema(self) -> None:
+        for statement in SCHEMA_SQL:
+            self.con.execute(statement)
+        self._schema_ready = True
+
+    def _readable(self) -> bool:
+        """True when the ledger tables exist (without creating them: read-only connections work)."""
+        if not self._schema_ready:
+            row = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = current_schema() AND table_name IN (?, ?)",
+                [ENTRIES_TABLE, CHECKPOINTS_TABLE],
+            ).fetchone()
+            self._schema_ready = row is not None and row[0] == 2
+        return self._schema_ready
+
+    @contextmanager
+    def transaction(self) -> Iterator[Ledger]:
+        """BEGIN; COMMIT on success, ROLLBACK (and re-raise) on any exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            self._schema_ready = False
+            self._seq_hint = 0
+            raise
+        self.con.execute("COMMIT")
+
+    def head(self) -> tuple[int, str]:
+        """(seq, entry_hash) of the last entry; (0, 64 zeros) for an empty ledger."""
+        if not self._readable():
+            return 0, GENESIS_HASH
+        query = f"SELECT seq, entry_hash FROM {ENTRIES_TABLE} WHERE seq >= ? ORDER BY seq DESC LIMIT 1"
+        row = self.con.execute(query, [self._seq_hint]).fetchone()
+        if row is None and self._seq_hint > 0:  # the hint was rolled back
+            row = self.con.execute(query, [0]).fetchone()
+        if row is None:
+            self._seq_hint = 0
+            return 0, GENESIS_HASH
+        self._seq_hint = int(row[0])
+        return int(row[0]), str(row[1])
+
+    def append(self, events: Sequence[LedgerEvent]) -> list[LedgerEntry]:
+        """Account for ``events`` in order; returns the new entries. Does not commit."""
+        if not events:
+            return []
+        if not self._schema_ready:
+            self.ensure_schema()
+        seq, prev_hash = self.head()
+        first = seq + 1
+        recorded_at = utc_timestamp(self.clock())
+        prev_hashes: list[str] = []
+        hashes: list[str] = []
+        encode = body_json
+        sha256 = hashlib.sha256
+        for event in events:
+            if not isinstance(event, LedgerEvent):
+                raise TypeError(f"expected LedgerEvent, got {type(event).__name__}")
+            seq += 1
+            text = encode(
+                (
+                    seq,
+                    recorded_at,
+                    event.agency,
+                    event.actor,
+                    event.batch_id,
+                    event.request_id,
+                    event.outcome,
+                    event.reason_codes,
+                    event.statute,
+                    event.legal_basis,
+                    event.fields_disclosed,
+                    event.taxpayer_tin,
+                    event.policy_version,
+                    event.model_version,
+                    prev_hash,
+                )
+            )
+            prev_hashes.append(prev_hash)
+            prev_hash = sha256(text.encode("utf-8")).hexdigest()
+            hashes.append(prev_hash)
+        columns: dict[str, list[Any] | range] = {
+            "seq": range(first, seq + 1),
+            "recorded_at": [recorded_at] * len(events),
+            "agency": [event.agency for event in events],
+            "actor": [event.actor for event in events],
+            "batch_id": [event.batch_id for event in events],
+            "request_id": [event.request_id for event in events],
+            "outcome": [event.outcome for event in events],
+            "reason_codes": [event.reason_codes for event in events],
+            "statute": [event.statute for event in events],
+            "legal_basis": [event.legal_basis for event in events],
+            "fields_disclosed": [event.fields_disclosed for event in events],
+            "taxpayer_tin": [event.taxpayer_tin for event in events],
+            "policy_version": [event.policy_version for event in events],
+            "model_version": [event.model_version for event in events],
+            "prev_hash": prev_hashes,
+            "entry_hash": hashes,
+        }
+        entries = [
+            LedgerEntry(
+                number,
+                recorded_at,
+                event.agency,
+                event.actor,
+                event.batch_id,
+                event.request_id,
+                event.outcome,
+                event.reason_codes,
+                event.statute,
+                event.legal_basis,
+                event.fields_disclosed,
+                event.taxpayer_tin,
+                event.policy_version,
+                event.model_version,
+                previous,
+                digest,
+            )
+            for number, event, previous, digest in zip(range(first, seq + 1), events, prev_hashes, hashes, strict=True)
+        ]
+        table = pa.Table.from_pydict(columns, schema=_ARROW_SCHEMA)
+        self.con.register(_VIEW, table)
+        try:
+            self.con.execute(f"INSERT INTO {ENTRIES_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_VIEW}")
+        except duckdb.ConstraintException as error:
+            raise LedgerError("another writer appended to the ledger concurrently; retry the transaction") from error
+        finally:
+            self.con.unregister(_VIEW)
+        self._seq_hint = seq
+        return entries
+
+    def checkpoint(self, signer: Ed25519PrivateKey) -> Checkpoint:
+        """Sign the current head (seq, hash, time) and store the checkpoint. Does not commit."""
+        if not self._schema_ready:
+            self.ensure_schema()
+        seq, head_hash = self.head()
+        checkpoint = Checkpoint.sign(signer, seq=seq, head_hash=head_hash, signed_at=utc_timestamp(self.clock()))
+        self.con.execute(
+            f"INSERT INTO {CHECKPOINTS_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                checkpoint.seq,
+                checkpoint.head_hash,
+                checkpoint.signed_at,
+                checkpoint.key_id,
+                checkpoint.public_key,
+                checkpoint.signature,
+            ],
+        )
+        return checkpoint
+
+    def checkpoints(self, *, through: int | None = None) -> list[Checkpoint]:
+        """Stored checkpoints in ledger order (by seq, then time)."""
+        if not self._readable():
+            return []
+        limit = "" if through is None else " WHERE seq <= ?"
+        rows = self.con.execute(
+            f"SELECT seq, head_hash, signed_at, key_id, public_key, signature FROM {CHECKPOINTS_TABLE}"
+            f"{limit} ORDER BY seq, signed_at, signature",
+            [] if through is None else [through],
+        ).fetchall()
+        return [Checkpoint(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows]
+
+    def iter_rows(self, *, through: int | None = None, chunk: int = 50_000) -> Iterator[tuple[Any, ...]]:
+        """Raw rows (values in `ENTRY_FIELDS` order) in seq order, fetched in chunks."""
+        if not self._readable():
+            return
+        where = "" if through is None else " WHERE seq <= ?"
+        result = self.con.execute(
+            f"SELECT {_COLUMNS} FROM {ENTRIES_TABLE}{where} ORDER BY seq", [] if through is None else [through]
+        )
+        while True:
+            rows = result.fetchmany(chunk)
+            if not rows:
+                return
+            yield from rows
+
+    def iter_entries(self, *, through: int | None = None, chunk: int = 50_000) -> Iterator[LedgerEntry]:
+        """Entries in seq order (up to ``through``), fetched in chunks."""
+        for row in self.iter_rows(through=through, chunk=chunk):
+            yield entry_from_row(row)
