@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _isolated_config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    # Session scope, so module-scoped workspaces created before any function fixture are covered too.
     config_home = tmp_path_factory.mktemp("config-home")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
-    monkeypatch.delenv("TAXMATCH_HOME", raising=False)
-    return config_home
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(config_home))
+        patch.delenv("TAXMATCH_HOME", raising=False)
+        patch.delenv("TAXMATCH_KEY_FILE", raising=False)
+        patch.delenv("TAXMATCH_DB_KEY", raising=False)
+        yield config_home

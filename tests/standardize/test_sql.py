@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from taxmatch.standardize.names import fold_name, given_name_forms, surname_tokens
-from taxmatch.standardize.sql import standardization_macros
+from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,7 @@ def con() -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     for macro in standardization_macros():
         connection.execute(macro)
+    connection.execute(street_token_table_sql())
     return connection
 
 
@@ -39,8 +40,10 @@ def test_python_and_sql_fold_names_alike(con: duckdb.DuckDBPyConnection, name: s
 def test_street_forms_fold_to_one_key(
     con: duckdb.DuckDBPyConnection, street: str, unit: str | None, house: str, name: str, unit_id: str
 ) -> None:
-    row = con.execute("SELECT tm_house_number(?), tm_street_name(?), tm_unit(?, ?)", [street, street, unit, street])
-    assert row.fetchone() == (house, name, unit_id)
+    row = con.execute("SELECT tm_house_number(?), tm_unit(?, ?)", [street, unit, street]).fetchone()
+    assert row == (house, unit_id)
+    names = con.execute(street_name_sql("SELECT tm_street_core(?) AS street_core"), [street]).fetchall()
+    assert [found for _, found in names] == [name]
 
 
 def test_po_box_is_read(con: duckdb.DuckDBPyConnection) -> None:

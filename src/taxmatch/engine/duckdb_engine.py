@@ -28,7 +28,7 @@ from taxmatch.match.candidates import CandidatePair, ReturnRow
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.names import given_name_forms, normalize_suffix
-from taxmatch.standardize.sql import standardization_macros
+from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ _MODEL_INPUT_SELECT = """
     tm_tin(tin) AS tin,
     coalesce(nullif(tm_house_number(street), ''), nullif(tm_po_box(street), '')) AS house_number,
     CASE WHEN tm_house_number(street) = '' AND tm_po_box(street) <> '' THEN 'PO BOX'
-         ELSE nullif(tm_street_name(street), '') END AS street_name,
+         ELSE nullif(n.street_name, '') END AS street_name,
     nullif(tm_zip5(zip), '') AS zip5,
     nullif(tm_fold_name(city), '') AS city,
     nullif(tm_state(state), '') AS state
@@ -75,6 +75,7 @@ class DuckDBEngine:
         self.connection = connection
         for macro in standardization_macros():
             self.connection.execute(macro)
+        self.connection.execute(street_token_table_sql())
         self.connection.execute(
             "CREATE TABLE IF NOT EXISTS model_store (version VARCHAR PRIMARY KEY, model_json VARCHAR, "
             "fitted_at TIMESTAMP DEFAULT current_timestamp, taxpayers BIGINT, returns BIGINT)"
@@ -111,17 +112,17 @@ class DuckDBEngine:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DROP TABLE IF EXISTS master_returns")
-            con.execute(
-                f"""CREATE TABLE master_returns AS
-                SELECT row_number() OVER (ORDER BY source_file, source_line) AS return_id,
-                       CAST(tax_year AS INTEGER) AS tax_year,
-                       lower(role) AS role,
-                       first_name AS first_name_raw, middle_name AS middle_name_raw,
-                       last_name AS last_name_raw, suffix AS suffix_raw,
-                       street AS street_raw, unit AS unit_raw, city AS city_raw, state AS state_raw,
-                       zip AS zip_raw, phone AS phone_raw,
-                       {_MODEL_INPUT_SELECT}
-                FROM master_staging"""
+            self._create_standardized(
+                "master_returns",
+                "master_staging",
+                """row_number() OVER (ORDER BY source_file, source_line) AS return_id,
+                   CAST(tax_year AS INTEGER) AS tax_year,
+                   lower(role) AS role,
+                   first_name AS first_name_raw, middle_name AS middle_name_raw,
+                   last_name AS last_name_raw, suffix AS suffix_raw,
+                   street AS street_raw, unit AS unit_raw, city AS city_raw, state AS state_raw,
+                   zip AS zip_raw, phone AS phone_raw""",
+                temporary=False,
             )
             con.execute("DROP TABLE master_staging")
             self._refresh_given_name_forms("master_returns")
@@ -132,6 +133,19 @@ class DuckDBEngine:
         counts = con.execute("SELECT count(*), count(DISTINCT tin) FROM master_returns").fetchone()
         assert counts is not None
         return int(counts[0]), int(counts[1])
+
+    def _create_standardized(self, target: str, source: str, carried_columns: str, *, temporary: bool) -> None:
+        """CREATE TABLE target: carried columns plus the model input columns, standardized by the shared macros."""
+        con = self.connection
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE tm_street_names AS "
+            + street_name_sql(f"SELECT tm_street_core(street) AS street_core FROM {source}")
+        )
+        con.execute(
+            f"CREATE {'TEMP ' if temporary else ''}TABLE {target} AS SELECT {carried_columns}, {_MODEL_INPUT_SELECT} "
+            f"FROM {source} s LEFT JOIN tm_street_names n ON n.street_core = tm_street_core(s.street)"
+        )
+        con.execute("DROP TABLE tm_street_names")
 
     def _refresh_given_name_forms(self, table: str) -> None:
         con = self.connection
@@ -231,11 +245,8 @@ class DuckDBEngine:
             }
         )
         con.register("request_raw", table)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE request_inputs AS SELECT unique_id, request_index, "
-            + _MODEL_INPUT_SELECT
-            + " FROM request_raw"
-        )
+        con.execute("DROP TABLE IF EXISTS request_inputs")
+        self._create_standardized("request_inputs", "request_raw", "unique_id, request_index", temporary=True)
         con.unregister("request_raw")
         self._refresh_given_name_forms("request_inputs")
         self._model_input_view("request_inputs", "model_input_requests")

@@ -1,0 +1,136 @@
+"""End to end through the real CLI, DuckDB and Splink: synth -> master load -> batch run -> lookup."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taxmatch.cli import app
+
+AS_OF = "2026-11-25"
+PEOPLE = 3_000
+REQUESTS = 5_200
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    home, data = root / "home", root / "data"
+    invoke("synth", "--people", str(PEOPLE), "--requests", str(REQUESTS), "--out", str(data), "--as-of", AS_OF)
+    # One unreadable row at the end must cost only itself.
+    with (data / "requests.csv").open("a", encoding="utf-8") as handle:
+        handle.write("broken-1,only,three\n")
+    invoke("--home", str(home), "master", "load", str(data / "master.csv"))
+    out = root / "out"
+    invoke("--home", str(home), "batch", "run", str(data / "requests.csv"), "--agency", "ICE", "--as-of", AS_OF,
+           "--out", str(out))  # fmt: skip
+    return {"root": root, "home": home, "data": data, "out": out}
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_input_row_appears_exactly_once(workspace: dict[str, Path]) -> None:
+    inputs = read_rows(workspace["data"] / "requests.csv")
+    assert len(inputs) >= 5_000
+    outputs: Counter[str] = Counter()
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        outputs.update(row["request_id"] for row in read_rows(workspace["out"] / name))
+    expected = Counter(row["request_id"] for row in inputs)
+    assert outputs == expected
+    duplicated = [request_id for request_id, count in expected.items() if count > 1]
+    assert duplicated, "the synthetic batch should repeat some request ids"
+    rejected = read_rows(workspace["out"] / "rejected.csv")
+    for request_id in duplicated:
+        codes = [row["reason_codes"] for row in rejected if row["request_id"] == request_id]
+        assert "DUPLICATE_REQUEST_ID" in codes
+
+
+def test_malformed_row_is_rejected_with_its_line(workspace: dict[str, Path]) -> None:
+    rejected = {row["request_id"]: row for row in read_rows(workspace["out"] / "rejected.csv")}
+    broken = rejected["broken-1"]
+    assert broken["reason_codes"] == "MALFORMED_RECORD"
+    assert f"line {REQUESTS + 2}" in broken["reasons"]
+
+
+def test_manifest_names_inputs_outputs_and_versions(workspace: dict[str, Path]) -> None:
+    manifest = json.loads((workspace["out"] / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["agency"] == "ICE" and manifest["as_of"] == AS_OF
+    assert manifest["counts"]["total"] == REQUESTS + 1
+    assert set(manifest["outputs"]) == {"disclosed.csv", "rejected.csv", "unmatched.csv"}
+    assert manifest["model_version"].startswith("model-") and manifest["policy_version"].startswith("policy-")
+    assert len(manifest["input"]["sha256"]) == 64
+
+
+def test_rerun_is_byte_identical(workspace: dict[str, Path]) -> None:
+    again = workspace["root"] / "again"
+    invoke("--home", str(workspace["home"]), "batch", "run", str(workspace["data"] / "requests.csv"),
+           "--agency", "ICE", "--as-of", AS_OF, "--out", str(again))  # fmt: skip
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        assert (again / name).read_bytes() == (workspace["out"] / name).read_bytes(), name
+
+
+def test_outputs_are_spreadsheet_safe(workspace: dict[str, Path]) -> None:
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        for row in read_rows(workspace["out"] / name):
+            for value in row.values():
+                assert not value.startswith(("=", "+", "-", "@")), (name, value)
+
+
+def test_lookup_gives_the_batch_decision(workspace: dict[str, Path]) -> None:
+    outcome_of: dict[str, str] = {}
+    for name, outcome in (("disclosed.csv", "DISCLOSED"), ("rejected.csv", "REJECTED"),
+                          ("unmatched.csv", "NOT_MATCHED")):  # fmt: skip
+        for row in read_rows(workspace["out"] / name):
+            outcome_of.setdefault(row["request_id"], outcome)
+    inputs = read_rows(workspace["data"] / "requests.csv")
+    # A repeated id has two outcomes (its first, then DUPLICATE_REQUEST_ID); lookup has no batch to repeat in.
+    repeated = {request_id for request_id, count in Counter(row["request_id"] for row in inputs).items() if count > 1}
+    sample = [row for row in inputs[:600:10] if row["request_id"] not in repeated and row.get("last_name") is not None]
+    assert {outcome_of[row["request_id"]] for row in sample} == {"DISCLOSED", "REJECTED", "NOT_MATCHED"}
+    for row in sample:
+        request_file = workspace["root"] / "one.json"
+        request_file.write_text(json.dumps(row), encoding="utf-8")
+        answer = json.loads(
+            invoke("--home", str(workspace["home"]), "lookup", "--json", str(request_file), "--as-of", AS_OF)
+        )
+        assert answer["outcome"] == outcome_of[row["request_id"]], row["request_id"]
+
+
+def test_load_reports_bad_master_rows_and_keeps_going(tmp_path: Path) -> None:
+    master = tmp_path / "master.csv"
+    master.write_text(
+        "tin,tax_year,role,first_name,middle_name,last_name,suffix,dob,street,unit,city,state,zip,phone\n"
+        "123-45-6789,2024,primary,Ann,,Lee,,1980-01-02,1 Main St,,Reno,NV,89501,\n"
+        "12345,2024,primary,Bob,,Lee,,1980-01-02,1 Main St,,Reno,NV,89501,\n"
+        "223-45-6789,2024,primary,Cy,,Lee\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "master", "load", str(master)])
+    assert result.exit_code == 0, result.output
+    assert "1 returns of 1 taxpayers" in result.output
+    rejects = (tmp_path / "home" / "master-rejects.csv").read_text(encoding="utf-8")
+    assert "master.csv,3,tin is not 9 digits" in rejects
+    assert "master.csv,4,6 fields where the header has 14" in rejects
+    assert "Bob" not in rejects
+
+
+def test_missing_master_is_a_clear_error(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.csv"
+    requests.write_text("request_id,first_name,last_name\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "batch", "run", str(requests), "--agency", "X"])
+    assert result.exit_code == 2
+    assert "master load" in result.output
