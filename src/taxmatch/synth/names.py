@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, replace
 
 # Rough per-100k frequencies of the US Census surname table for the head of the list;
@@ -302,12 +303,16 @@ def child_name(rng: random.Random, father: PersonName, mother: PersonName | None
     return replace(base, paternal=father.paternal, maternal=maternal if maternal != father.paternal else "")
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+
+
 def accent(text: str) -> str:
-    return " ".join(ACCENTED.get(word, word) for word in text.split(" "))
+    # Word by word, so that hyphenated double surnames ("Perez-Garcia") are covered too.
+    return _WORD.sub(lambda match: ACCENTED.get(match.group(0), match.group(0)), text)
 
 
 def strip_accents(text: str) -> str:
-    return " ".join(UNACCENTED.get(word, word) for word in text.split(" "))
+    return _WORD.sub(lambda match: UNACCENTED.get(match.group(0), match.group(0)), text)
 
 
 _KEYBOARD_NEIGHBOURS = {
