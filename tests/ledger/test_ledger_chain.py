@@ -130,15 +130,21 @@ def test_event_from_decision_records_whose_return_and_which_fields() -> None:
         evidence="name=exact", tin="123456789", phone="5125550100",
     )  # fmt: skip
     decision = Decision("r1", Outcome.DISCLOSED, disclosure=disclosure)
-    common = {"agency": "ICE", "batch_id": "b", "statute": "8 U.S.C. 1326", "policy_version": "p", "model_version": "m"}
-    event = LedgerEvent.from_decision(decision, **common)
+
+    def of(decision: Decision, policy: Policy | None = None) -> LedgerEvent:
+        return LedgerEvent.from_decision(
+            decision, agency="ICE", batch_id="b", statute="8 U.S.C. 1326", policy_version="p", model_version="m",
+            policy=policy,
+        )  # fmt: skip
+
+    event = of(decision)
     assert event.taxpayer_tin == "123456789"
     assert event.fields_disclosed[0] == "tin_last4" and "phone" not in event.fields_disclosed
     generous = Policy.from_mapping({"disclose_phone": True, "disclose_full_tin": True})
-    event = LedgerEvent.from_decision(decision, policy=generous, **common)
+    event = of(decision, generous)
     assert event.fields_disclosed[0] == "tin" and event.fields_disclosed[-1] == "phone"
     rejected = Decision("r2", Outcome.REJECTED, reason_codes=(ReasonCode.MISSING_NAME, ReasonCode.INVALID_ZIP))
-    event = LedgerEvent.from_decision(rejected, **common)
+    event = of(rejected)
     assert event.reason_codes == ("MISSING_NAME", "INVALID_ZIP")
     assert event.taxpayer_tin == "" and event.fields_disclosed == ()
     assert event.legal_basis == "26 U.S.C. 6103(i)(2)"

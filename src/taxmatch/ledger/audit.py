@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _escape
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ from taxmatch.ledger.model import (
     GENESIS_HASH,
     HASHED_FIELDS,
     LEDGER_FORMAT,
-    LIST_FIELDS,
     Checkpoint,
     VerifyResult,
     body_json,
@@ -115,7 +115,7 @@ def export(con: duckdb.DuckDBPyConnection, out: Path, *, public_key_pem: bytes |
 
 def entry_line(row: tuple[Any, ...]) -> str:
     """The export line of one entry row: type and entry_hash first, then the hashed body."""
-    return f'{{"type":"entry","entry_hash":{json.dumps(row[-1])},{body_json(row[:-1])[1:]}'
+    return f'{{"type":"entry","entry_hash":{_escape(row[15])},{body_json(row[:15])[1:]}'
 
 
 class _Failure(Exception):
@@ -147,7 +147,7 @@ class _ChainVerifier:
 
     def entry(self, record: dict[str, Any], line: int | None) -> None:
         expected = self.last_seq + 1
-        if set(record) != _ENTRY_KEYS:
+        if record.keys() != _ENTRY_KEYS:
             missing = sorted(_ENTRY_KEYS - set(record))
             extra = sorted(set(record) - _ENTRY_KEYS)
             raise _Failure(
@@ -155,17 +155,17 @@ class _ChainVerifier:
                 f"entry{_where(line)} is malformed: missing {missing or 'none'}, extra {extra or 'none'}",
                 line,
             )
-        for name in ENTRY_FIELDS:
-            value = record[name]
-            if name == "seq":
-                good = isinstance(value, int) and not isinstance(value, bool)
-            elif name in LIST_FIELDS:
-                good = isinstance(value, list) and all(isinstance(item, str) for item in value)
-            else:
-                good = isinstance(value, str)
-            if not good:
-                raise _Failure(expected, f"entry{_where(line)} is malformed: field {name} has the wrong type", line)
-        seq: int = record["seq"]
+        seq = record["seq"]
+        if (
+            type(seq) is not int
+            or type(record["reason_codes"]) is not list
+            or type(record["fields_disclosed"]) is not list
+        ):
+            raise _Failure(expected, f"entry{_where(line)} is malformed: a field has the wrong type", line)
+        try:  # body_json accepts only str for the other fields and list items
+            text = body_json([record[name] for name in HASHED_FIELDS])
+        except TypeError:
+            raise _Failure(expected, f"entry{_where(line)} is malformed: a field has the wrong type", line) from None
         if seq != expected:
             if seq > expected:
                 problem = (
@@ -180,7 +180,6 @@ class _ChainVerifier:
                 "an entry was inserted, repeated or moved"
             )
             raise _Failure(expected, problem, line)
-        text = body_json([record[name] for name in HASHED_FIELDS])
         if hashlib.sha256(text.encode("utf-8")).hexdigest() != record["entry_hash"]:
             raise _Failure(seq, f"entry {seq}{_where(line)} does not match its entry_hash: it was altered", line)
         if record["prev_hash"] != self.prev_hash:
