@@ -1,0 +1,438 @@
+"""The FastAPI application of DESIGN.md section 3b (routes, auth, limits); see docs/api.md.
+
+Authorization, in this order: no key, a malformed, unknown or revoked key -> 401; a key
+whose role lacks the right -> 403; a batch of another agency -> 404, the same answer as
+for a batch that does not exist. The agency is always the key's.
+
+Roles: ``requester`` may look up and submit/read its agency's batches; ``auditor`` may
+verify the ledger; ``admin`` may do both (batches still only of its own agency).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taxmatch import __version__
+from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
+from taxmatch.api.batches import OUTPUT_FILES, BatchKind, BatchManager, parse_body
+from taxmatch.api.keys import ApiKey, KeyStore, Role
+from taxmatch.api.limits import ApiLimits
+from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
+from taxmatch.engine.duckdb_engine import MasterNotLoadedError
+from taxmatch.io.requests import MAX_FIELD_CHARS, MAX_PRIOR_ADDRESSES, RequestFileError, read_requests_from_text
+from taxmatch.pipeline import decision_as_json
+from taxmatch.settings import Workspace
+
+BATCH_CONTENT_TYPES: dict[str, BatchKind] = {
+    "text/csv": "csv",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+}
+_bearer = HTTPBearer(auto_error=False, description="An API key from `taxmatch keys create`: `tm_<key id>_<secret>`.")
+
+
+# ---- request and response models ----------------------------------------------------------------
+
+_Text = Annotated[str | None, Field(default=None, max_length=MAX_FIELD_CHARS)]
+
+
+class PriorAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    street: _Text = None
+    unit: _Text = None
+    city: _Text = None
+    state: _Text = None
+    zip: _Text = None
+
+
+class LookupRequest(BaseModel):
+    """One request: the columns of a request batch (DESIGN.md section 3). Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    request_id: _Text = None
+    first_name: _Text = None
+    middle_name: _Text = None
+    last_name: _Text = None
+    suffix: _Text = None
+    dob: _Text = None
+    tin: _Text = None
+    street: _Text = None
+    unit: _Text = None
+    city: _Text = None
+    state: _Text = None
+    zip: _Text = None
+    a_number: _Text = None
+    removal_order_date: _Text = None
+    statute: _Text = None
+    tax_years: _Text = None
+    prior_addresses: Annotated[list[PriorAddress] | None, Field(default=None, max_length=MAX_PRIOR_ADDRESSES)] = None
+
+
+class DisclosureOut(BaseModel):
+    request_id: str
+    tin_last4: str
+    first_name: str
+    middle_name: str
+    last_name: str
+    suffix: str
+    street: str
+    unit: str
+    city: str
+    state: str
+    zip: str
+    tax_year: int
+    match_probability: float
+    evidence: str
+
+
+class LookupResponse(BaseModel):
+    request_id: str
+    outcome: str = Field(description="DISCLOSED, REJECTED or NOT_MATCHED")
+    reason_codes: list[str]
+    reasons: str
+    disclosure: DisclosureOut | None
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    status_url: str
+
+
+class BatchStatus(BaseModel):
+    batch_id: str
+    status: str = Field(description="queued, running, done or failed")
+    processed: int
+    total: int
+    counts: dict[str, int]
+    as_of: str
+    created: str
+    error: str | None = None
+
+
+class LedgerVerification(BaseModel):
+    ok: bool
+    entries: int
+    head: str
+    first_bad: int | None = None
+    problem: str = ""
+
+
+# ---- limits ---------------------------------------------------------------------------------------
+
+
+class KeyMeter:
+    """Per-key rolling windows: requests per minute and records per day (in memory, per process)."""
+
+    def __init__(self, limits: ApiLimits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._requests: dict[str, deque[float]] = defaultdict(deque)
+        self._volume: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+
+    def hit(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            window = self._requests[key_id]
+            while window and window[0] <= now - 60.0:
+                window.popleft()
+            if len(window) >= self.limits.rate_limit_per_minute:
+                retry = max(1, int(window[0] + 60.0 - now) + 1)
+                raise HTTPException(
+                    429,
+                    f"rate limit: at most {self.limits.rate_limit_per_minute} requests a minute per key",
+                    headers={"Retry-After": str(retry)},
+                )
+            window.append(now)
+
+    def take_volume(self, key_id: str, records: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            window = self._volume[key_id]
+            while window and window[0][0] <= now - 86_400.0:
+                window.popleft()
+            used = sum(count for _, count in window)
+            if used + records > self.limits.volume_limit_per_day:
+                raise HTTPException(
+                    429,
+                    f"volume limit: at most {self.limits.volume_limit_per_day} records (lookups plus batch records) "
+                    f"a day per key; {used} used in the last 24 hours",
+                )
+            window.append((now, records))
+
+
+# ---- authentication (module level: FastAPI resolves the string annotations in module globals) -----
+
+
+def authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> ApiKey:
+    state: ApiState = request.app.state.api
+    key = state.keys.authenticate(credentials.credentials) if credentials is not None else None
+    if key is None:
+        raise HTTPException(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+    request.scope[KEY_ID_SCOPE_FIELD] = key.key_id
+    state.meter.hit(key.key_id)
+    return key
+
+
+def require_role(*allowed: Role) -> Callable[[ApiKey], ApiKey]:
+    def check(key: Annotated[ApiKey, Depends(authenticated)]) -> ApiKey:
+        if key.role not in allowed:
+            raise HTTPException(403, f"the {key.role.value} role may not use this route")
+        return key
+
+    return check
+
+
+RequesterKey = Annotated[ApiKey, Depends(require_role(Role.REQUESTER, Role.ADMIN))]
+AuditorKey = Annotated[ApiKey, Depends(require_role(Role.AUDITOR, Role.ADMIN))]
+
+
+# ---- the application ------------------------------------------------------------------------------
+
+
+class ApiState:
+    def __init__(self, workspace: Workspace, limits: ApiLimits) -> None:
+        self.workspace = workspace
+        self.limits = limits
+        self.keys = KeyStore.for_workspace(workspace)
+        self.meter = KeyMeter(limits)
+        self.service: Service | None = None
+        self.batches: BatchManager | None = None
+
+    def require_service(self) -> tuple[Service, BatchManager]:
+        if self.service is None or self.batches is None:
+            raise HTTPException(503, "the server is starting or stopping")
+        return self.service, self.batches
+
+
+def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: Service | None = None) -> FastAPI:
+    """The application for one workspace.
+
+    The database is opened at startup unless an open `service` is given (the server opens
+    it first so that a locked database or a missing key is reported before listening);
+    either way it is closed at shutdown.
+    """
+    state = ApiState(workspace, limits or ApiLimits.from_environment())
+    opened = [service]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = opened.pop() or Service(workspace)
+        opened.append(None)
+        try:
+            batches = BatchManager(service, state.limits.batch_chunk_records, state.limits.batch_chunk_delay_seconds)
+            batches.start()
+        except BaseException:
+            service.close()
+            raise
+        state.service, state.batches = service, batches
+        try:
+            yield
+        finally:
+            state.service = state.batches = None
+            batches.stop()
+            service.close()
+
+    app = FastAPI(
+        title="taxmatch",
+        version=__version__,
+        summary="Disclosure matching of agency requests against the master file of returns (DESIGN.md 3b).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(AccessLogMiddleware)
+    app.state.api = state
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Only where and what: pydantic's default also echoes the offending input, which may be personal data.
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"] if part != "body") or "body", "message": item["msg"],
+             "type": item["type"]}
+            for item in error.errors()
+        ]  # fmt: skip
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    async def read_body(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: no key needed, says nothing about the data."""
+        return {"status": "ok" if state.service is not None else "starting"}
+
+    @app.post(
+        "/v1/lookup",
+        response_model=LookupResponse,
+        tags=["requests"],
+        responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LookupRequest"}}},
+            }
+        },
+    )
+    async def lookup(request: Request, key: RequesterKey) -> dict[str, Any]:
+        """One request, decided exactly as in a batch; the as-of date is today (server time)."""
+        body = await read_body(request, state.limits.max_lookup_body_bytes)
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": f"not a JSON object: {error}", "type": "json_invalid"}]
+            ) from None
+        if not isinstance(raw, dict):
+            raise RequestValidationError([{"loc": ("body",), "msg": "expected one JSON object", "type": "dict_type"}])
+        try:
+            parsed = LookupRequest.model_validate(raw)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_input=False)]
+            ) from None
+        mapping = parsed.model_dump(exclude_none=True)
+        mapping.setdefault("request_id", f"lookup-{secrets.token_hex(6)}")
+        state.meter.take_volume(key.key_id, 1)
+        # Through the NDJSON reader, so a lookup is read exactly as the same object in a batch would be.
+        items = list(read_requests_from_text(json.dumps(mapping, ensure_ascii=False), "ndjson"))
+        service, _ = state.require_service()
+        accounting = Accounting(agency=key.agency, actor=f"api:{key.key_id}", batch_id=LOOKUP_BATCH_ID)
+        try:
+            (decision,) = await _in_thread(service.decide_and_account, datetime.date.today(), items, accounting)
+        except MasterNotLoadedError:
+            raise HTTPException(503, "no master file is loaded in this workspace") from None
+        return decision_as_json(decision)
+
+    @app.post(
+        "/v1/batches",
+        status_code=202,
+        response_model=BatchAccepted,
+        tags=["batches"],
+        responses={401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def submit_batch(request: Request, key: RequesterKey) -> dict[str, str]:
+        """A CSV or NDJSON batch (the columns of DESIGN.md section 3); decided in the background."""
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = BATCH_CONTENT_TYPES.get(media_type)
+        if kind is None:
+            raise HTTPException(415, "send the batch as text/csv or application/x-ndjson")
+        body = await read_body(request, state.limits.max_batch_body_bytes)
+        service, batches = state.require_service()
+        try:
+            items = await _in_thread(parse_body, body, kind)
+        except RequestFileError as error:
+            raise RequestValidationError([{"loc": ("body",), "msg": str(error), "type": "value_error"}]) from None
+        if len(items) > state.limits.max_batch_records:
+            raise HTTPException(413, f"a batch may hold at most {state.limits.max_batch_records} records")
+        if batches.active_for_key(key.key_id) >= state.limits.max_active_batches_per_key:
+            raise HTTPException(429, f"at most {state.limits.max_active_batches_per_key} unfinished batches per key")
+        try:
+            service.model_version()
+        except MasterNotLoadedError:
+            raise HTTPException(503, "no master file is loaded in this workspace") from None
+        state.meter.take_volume(key.key_id, len(items))
+        accepted = await _in_thread(batches.submit, key.agency, key.key_id, kind, body, items, datetime.date.today())
+        return {"batch_id": accepted.batch_id, "status_url": f"/v1/batches/{accepted.batch_id}"}
+
+    @app.get(
+        "/v1/batches/{batch_id}", response_model=BatchStatus, tags=["batches"], responses={401: {}, 403: {}, 404: {}}
+    )
+    def batch_status(batch_id: str, key: RequesterKey) -> dict[str, Any]:
+        """Progress and counts of one of your agency's batches."""
+        _, batches = state.require_service()
+        found = batches.get(batch_id, key.agency)
+        if found is None:
+            raise HTTPException(404, "no such batch")
+        return found.to_json()
+
+    @app.get(
+        "/v1/batches/{batch_id}/{file_name}",
+        response_class=FileResponse,
+        tags=["batches"],
+        responses={200: {"content": {"text/csv": {}}}, 401: {}, 403: {}, 404: {}, 409: {}},
+    )
+    def batch_file(batch_id: str, file_name: str, key: RequesterKey) -> FileResponse:
+        """disclosed.csv, rejected.csv or unmatched.csv of a finished batch."""
+        _, batches = state.require_service()
+        found = batches.get(batch_id, key.agency)
+        if found is None or file_name not in OUTPUT_FILES:
+            raise HTTPException(404, "no such batch or file")
+        if found.status != "done":
+            raise HTTPException(409, f"the batch is {found.status}; files are ready when it is done")
+        return FileResponse(batches.output_path(batch_id, file_name), media_type="text/csv", filename=file_name)
+
+    @app.get("/v1/ledger/verify", response_model=LedgerVerification, tags=["ledger"], responses={401: {}, 403: {}})
+    async def ledger_verify(key: AuditorKey) -> dict[str, Any]:
+        """Verify the hash chain and signed checkpoints of the whole ledger."""
+        service, _ = state.require_service()
+        result = await _in_thread(service.verify_ledger)
+        return {
+            "ok": result.ok,
+            "entries": result.entries,
+            "head": result.head,
+            "first_bad": result.first_bad,
+            "problem": result.problem,
+        }
+
+    def openapi() -> dict[str, Any]:
+        # The lookup body is parsed by hand (so that auth answers before validation), hence
+        # FastAPI does not see its model: add its schema to the document.
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schema = LookupRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(schema.pop("$defs", {}))
+            schemas["LookupRequest"] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Blocking database work off the event loop (the database lock serializes it)."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory taxmatch.api.app:create_app_from_environment`` ($TAXMATCH_HOME)."""
+    return create_app(Workspace.resolve(None))

@@ -1,0 +1,61 @@
+"""Request-size, rate and volume limits of the HTTP API, and batch processing knobs.
+
+Every value is a module-level default that an environment variable of the same name
+(prefixed ``TAXMATCH_API_``) overrides when the server starts; docs/api.md lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+# Largest accepted body of POST /v1/lookup (one request object).
+MAX_LOOKUP_BODY_BYTES = 64 * 1024
+# Largest accepted body of POST /v1/batches; bigger batches go through `taxmatch batch run`.
+MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
+# Largest number of records in one API batch.
+MAX_BATCH_RECORDS = 250_000
+# Requests (any route but /healthz) one key may make per rolling minute.
+RATE_LIMIT_PER_MINUTE = 600
+# Lookups plus batch records one key may submit per rolling 24 hours.
+VOLUME_LIMIT_PER_DAY = 1_000_000
+# Batches one key may have queued or running at once.
+MAX_ACTIVE_BATCHES_PER_KEY = 4
+# Records decided per persisted step of a batch: the unit of resume after a restart, and
+# the longest a lookup waits behind the batch worker for the database.
+BATCH_CHUNK_RECORDS = 2_000
+# Test-only: seconds the batch worker sleeps after each chunk (lets a test kill the
+# server while a batch is half done). Always 0 in production.
+BATCH_CHUNK_DELAY_SECONDS = 0.0
+
+ENVIRONMENT_PREFIX = "TAXMATCH_API_"
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    max_lookup_body_bytes: int = MAX_LOOKUP_BODY_BYTES
+    max_batch_body_bytes: int = MAX_BATCH_BODY_BYTES
+    max_batch_records: int = MAX_BATCH_RECORDS
+    rate_limit_per_minute: int = RATE_LIMIT_PER_MINUTE
+    volume_limit_per_day: int = VOLUME_LIMIT_PER_DAY
+    max_active_batches_per_key: int = MAX_ACTIVE_BATCHES_PER_KEY
+    batch_chunk_records: int = BATCH_CHUNK_RECORDS
+    batch_chunk_delay_seconds: float = BATCH_CHUNK_DELAY_SECONDS
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> ApiLimits:
+        """Defaults, overridden by ``TAXMATCH_API_<NAME>`` variables (e.g. TAXMATCH_API_RATE_LIMIT_PER_MINUTE)."""
+        source = dict(os.environ) if environ is None else environ
+        values: dict[str, int | float] = {}
+        for item in fields(cls):
+            raw = source.get(ENVIRONMENT_PREFIX + item.name.upper())
+            if raw is None or not raw.strip():
+                continue
+            try:
+                value: int | float = float(raw) if item.type in ("float", float) else int(raw)
+            except ValueError as error:
+                raise ValueError(f"{ENVIRONMENT_PREFIX}{item.name.upper()}={raw!r} is not a number") from error
+            if value < 0 or (value == 0 and item.name != "batch_chunk_delay_seconds"):
+                raise ValueError(f"{ENVIRONMENT_PREFIX}{item.name.upper()} must be positive")
+            values[item.name] = value
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""Run the API under uvicorn: ``python -m taxmatch.api.server --home DIR [--host H] [--port P]``.
+
+``--port 0`` binds an ephemeral port; the bound address is printed (one line,
+``taxmatch API listening on http://HOST:PORT``) before the database is opened, and
+/healthz answers once startup is complete. Used by `taxmatch serve` and the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Callable
+
+import uvicorn
+
+from taxmatch.api.app import create_app
+from taxmatch.api.limits import ApiLimits
+from taxmatch.api.service import Service
+from taxmatch.settings import Workspace
+
+
+class _NoTracebackValues(logging.Filter):
+    """Logs an exception by type and place only: a traceback's messages may quote request values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            frame = error.__traceback__
+            while frame is not None and frame.tb_next is not None:
+                frame = frame.tb_next
+            where = f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame is not None else ""
+            record.msg = f"{record.getMessage()}: {type(error).__name__}{where}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def configure_logging() -> None:
+    """Access lines (JSON) and server messages to stderr; nothing else of uvicorn's (its access log is off)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_NoTracebackValues())
+    for name in ("taxmatch.api.access", "taxmatch", "uvicorn.error", "uvicorn"):
+        log = logging.getLogger(name)
+        log.setLevel(logging.INFO if name.startswith("taxmatch") else logging.WARNING)
+        if not any(isinstance(existing, logging.StreamHandler) for existing in log.handlers):
+            log.addHandler(handler)
+        log.propagate = False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(
+    workspace: Workspace,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    announce: Callable[[str], None] = print,
+    limits: ApiLimits | None = None,
+) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM stop gracefully; an unfinished batch resumes next time)."""
+    configure_logging()
+    sock = bind(host, port)
+    try:
+        service = Service(workspace)
+    except BaseException:
+        sock.close()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
+    app = create_app(workspace, limits, service)
+    config = uvicorn.Config(app, access_log=False, log_config=None, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    announce(f"taxmatch API listening on http://{bound_host}:{bound_port} (workspace {workspace.home})")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        service.close()  # idempotent; covers a startup that failed before the lifespan took it
+    if not server.started:
+        raise RuntimeError("the API server did not start (see the messages above)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m taxmatch.api.server", description=__doc__)
+    parser.add_argument("--home", help="workspace directory (default: $TAXMATCH_HOME, else ./taxmatch-home)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    arguments = parser.parse_args(argv)
+    run_server(
+        Workspace.resolve(arguments.home),
+        arguments.host,
+        arguments.port,
+        announce=lambda line: print(line, flush=True),
+    )
+
+
+if __name__ == "__main__":
+    main()
