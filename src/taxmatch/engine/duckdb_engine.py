@@ -26,6 +26,7 @@ import pyarrow as pa
 from taxmatch.io.master import MASTER_COLUMNS, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
+from taxmatch.match.scorer import CompiledScorer, compile_scorer
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.names import given_name_forms, normalize_suffix
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
@@ -70,9 +71,36 @@ _MODEL_INPUT_SELECT = """
 """
 
 
+# Blocking: a (request, return) pair is scored when any family of keys agrees. Each key is a
+# single column so that an on-demand lookup is a handful of ART index point reads.
+# Surnames have two keys (first and last surname word, each with the date of birth) so a request
+# with one of two surnames finds the return that carries both, and the other way round.
+_BLOCK_KEY_SELECT = """
+    CASE WHEN zip5 IS NOT NULL AND house_number IS NOT NULL THEN zip5 || '|' || house_number END AS key_address,
+    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
+         THEN first_name || '|' || last_name || '|' || state END AS key_name,
+    tin AS key_tin,
+    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 0 THEN surname_tokens[1] || '|' || dob END AS key_surname1,
+    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 1 THEN surname_tokens[-1] || '|' || dob END AS key_surname2
+"""
+BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
+    ("key_address", "key_address"),
+    ("key_name", "key_name"),
+    ("key_tin", "key_tin"),
+    ("key_surname1", "key_surname1"),
+    ("key_surname1", "key_surname2"),
+    ("key_surname2", "key_surname1"),
+    ("key_surname2", "key_surname2"),
+)
+MASTER_KEY_COLUMNS = ("key_address", "key_name", "key_tin", "key_surname1", "key_surname2")
+# Requests up to this many are looked up by index point reads; larger ones by joins over the master.
+POINT_LOOKUP_MAX_REQUEST_ROWS = 64
+
+
 class DuckDBEngine:
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
+        self._compiled: dict[str, CompiledScorer] = {}
         for macro in standardization_macros():
             self.connection.execute(macro)
         self.connection.execute(street_token_table_sql())
@@ -123,9 +151,11 @@ class DuckDBEngine:
                    street AS street_raw, unit AS unit_raw, city AS city_raw, state AS state_raw,
                    zip AS zip_raw, phone AS phone_raw""",
                 temporary=False,
+                order_by="return_id",
             )
+            for column in ("return_id", *MASTER_KEY_COLUMNS):
+                con.execute(f"CREATE INDEX master_returns_{column} ON master_returns ({column})")
             con.execute("DROP TABLE master_staging")
-            self._refresh_given_name_forms("master_returns")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -134,24 +164,25 @@ class DuckDBEngine:
         assert counts is not None
         return int(counts[0]), int(counts[1])
 
-    def _create_standardized(self, target: str, source: str, carried_columns: str, *, temporary: bool) -> None:
-        """CREATE TABLE target: carried columns plus the model input columns, standardized by the shared macros."""
+    def _create_standardized(
+        self, target: str, source: str, carried_columns: str, *, temporary: bool, order_by: str
+    ) -> None:
+        """CREATE TABLE target: carried columns, model input columns and block keys, by the shared macros."""
         con = self.connection
+        self._refresh_given_name_forms(f"(SELECT tm_fold_name(first_name) AS first_name FROM {source})")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE tm_street_names AS "
-            + street_name_sql(f"SELECT tm_street_core(street) AS street_core FROM {source}")
+            f"""CREATE {"TEMP " if temporary else ""}TABLE {target} AS
+            WITH {_standardized_ctes(source, carried_columns)}
+            SELECT standardized.*, g.forms AS first_forms
+            FROM standardized LEFT JOIN given_name_forms g ON g.first_name = standardized.first_name
+            ORDER BY {order_by}"""
         )
-        con.execute(
-            f"CREATE {'TEMP ' if temporary else ''}TABLE {target} AS SELECT {carried_columns}, {_MODEL_INPUT_SELECT} "
-            f"FROM {source} s LEFT JOIN tm_street_names n ON n.street_core = tm_street_core(s.street)"
-        )
-        con.execute("DROP TABLE tm_street_names")
 
     def _refresh_given_name_forms(self, table: str) -> None:
         con = self.connection
         con.execute("CREATE TABLE IF NOT EXISTS given_name_forms (first_name VARCHAR PRIMARY KEY, forms VARCHAR[])")
         missing = con.execute(
-            f"SELECT DISTINCT first_name FROM {table} WHERE first_name IS NOT NULL "
+            f"SELECT DISTINCT first_name FROM {table} WHERE first_name IS NOT NULL AND first_name <> '' "
             "AND first_name NOT IN (SELECT first_name FROM given_name_forms) ORDER BY 1"
         ).fetchall()
         if missing:
@@ -165,15 +196,11 @@ class DuckDBEngine:
     # ---- model --------------------------------------------------------------------------------
 
     def _model_input_view(self, source: str, name: str) -> None:
-        columns = ", ".join(
-            f"g.forms AS {column}" if column == "first_forms" else f"s.{column}"
-            for column in MODEL_INPUT_COLUMNS
-            if column != "unique_id"
-        )
-        unique_id = "s.return_id" if source == "master_returns" else "s.unique_id"
+        """The Splink input shape of a standardized table: `unique_id` plus the model input columns."""
+        unique_id = "return_id" if source == "master_returns" else "unique_id"
+        columns = ", ".join(column for column in MODEL_INPUT_COLUMNS if column != "unique_id")
         self.connection.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT {unique_id} AS unique_id, {columns} "
-            f"FROM {source} s LEFT JOIN given_name_forms g ON g.first_name = s.first_name"
+            f"CREATE OR REPLACE VIEW {name} AS SELECT {unique_id} AS unique_id, {columns} FROM {source}"
         )
 
     def fit_model(self) -> str:
@@ -195,6 +222,7 @@ class DuckDBEngine:
             max_pairs=min(U_SAMPLE_PAIRS, max(10_000, returns * (returns - 1) / 2)), seed=U_SAMPLE_SEED
         )
         model = linker.misc.save_model_to_json()
+        self._create_term_frequency_tables(model)
         model["link_type"] = "link_only"
         model["linker_uid"] = "taxmatch"
         model.pop("sql_dialect", None)
@@ -205,6 +233,15 @@ class DuckDBEngine:
         )
         self._drop_splink_tables()
         return version
+
+    def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
+        """Term frequencies of the master (the population a request is matched against), one table a column."""
+        for column in compile_scorer(model).term_frequency_columns:
+            self.connection.execute(
+                f"""CREATE OR REPLACE TABLE tf_{column} AS
+                SELECT {column}, count(*) / sum(count(*)) OVER () AS tf_{column}
+                FROM master_returns WHERE {column} IS NOT NULL GROUP BY {column}"""
+            )
 
     def current_model(self) -> tuple[str, dict[str, Any]]:
         row = self.connection.execute(
@@ -225,15 +262,9 @@ class DuckDBEngine:
 
     # ---- scoring ------------------------------------------------------------------------------
 
-    def score(self, requests: Sequence[tuple[int, RequestRecord]]) -> list[CandidatePair]:
-        """Score valid requests (with their batch index) against the master; every blocked pair."""
-        from splink import DuckDBAPI, Linker
-
-        if not requests:
-            return []
-        _, model = self.current_model()
+    def _stage_requests(self, rows: list[tuple[Any, ...]]) -> None:
+        """Standardize request input rows into the temp table request_inputs."""
         con = self.connection
-        rows = list(_request_input_rows(requests))
         table = pa.table(
             {
                 "unique_id": pa.array([row[0] for row in rows], type=pa.int64()),
@@ -246,27 +277,43 @@ class DuckDBEngine:
         )
         con.register("request_raw", table)
         con.execute("DROP TABLE IF EXISTS request_inputs")
-        self._create_standardized("request_inputs", "request_raw", "unique_id, request_index", temporary=True)
+        self._create_standardized(
+            "request_inputs", "request_raw", "unique_id, request_index", temporary=True, order_by="unique_id"
+        )
         con.unregister("request_raw")
-        self._refresh_given_name_forms("request_inputs")
-        self._model_input_view("request_inputs", "model_input_requests")
-        self._model_input_view("master_returns", "model_input_master")
-        database_api = DuckDBAPI(connection=con)
-        left = database_api.register("model_input_requests")
-        right = database_api.register("model_input_master")
-        linker = Linker([left, right], model, log_level=logging.WARNING)
-        predictions = linker.inference.predict(warning_mode="never")
-        labels = _gamma_labels(model)
-        result = con.execute(
-            f"""SELECT r.request_index, p.unique_id_r, p.tin_r, p.match_probability,
-                       p.gamma_first_name, p.gamma_last_name, p.gamma_dob, p.gamma_address,
-                       coalesce(p.suffix_l, ''), coalesce(p.suffix_r, ''), coalesce(p.tin_l, ''), m.tax_year
-                FROM {predictions.physical_name} p
-                JOIN request_inputs r ON r.unique_id = p.unique_id_l
-                JOIN master_returns m ON m.return_id = p.unique_id_r
-                ORDER BY r.request_index, p.unique_id_r"""
-        ).fetchall()
-        self._drop_splink_tables()
+
+    def _scorer(self) -> tuple[str, CompiledScorer]:
+        version, model = self.current_model()
+        cached = self._compiled.get(version)
+        if cached is None:
+            cached = self._compiled[version] = compile_scorer(model)
+        return version, cached
+
+    def score(self, requests: Sequence[tuple[int, RequestRecord]]) -> list[CandidatePair]:
+        """Score valid requests (with their batch index) against the master: every blocked pair.
+
+        A few requests (an on-demand lookup) take the point path: two statements, index point
+        reads on each key column. A batch is staged and joined against the whole master. Both
+        block on equal keys and score with the same compiled SQL, so they give the same pairs
+        and the same probabilities (a test holds them to it).
+        """
+        if not requests:
+            return []
+        _, scorer = self._scorer()
+        rows = list(_request_input_rows(requests))
+        if len(rows) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            prefix, requests_relation, source = self._point_lookup_ctes(rows)
+        else:
+            self._stage_requests(rows)
+            prefix, requests_relation, source = "", "request_inputs", "master_returns"
+        query = f"WITH {prefix}{_scored_pairs_input_cte(scorer, requests_relation, source)}, {scorer.ctes} " + (
+            """SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability,
+                   s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address,
+                   coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year
+            FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id)
+            ORDER BY i.request_index, s.return_id, s.request_uid"""
+        )
+        labels = scorer.level_labels
         return [
             CandidatePair(
                 request_index=int(row[0]),
@@ -282,8 +329,61 @@ class DuckDBEngine:
                 request_tin=str(row[10]),
                 return_tax_year=int(row[11]),
             )
-            for row in result
+            for row in self.connection.execute(query).fetchall()
         ]
+
+    def _point_lookup_ctes(self, rows: list[tuple[Any, ...]]) -> tuple[str, str, str]:
+        """CTEs `point_requests` (standardized, as literals) and `point_candidates` (index point reads)."""
+        con = self.connection
+        raw_values = ", ".join("(" + ", ".join(_sql_value(value) for value in row) + ")" for row in rows)
+        raw_columns = ", ".join(("unique_id", "request_index", *_REQUEST_RAW_COLUMNS))
+        cursor = con.execute(
+            f"WITH raw({raw_columns}) AS (VALUES {raw_values}), "
+            f"{_standardized_ctes('raw', 'unique_id, request_index')} SELECT * FROM standardized"
+        )
+        columns = [description[0] for description in cursor.description]
+        standardized = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        for row in standardized:
+            # The same function fills given_name_forms for the batch path, from the same folded name.
+            row["first_forms"] = list(given_name_forms(row["first_name"])) if row["first_name"] else None
+        names = [*columns, "first_forms"]
+        literal_rows = ", ".join(
+            "(" + ", ".join(_sql_value(row[name], _STANDARDIZED_TYPES.get(name, "VARCHAR")) for name in names) + ")"
+            for row in standardized
+        )
+        reads = [
+            f"SELECT * FROM master_returns WHERE {master_column} = {_sql_literal(str(row[request_column]))}"
+            for request_column, master_column in BLOCK_KEY_JOINS
+            for row in standardized
+            if row[request_column] is not None
+        ]
+        # Literals, not parameters: DuckDB plans an ART index scan only for a comparison with a constant.
+        candidates = " UNION ".join(reads) if reads else "SELECT * FROM master_returns LIMIT 0"
+        prefix = f"point_requests({', '.join(names)}) AS (VALUES {literal_rows}), point_candidates AS ({candidates}), "
+        return prefix, "point_requests", "point_candidates"
+
+    def splink_reference_scores(self, requests: Sequence[tuple[int, RequestRecord]]) -> dict[tuple[int, int], float]:
+        """Match probabilities from Splink's own predict() for the same requests: the oracle the tests hold
+        the compiled scorer to. Keys are (request input row, return id)."""
+        from splink import DuckDBAPI, Linker
+
+        _, model = self.current_model()
+        self._stage_requests(list(_request_input_rows(requests)))
+        self._model_input_view("request_inputs", "model_input_requests")
+        self._model_input_view("master_returns", "model_input_master")
+        database_api = DuckDBAPI(connection=self.connection)
+        left = database_api.register("model_input_requests")
+        right = database_api.register("model_input_master")
+        linker = Linker([left, right], model, log_level=logging.WARNING)
+        for column in compile_scorer(model).term_frequency_columns:
+            lookup = database_api.register(f"tf_{column}")
+            linker.table_management.register_term_frequency_lookup(lookup, column)
+        predictions = linker.inference.predict(warning_mode="never")
+        rows = self.connection.execute(
+            f"SELECT unique_id_l, unique_id_r, match_probability FROM {predictions.physical_name}"
+        ).fetchall()
+        self._drop_splink_tables()
+        return {(int(left_id), int(right_id)): float(probability) for left_id, right_id, probability in rows}
 
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
         """Every return of each TIN, most recent year first, primary before spouse."""
@@ -346,14 +446,57 @@ def _iso_date(text: str | None) -> str | None:
     return text.strip()
 
 
-def _gamma_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
-    """Splink numbers the levels of a comparison from the bottom (else = 0); null is -1."""
-    labels: dict[str, dict[int, str]] = {}
-    for comparison in model["comparisons"]:
-        levels = comparison["comparison_levels"]
-        non_null = [level for level in levels if not level.get("is_null_level")]
-        mapping = {-1: "missing"}
-        for position, level in enumerate(non_null):
-            mapping[len(non_null) - 1 - position] = str(level.get("label_for_charts", ""))
-        labels[comparison["output_column_name"]] = mapping
-    return labels
+def _sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+_STANDARDIZED_TYPES = {"unique_id": "BIGINT", "request_index": "BIGINT", "surname_tokens": "VARCHAR[]",
+                       "first_forms": "VARCHAR[]"}  # fmt: skip
+
+
+def _sql_value(value: Any, sql_type: str = "VARCHAR") -> str:
+    """A typed SQL literal (the point path writes a request into its query)."""
+    if value is None:
+        return f"CAST(NULL AS {sql_type})"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "CAST([" + ", ".join(_sql_literal(str(item)) for item in value) + "] AS VARCHAR[])"
+    return _sql_literal(str(value))
+
+
+def _standardized_ctes(source: str, carried_columns: str) -> str:
+    """CTEs ending in `standardized`: carried columns, model input columns (but first_forms) and block keys."""
+    cores = street_name_sql(f"SELECT tm_street_core(street) AS street_core FROM {source}")
+    return f"""street_names AS ({cores}),
+        standardized_columns AS (
+            SELECT {carried_columns}, {_MODEL_INPUT_SELECT}
+            FROM {source} s LEFT JOIN street_names n ON n.street_core = tm_street_core(s.street)),
+        standardized AS (SELECT *, {_BLOCK_KEY_SELECT} FROM standardized_columns)"""
+
+
+def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, source: str) -> str:
+    """`scored_pairs_input`: each blocked (request row, return) pair with both sides' model columns."""
+    blocked = " UNION ".join(
+        f"SELECT l.unique_id AS request_uid, r.return_id FROM {requests_relation} l "
+        f"JOIN {source} r ON l.{request_column} = r.{master_column}"
+        for request_column, master_column in BLOCK_KEY_JOINS
+    )
+    sides = ", ".join(
+        f"l.{column} AS {column}_l, r.{column} AS {column}_r" for column in MODEL_INPUT_COLUMNS if column != "unique_id"
+    )
+    term_frequencies = "".join(
+        f", tfl_{column}.tf_{column} AS tf_{column}_l, tfr_{column}.tf_{column} AS tf_{column}_r"
+        for column in scorer.term_frequency_columns
+    )
+    term_frequency_joins = "".join(
+        f" LEFT JOIN tf_{column} tfl_{column} ON tfl_{column}.{column} = l.{column}"
+        f" LEFT JOIN tf_{column} tfr_{column} ON tfr_{column}.{column} = r.{column}"
+        for column in scorer.term_frequency_columns
+    )
+    return f"""scored_pairs_input AS (
+        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin, r.tax_year AS pair_tax_year,
+               {sides}{term_frequencies}
+        FROM ({blocked}) p
+        JOIN {requests_relation} l ON l.unique_id = p.request_uid
+        JOIN {source} r ON r.return_id = p.return_id{term_frequency_joins})"""
