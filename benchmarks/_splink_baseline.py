@@ -66,8 +66,7 @@ def settings(prior: float) -> SettingsCreator:
 
 def score(con: duckdb.DuckDBPyConnection, predictions: str, truth: Path) -> dict[str, Any]:
     """Best pair per request against truth.csv, on the TIN."""
-    row = con.execute(
-        f"""
+    sql_judged_prefix = f"""
         WITH pairs AS (
             SELECT
                 CASE WHEN source_dataset_l = 'requests' THEN request_id_l ELSE request_id_r END AS request_id,
@@ -81,17 +80,21 @@ def score(con: duckdb.DuckDBPyConnection, predictions: str, truth: Path) -> dict
             FROM pairs GROUP BY request_row, request_id
         ),
         truth AS (
-            SELECT request_id, expected_outcome, regexp_replace(coalesce(expected_tin, ''), '[^0-9]', '', 'g') AS tin
+            SELECT request_id, "case", expected_outcome,
+                regexp_replace(coalesce(expected_tin, ''), '[^0-9]', '', 'g') AS tin
             FROM (
                 SELECT *, row_number() OVER (PARTITION BY request_id) AS k
                 FROM read_csv('{truth}', header = true, all_varchar = true)
-            ) WHERE k = 1 AND expected_outcome IN ('DISCLOSED', 'NOT_MATCHED')
+            ) WHERE k = 1 AND expected_outcome IN ('DISCLOSED', 'NOT_MATCHED') AND "case" <> 'no_return_in_period'
         ),
         judged AS (
-            SELECT DISTINCT ON (t.request_id) t.request_id, t.expected_outcome, b.tin AS got,
+            SELECT DISTINCT ON (t.request_id) t.request_id, t."case", t.expected_outcome, b.tin AS got,
                 b.tin IS NOT NULL AND t.expected_outcome = 'DISCLOSED' AND b.tin = t.tin AS is_right
             FROM truth t LEFT JOIN best b USING (request_id)
         )
+    """
+    row = con.execute(
+        f"""{sql_judged_prefix}
         SELECT
             count(*),
             count(*) FILTER (WHERE expected_outcome = 'DISCLOSED'),
@@ -102,16 +105,22 @@ def score(con: duckdb.DuckDBPyConnection, predictions: str, truth: Path) -> dict
         FROM judged
         """
     ).fetchone()
+    wrong_by_case = con.execute(
+        f"""{sql_judged_prefix}
+        SELECT "case", count(*) FROM judged WHERE got IS NOT NULL AND NOT is_right GROUP BY 1 ORDER BY 2 DESC, 1
+        """
+    ).fetchall()
     assert row is not None
     valid, findable, disclosures, correct, wrong, wrong_unfindable = (int(value) for value in row)
     return {
-        "scope": "valid requests; best pair per request; TIN only",
+        "scope": "valid requests except no_return_in_period; best pair per request; TIN only",
         "valid_requests": valid,
         "disclosures": disclosures,
         "correct": correct,
         "wrong": wrong,
         "wrong_of_not_matched": wrong_unfindable,
         "wrong_disclosure_rate": round(wrong / disclosures, 6) if disclosures else None,
+        "wrong_by_case": {str(case): int(count) for case, count in wrong_by_case},
         "recall": round(correct / findable, 6) if findable else None,
     }
 

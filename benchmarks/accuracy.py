@@ -95,6 +95,8 @@ def per_case_table(truth: dict[str, dict[str, str]], disclosed: dict[str, dict[s
             "correct": counts["correct"],
             "wrong": counts["wrong"],
             "wrong_rate": ratio(counts["wrong"], counts["disclosed"]),
+            # For cases that should not be disclosed at all, wrong_rate is 1.0 or null; this is the useful rate.
+            "wrong_share_of_requests": ratio(counts["wrong"], counts["n"]),
             "recall": ratio(counts["correct"], counts["findable"]),
         }
     return table
@@ -136,6 +138,39 @@ def not_matched_codes(
         row = unmatched.get(request_id)
         for code in codes(row["reason_codes"]) if row else []:
             by_case[expected["case"]][code] += 1
+    return {case: dict(counts.most_common()) for case, counts in sorted(by_case.items())}
+
+
+def missed_codes(
+    truth: dict[str, dict[str, str]],
+    disclosed: dict[str, dict[str, str]],
+    rejected: dict[str, dict[str, str]],
+    unmatched: dict[str, dict[str, str]],
+) -> dict[str, dict[str, int]]:
+    """Why findable requests were not rightly disclosed, per case: the outcome's reason codes."""
+    by_case: dict[str, Counter[str]] = defaultdict(Counter)
+    for request_id, expected in truth.items():
+        if expected["expected_outcome"] != "DISCLOSED":
+            continue
+        disclosure = disclosed.get(request_id)
+        if disclosure is not None:
+            if not is_right(expected, disclosure):
+                right_person = disclosure["tin_last4"] == expected["expected_tin"][-4:]
+                by_case[expected["case"]]["WRONG_TAX_YEAR" if right_person else "WRONG_PERSON"] += 1
+            continue
+        row = unmatched.get(request_id) or rejected.get(request_id)
+        for code in codes(row["reason_codes"]) if row else ["NO_OUTCOME"]:
+            by_case[expected["case"]][code] += 1
+    return {case: dict(counts.most_common()) for case, counts in sorted(by_case.items())}
+
+
+def wrong_evidence(truth: dict[str, dict[str, str]], disclosed: dict[str, dict[str, str]]) -> dict[str, dict[str, int]]:
+    """The evidence lists behind wrong disclosures, per case."""
+    by_case: dict[str, Counter[str]] = defaultdict(Counter)
+    for request_id, disclosure in disclosed.items():
+        expected = truth.get(request_id)
+        if expected is not None and not is_right(expected, disclosure):
+            by_case[expected["case"]][disclosure["evidence"]] += 1
     return {case: dict(counts.most_common()) for case, counts in sorted(by_case.items())}
 
 
@@ -218,6 +253,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rejected = first_by_id(read_rows(out_dir / "rejected.csv"))
         unmatched = first_by_id(read_rows(out_dir / "unmatched.csv"))
         per_case = per_case_table(truth, disclosed)
+        missed = missed_codes(truth, disclosed, rejected, unmatched)
+        evidence = wrong_evidence(truth, disclosed)
         seconds["evaluate"] = round(time.perf_counter() - started, 2)
         manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
 
@@ -252,7 +289,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_case": per_case,
         "worst_case_wrong_rate": worst[1],
         "worst_case": worst[0],
+        "worst_case_wrong_share_of_requests": max(
+            (row["wrong_share_of_requests"] or 0.0 for row in per_case.values()), default=0.0
+        ),
         "not_matched_codes": not_matched_codes(truth, unmatched),
+        "missed_codes": missed,
+        "wrong_evidence": evidence,
         "seconds": seconds,
         "model_version": manifest.get("model_version"),
         "commit": git_commit(),
