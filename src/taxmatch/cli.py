@@ -23,11 +23,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxmatch.api.cli import keys_app, serve
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
 from taxmatch.io.requests import RequestFileError
-from taxmatch.pipeline import BatchResult, decide_requests, dumps_decision, run_batch
+from taxmatch.ledger import Ledger, signing_key
+from taxmatch.ledger.cli import ledger_app
+from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
 from taxmatch.records import REQUEST_COLUMNS, Address, RequestRecord
 from taxmatch.settings import Policy, PolicyError, Workspace
 
@@ -42,6 +45,9 @@ master_app = typer.Typer(help="The master file of returns.", no_args_is_help=Tru
 batch_app = typer.Typer(help="Request batches.", no_args_is_help=True)
 app.add_typer(master_app, name="master")
 app.add_typer(batch_app, name="batch")
+app.add_typer(keys_app, name="keys", help="API keys: create, list, revoke.")
+app.add_typer(ledger_app, name="ledger", help="The disclosure ledger: export, verify, public key, checkpoint.")
+app.command(help="Serve the HTTP API (DESIGN.md section 3b).")(serve)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -59,6 +65,7 @@ class Session:
     policy: Policy
     connection: duckdb.DuckDBPyConnection
     engine: DuckDBEngine
+    ledger: Ledger
 
 
 @contextmanager
@@ -73,7 +80,9 @@ def open_session(ctx: typer.Context) -> Iterator[Session]:
     if opened.notice is not None:
         err.print(f"[yellow]{opened.notice.message}[/]")
     try:
-        yield Session(workspace, policy, opened.connection, DuckDBEngine(opened.connection))
+        ledger = Ledger(opened.connection)
+        ledger.ensure_schema()
+        yield Session(workspace, policy, opened.connection, DuckDBEngine(opened.connection), ledger)
     except (MasterNotLoadedError, RequestFileError, MasterFileError) as error:
         fail(str(error))
     finally:
@@ -170,6 +179,8 @@ def run_batch_with_progress(
         return run_batch(
             session.engine,
             session.policy,
+            session.ledger,
+            signing_key(session.workspace),
             file,
             agency,
             as_of,
@@ -238,6 +249,7 @@ def lookup(
         str | None, typer.Option("--json", help="A JSON request object from FILE, or - for stdin.")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date the request is judged on (YYYY-MM-DD).")] = None,
+    agency: Annotated[str, typer.Option("--agency", help="The requesting agency, for the ledger.")] = "cli",
     request_id: Annotated[str | None, typer.Option("--request-id")] = None,
     first_name: Annotated[str | None, typer.Option("--first-name")] = None,
     middle_name: Annotated[str | None, typer.Option("--middle-name")] = None,
@@ -278,6 +290,11 @@ def lookup(
     as_of_date = parse_as_of(as_of)
     with open_session(ctx) as session:
         (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
+        model_version, _ = session.engine.current_model()
+        accounting = Accounting(agency, "lookup", "cli", model_version)
+        with session.ledger.transaction():
+            session.ledger.append(ledger_events([request], [decision], accounting, session.policy))
+        session.ledger.checkpoint(signing_key(session.workspace))
     out.print_json(dumps_decision(decision))
 
 

@@ -49,7 +49,9 @@ def evaluate_batch(truth_path: Path, out_dir: Path) -> EvaluationReport:
     disclosed = {row["request_id"]: row for row in _read(out_dir / "disclosed.csv")}
     rejected: dict[str, str] = {}
     for row in _read(out_dir / "rejected.csv"):
-        rejected.setdefault(row["request_id"], row["reason_codes"])
+        # A repeat of an id is rejected as a duplicate; the truth row of that id is about its first occurrence.
+        if row["reason_codes"] != "DUPLICATE_REQUEST_ID":
+            rejected.setdefault(row["request_id"], row["reason_codes"])
     wrong_by_case: Counter[str] = Counter()
     disclosures_by_case: Counter[str] = Counter()
     findable_by_case: Counter[str] = Counter()

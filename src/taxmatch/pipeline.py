@@ -13,16 +13,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taxmatch import __version__
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
+from taxmatch.ledger import Ledger, LedgerEvent
 from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose
 from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from taxmatch.validate import validate_request
 from taxmatch.validate.tax_period import parse_tax_years
 
@@ -95,6 +99,34 @@ def decide_requests(
 
 
 @dataclass(frozen=True)
+class Accounting:
+    """Who asked, in which batch: what the ledger records beside each decision."""
+
+    agency: str
+    batch_id: str
+    actor: str
+    model_version: str
+
+
+def ledger_events(
+    items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting, policy: Policy
+) -> list[LedgerEvent]:
+    return [
+        LedgerEvent.from_decision(
+            decision,
+            agency=accounting.agency,
+            batch_id=accounting.batch_id,
+            statute=(item.statute or "") if isinstance(item, RequestRecord) else "",
+            policy_version=policy.version,
+            model_version=accounting.model_version,
+            actor=accounting.actor,
+            policy=policy,
+        )
+        for item, decision in zip(items, decisions, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
 class BatchResult:
     batch_id: str
     out_dir: Path
@@ -112,13 +144,22 @@ def batch_id_for(agency: str, as_of: datetime.date, input_sha256: str, policy: P
 def run_batch(
     engine: DuckDBEngine,
     policy: Policy,
+    ledger: Ledger,
+    signer: Ed25519PrivateKey,
     input_path: Path,
     agency: str,
     as_of: datetime.date,
     out_dir: Path | None,
     default_out_root: Path,
+    actor: str = "cli",
     progress: Progress = _no_progress,
 ) -> BatchResult:
+    """Decide every request, then account for and write the outcomes together.
+
+    The ledger entries are appended in the transaction that is committed only once the
+    outcome files are in place; if writing fails, the entries roll back, and if the commit
+    fails, the files are removed: no outcome without its entry, no entry without its outcome.
+    """
     started = time.perf_counter()
     model_version, _ = engine.current_model()
     input_sha256 = sha256_file(input_path)
@@ -128,9 +169,21 @@ def run_batch(
     progress("read", len(items), len(items))
     decisions = decide_requests(engine, policy, as_of, items, progress)
     target.mkdir(parents=True, exist_ok=True)
-    with OutcomeWriter(target) as writer:
-        for decision in decisions:
-            writer.write(decision)
+    accounting = Accounting(agency, batch_id, actor, model_version)
+    writer = OutcomeWriter(target)
+    try:
+        with ledger.transaction():
+            ledger.append(ledger_events(items, decisions, accounting, policy))
+            with writer:
+                for decision in decisions:
+                    writer.write(decision)
+    except BaseException:
+        # The writer removes its own temporary files; these are the renamed ones of a failed commit.
+        for path in writer.paths().values():
+            path.unlink(missing_ok=True)
+        raise
+    progress("recorded", len(decisions), len(decisions))
+    checkpoint = ledger.checkpoint(signer)
     counts = dict(writer.counts)
     counts["total"] = len(decisions)
     manifest: dict[str, Any] = {
@@ -143,7 +196,7 @@ def run_batch(
         "model_version": model_version,
         "taxmatch_version": __version__,
         "outputs": {path.name: sha256_file(path) for _, path in sorted(writer.paths().items())},
-        "ledger_head": None,
+        "ledger_head": {"seq": checkpoint.seq, "hash": checkpoint.head_hash},
     }
     manifest_path = write_manifest(target, manifest)
     return BatchResult(batch_id, target, counts, manifest_path, time.perf_counter() - started)
