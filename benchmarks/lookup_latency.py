@@ -1,0 +1,223 @@
+"""On-demand lookup latency over HTTP (DESIGN.md section 7: p50 <= 10 ms, p99 <= 50 ms at 1M people).
+
+Builds a synthetic master of N people (or takes --data DIR with master.csv and
+requests.csv), loads it with the CLI, starts `python -m taxmatch.api.server` on 127.0.0.1
+(ephemeral port), then:
+
+1. sequential lookups over one keep-alive connection, measuring each round trip;
+2. --clients concurrent clients for at most --concurrent-requests lookups or
+   --concurrent-seconds seconds, counting errors, reporting throughput.
+
+Prints ONE JSON line. Example (quick run):
+
+    python benchmarks/lookup_latency.py --people 20000 --lookups 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from taxmatch.api.keys import KeyStore, Role
+from taxmatch.settings import Workspace
+
+TAXMATCH = str(Path(sys.executable).with_name("taxmatch"))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies_ms, 0.50), 2),
+        "p90_ms": round(percentile(latencies_ms, 0.90), 2),
+        "p99_ms": round(percentile(latencies_ms, 0.99), 2),
+        "max_ms": round(max(latencies_ms), 2) if latencies_ms else float("nan"),
+        "mean_ms": round(statistics.fmean(latencies_ms), 2) if latencies_ms else float("nan"),
+    }
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty-src" if dirty else "")
+
+
+def start_server(home: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
+    with log.open("w") as stderr:  # the access log, one line per lookup; read only if startup fails
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taxmatch.api.server", "--home", str(home), "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening on http://" not in line:
+        process.wait(30)
+        raise SystemExit(f"server did not start: {log.read_text()[-3000:]}")
+    base_url = line.split("listening on ")[1].split()[0]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=2).json().get("status") == "ok":
+                return process, base_url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("server never became healthy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, help="directory with master.csv and requests.csv (skips synth)")
+    parser.add_argument("--lookups", type=int, default=2_000, help="sequential lookups measured")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--concurrent-requests", type=int, default=8_000)
+    parser.add_argument("--concurrent-seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temporary directory)")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-latency-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    home, data = workdir / "home", args.data or workdir / "data"
+    env = {
+        **os.environ,
+        "TAXMATCH_KEY_FILE": str(workdir / "keys" / "db.key"),
+        "XDG_CONFIG_HOME": str(workdir / "cfg"),
+        # The benchmark measures latency, not the per-key limits.
+        "TAXMATCH_API_RATE_LIMIT_PER_MINUTE": "100000000",
+        "TAXMATCH_API_VOLUME_LIMIT_PER_DAY": "100000000",
+    }
+    env.pop("TAXMATCH_HOME", None)
+    timings: dict[str, float] = {}
+    process: subprocess.Popen[str] | None = None
+    try:
+        if args.data is None:
+            from taxmatch.synth import generate
+
+            started = time.perf_counter()
+            generate(data, people=args.people, requests=args.lookups + args.warmup, seed=args.seed,
+                     as_of=datetime.date.today())  # fmt: skip
+            timings["synth_seconds"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        timings["master_load_seconds"] = round(time.perf_counter() - started, 1)
+        _, key = KeyStore.for_workspace(Workspace(home)).create("BENCH", Role.REQUESTER)
+        with (data / "requests.csv").open(encoding="utf-8", newline="") as handle:
+            requests = list(csv.DictReader(handle))
+        if not requests:
+            raise SystemExit("no requests to send")
+        process, base_url = start_server(home, env, workdir / "server.log")
+        headers = {"Authorization": f"Bearer {key}"}
+        outcomes: dict[str, int] = {}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+            for index in range(args.warmup):
+                client.post("/v1/lookup", json=requests[index % len(requests)]).raise_for_status()
+            sequential: list[float] = []
+            for index in range(args.lookups):
+                body = requests[(args.warmup + index) % len(requests)]
+                started = time.perf_counter()
+                response = client.post("/v1/lookup", json=body)
+                sequential.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                outcome = response.json()["outcome"]
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+        lock = threading.Lock()
+        counter = iter(range(args.concurrent_requests))
+        concurrent: list[float] = []
+        errors: list[str] = []
+        deadline = time.monotonic() + args.concurrent_seconds
+
+        def worker() -> None:
+            with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+                while time.monotonic() < deadline:
+                    with lock:
+                        index = next(counter, None)
+                    if index is None:
+                        return
+                    started = time.perf_counter()
+                    try:
+                        response = client.post("/v1/lookup", json=requests[index % len(requests)])
+                        ok = response.status_code == 200
+                        problem = f"HTTP {response.status_code}"
+                    except httpx.HTTPError as error:
+                        ok, problem = False, type(error).__name__
+                    elapsed = (time.perf_counter() - started) * 1000
+                    with lock:
+                        concurrent.append(elapsed)
+                        if not ok:
+                            errors.append(problem)
+
+        threads = [threading.Thread(target=worker) for _ in range(args.clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        returns = sum(1 for _ in (data / "master.csv").open(encoding="utf-8")) - 1
+        result: dict[str, Any] = {
+            "benchmark": "lookup_latency",
+            "commit": git_commit(),
+            "people": args.people if args.data is None else None,
+            "master_returns": returns,
+            **timings,
+            "sequential": {"lookups": len(sequential), **summary(sequential), "outcomes": outcomes},
+            "concurrent": {
+                "clients": args.clients,
+                "lookups": len(concurrent),
+                "errors": len(errors),
+                "error_kinds": sorted(set(errors)),
+                "seconds": round(wall, 2),
+                "throughput_per_s": round(len(concurrent) / wall, 1) if wall else None,
+                **summary(concurrent),
+            },
+            "targets": {"p50_ms": 10, "p99_ms": 50},
+        }
+        print(json.dumps(result))
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(60)
+            if process.stdout is not None:
+                process.stdout.close()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
