@@ -66,11 +66,10 @@ POLICY_SETTINGS: tuple[Setting, ...] = (
         ],
         "Values that are not names; a first or last name equal to one (case-insensitive) is INVALID_NAME.",
     ),
-    Setting("match_threshold", 0.999, "Lowest match probability at which a request is disclosed."),
     Setting(
-        "ambiguity_margin",
-        0.05,
-        "A second taxpayer within this probability of the best makes the request AMBIGUOUS.",
+        "match_threshold",
+        0.999,
+        "Lowest probability, shared among all candidates found, at which a request is disclosed.",
     ),
     Setting("candidate_floor", 0.5, "Candidates below this probability count as no candidate at all."),
     Setting("disclose_phone", False, "Disclose the phone number (return information: off by default)."),
@@ -88,7 +87,6 @@ class Policy:
     tax_period_years: int
     name_placeholders: frozenset[str]
     match_threshold: float
-    ambiguity_margin: float
     candidate_floor: float
     disclose_phone: bool
     disclose_full_tin: bool
@@ -113,7 +111,6 @@ class Policy:
                 tax_period_years=int(merged["tax_period_years"]),
                 name_placeholders=frozenset(str(item).upper() for item in merged["name_placeholders"]),
                 match_threshold=float(merged["match_threshold"]),
-                ambiguity_margin=float(merged["ambiguity_margin"]),
                 candidate_floor=float(merged["candidate_floor"]),
                 disclose_phone=bool(merged["disclose_phone"]),
                 disclose_full_tin=bool(merged["disclose_full_tin"]),

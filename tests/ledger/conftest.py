@@ -6,11 +6,12 @@ from pathlib import Path
 import duckdb
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledger_helpers import Clock, make_events
 
 from taxmatch import database
 from taxmatch.ledger import Ledger, export, export_public_key, signing_key
 from taxmatch.settings import Workspace
+
+from ledger_helpers import Clock, make_events
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledger_helpers import Clock, make_events
 
 from taxmatch.database import DatabaseKeyError
 from taxmatch.ledger import (
@@ -29,6 +28,8 @@ from taxmatch.ledger import (
 from taxmatch.ledger.model import body_json
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy, Workspace
+
+from ledger_helpers import Clock, make_events
 
 
 def test_empty_ledger_head_is_genesis(ledger: Ledger) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from ledger_helpers import make_events
 from typer.testing import CliRunner
 
 from taxmatch.database import connect
 from taxmatch.ledger import Ledger
 from taxmatch.ledger.cli import ledger_app
 from taxmatch.settings import Workspace
+
+from ledger_helpers import make_events
 
 
 def make_app(workspace: Workspace) -> typer.Typer:

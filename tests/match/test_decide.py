@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from typing import Any
 
 from taxmatch.match.candidates import CandidatePair, ReturnRow
-from taxmatch.match.decide import Choice, choose_taxpayer, disclose, tin_keying_error
+from taxmatch.match.decide import Choice, choose_taxpayer, disclose
 from taxmatch.records import Outcome, ReasonCode
 from taxmatch.settings import Policy
 
 POLICY = Policy.default()
-STRONG = CandidatePair(
-    request_index=0,
-    return_id=1,
-    tin="123456789",
-    match_probability=0.99995,
-    first_name_level="exact",
-    last_name_level="exact",
-    dob_level="exact",
-    address_level="exact",
-    request_suffix="",
-    return_suffix="",
-    request_tin="",
-    return_tax_year=2024,
+
+
+def scored(pair: CandidatePair, probability: float, **changes: Any) -> CandidatePair:
+    weight = math.log2(probability / (1.0 - probability))
+    return replace(pair, match_probability=probability, match_weight=weight, **changes)
+
+
+STRONG = scored(
+    CandidatePair(
+        request_index=0,
+        return_id=1,
+        tin="123456789",
+        match_probability=0.0,
+        match_weight=0.0,
+        first_name_level="exact",
+        last_name_level="exact",
+        dob_level="exact",
+        address_level="exact",
+        tin_level="missing",
+        request_suffix="",
+        return_suffix="",
+        request_tin="",
+        return_tax_year=2024,
+    ),
+    0.99995,
 )
 
 
@@ -31,11 +45,12 @@ def test_strong_corroborated_pair_is_chosen_with_evidence() -> None:
     assert isinstance(choice, Choice)
     assert choice.tin == "123456789"
     assert choice.evidence == "name=exact;address=exact;dob=exact"
+    assert abs(choice.match_probability - 0.99995) < 1e-9
 
 
 def test_no_pairs_is_no_candidate() -> None:
     assert choose_taxpayer([], POLICY) is ReasonCode.NO_CANDIDATE
-    assert choose_taxpayer([replace(STRONG, match_probability=0.01)], POLICY) is ReasonCode.NO_CANDIDATE
+    assert choose_taxpayer([scored(STRONG, 0.01)], POLICY) is ReasonCode.NO_CANDIDATE
 
 
 def test_address_must_be_corroborated_by_the_taxpayers_own_return() -> None:
@@ -45,17 +60,20 @@ def test_address_must_be_corroborated_by_the_taxpayers_own_return() -> None:
     assert isinstance(choose_taxpayer([typo], POLICY), Choice)
 
 
+def test_another_flat_in_the_building_does_not_corroborate() -> None:
+    assert choose_taxpayer([replace(STRONG, address_level="other_unit")], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
 def test_conflicting_dob_vetoes_but_keying_error_does_not() -> None:
     assert choose_taxpayer([replace(STRONG, dob_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
     assert isinstance(choose_taxpayer([replace(STRONG, dob_level="keying_error")], POLICY), Choice)
 
 
 def test_conflicting_tin_vetoes_but_one_digit_off_does_not() -> None:
-    assert choose_taxpayer([replace(STRONG, request_tin="987654321")], POLICY) is ReasonCode.BELOW_THRESHOLD
-    near = choose_taxpayer([replace(STRONG, request_tin="123456780")], POLICY)
+    conflict = replace(STRONG, request_tin="987654321", tin_level="different")
+    assert choose_taxpayer([conflict], POLICY) is ReasonCode.BELOW_THRESHOLD
+    near = choose_taxpayer([replace(STRONG, request_tin="123456780", tin_level="keying_error")], POLICY)
     assert isinstance(near, Choice) and "tin=keying_error" in near.evidence
-    assert tin_keying_error("123456789", "123456798")
-    assert not tin_keying_error("123456789", "123456700")
 
 
 def test_suffix_conflict_vetoes() -> None:
@@ -63,15 +81,35 @@ def test_suffix_conflict_vetoes() -> None:
     assert choose_taxpayer([father], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
-def test_two_plausible_taxpayers_at_the_address_are_ambiguous() -> None:
-    senior = replace(STRONG, return_id=2, tin="223456789", match_probability=0.9999)
+def test_sr_on_the_return_without_dob_or_suffix_in_the_request_is_ambiguous() -> None:
+    # The return says SR: a JR exists somewhere, and nothing in the request says which one is meant.
+    father_only = replace(STRONG, return_suffix="SR", dob_level="missing")
+    assert choose_taxpayer([father_only], POLICY) is ReasonCode.AMBIGUOUS
+    assert isinstance(choose_taxpayer([replace(father_only, dob_level="exact")], POLICY), Choice)
+    junior_request = replace(STRONG, request_suffix="JR", dob_level="missing")
+    assert choose_taxpayer([junior_request], POLICY) is ReasonCode.AMBIGUOUS
+
+
+def test_same_name_at_the_address_is_ambiguous_whatever_the_probabilities() -> None:
+    senior = scored(STRONG, 0.9999, return_id=2, tin="223456789")
     assert choose_taxpayer([STRONG, senior], POLICY) is ReasonCode.AMBIGUOUS
-    unlikely_housemate = replace(senior, match_probability=0.02, first_name_level="different")
-    assert isinstance(choose_taxpayer([STRONG, unlikely_housemate], POLICY), Choice)
+    faint_namesake = scored(senior, 0.3, dob_level="missing")
+    assert choose_taxpayer([STRONG, faint_namesake], POLICY) is ReasonCode.AMBIGUOUS
+
+
+def test_twin_with_another_first_name_is_told_apart() -> None:
+    twin = scored(STRONG, 0.9998, return_id=2, tin="223456789", first_name_level="different")
+    choice = choose_taxpayer([scored(STRONG, 0.99999999), twin], POLICY)
+    assert isinstance(choice, Choice) and choice.tin == STRONG.tin
+
+
+def test_a_strong_rival_anywhere_shares_the_probability() -> None:
+    rival_elsewhere = scored(STRONG, 0.999, return_id=3, tin="323456789", address_level="zip_only")
+    assert choose_taxpayer([STRONG, rival_elsewhere], POLICY) is ReasonCode.AMBIGUOUS
 
 
 def test_a_vetoed_relative_does_not_make_it_ambiguous() -> None:
-    senior = replace(STRONG, return_id=2, tin="223456789", match_probability=0.9999, dob_level="different")
+    senior = scored(STRONG, 0.9999, return_id=2, tin="223456789", dob_level="different")
     assert isinstance(choose_taxpayer([STRONG, senior], POLICY), Choice)
 
 
@@ -81,7 +119,7 @@ def test_weak_name_never_discloses_even_when_probable() -> None:
 
 
 def test_below_threshold() -> None:
-    assert choose_taxpayer([replace(STRONG, match_probability=0.99)], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([scored(STRONG, 0.99)], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def _return(year: int, street: str) -> ReturnRow:

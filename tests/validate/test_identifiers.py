@@ -3,10 +3,11 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from conftest import Codes
 
 from taxmatch.records import ReasonCode
 from taxmatch.validate import normalize_tin, parse_date
+
+from conftest import Codes
 
 R = ReasonCode
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from conftest import AS_OF, Codes
 
 from taxmatch.records import ReasonCode
 from taxmatch.validate import normalize_a_number
+
+from conftest import AS_OF, Codes
 
 R = ReasonCode
 

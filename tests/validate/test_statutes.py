@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Codes
 
 from taxmatch.records import ReasonCode
 from taxmatch.validate.statutes import cites_any, is_within, parse_statute
+
+from conftest import Codes
 
 R = ReasonCode
 

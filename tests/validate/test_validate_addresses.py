@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Codes
 
 from taxmatch.records import ReasonCode
+
+from conftest import Codes
 
 R = ReasonCode
 

@@ -5,11 +5,11 @@ import random
 import string
 from typing import Any
 
-from conftest import AS_OF, VALID, Codes
-
 from taxmatch.records import REJECTION_CODES, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
 from taxmatch.validate import validate_request
+
+from conftest import AS_OF, VALID, Codes
 
 R = ReasonCode
 

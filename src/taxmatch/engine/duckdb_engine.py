@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,8 @@ class LoadReport:
 
 _MODEL_INPUT_SELECT = """
     nullif(tm_fold_name(first_name), '') AS first_name,
+    nullif(tm_name_skeleton(tm_fold_name(first_name)), '') AS first_skeleton,
+    nullif(tm_name_skeleton(tm_fold_name(last_name)), '') AS last_skeleton,
     nullif(substr(tm_fold_name(middle_name), 1, 1), '') AS middle_initial,
     nullif(tm_fold_name(last_name), '') AS last_name,
     list_filter(string_split(tm_fold_name(last_name), ' '),
@@ -65,6 +66,7 @@ _MODEL_INPUT_SELECT = """
     coalesce(nullif(tm_house_number(street), ''), nullif(tm_po_box(street), '')) AS house_number,
     CASE WHEN tm_house_number(street) = '' AND tm_po_box(street) <> '' THEN 'PO BOX'
          ELSE nullif(n.street_name, '') END AS street_name,
+    nullif(tm_unit(unit, street), '') AS unit,
     nullif(tm_zip5(zip), '') AS zip5,
     nullif(tm_fold_name(city), '') AS city,
     nullif(tm_state(state), '') AS state
@@ -215,13 +217,12 @@ class DuckDBEngine:
         self._model_input_view("master_returns", "model_input_master")
         database_api = DuckDBAPI(connection=self.connection)
         master = database_api.register("model_input_master")
-        # A request and a random return belong to the same person with chance (returns per taxpayer) / returns.
-        prior = min(0.5, 1.0 / max(taxpayers, 2))
-        linker = Linker(master, settings_creator("dedupe_only", prior), log_level=logging.WARNING)
+        linker = Linker(master, settings_creator("dedupe_only", taxpayers), log_level=logging.WARNING)
         linker.training.estimate_u_using_random_sampling(
             max_pairs=min(U_SAMPLE_PAIRS, max(10_000, returns * (returns - 1) / 2)), seed=U_SAMPLE_SEED
         )
         model = linker.misc.save_model_to_json()
+        self._count_address_u(model, returns)
         self._create_term_frequency_tables(model)
         model["link_type"] = "link_only"
         model["linker_uid"] = "taxmatch"
@@ -233,6 +234,42 @@ class DuckDBEngine:
         )
         self._drop_splink_tables()
         return version
+
+    def _count_address_u(self, model: dict[str, Any], returns: int) -> None:
+        """Replace sampled u of the rare address levels by exact counts over the whole master.
+
+        Two different taxpayers agree on house number and street only when they share a
+        building, which a random sample of two million pairs sees a few times at most (or
+        never), so its u for these levels is noise. Every such pair shares `key_address`, so
+        counting them exactly is one self-join over small groups. Pairs of one TIN (the same
+        person in two years) are matches and are left out.
+        """
+        comparison = next(c for c in model["comparisons"] if c["output_column_name"] == "address")
+        settings = compile_scorer(model)
+        labels = settings.level_labels["address"]
+        case_statement = settings.case_statements["address"]
+        sides = ", ".join(
+            f"a.{column} AS {column}_l, b.{column} AS {column}_r"
+            for column in ("house_number", "street_name", "unit", "zip5", "city", "state")
+        )
+        counted = dict(
+            self.connection.execute(
+                f"""SELECT gamma_address, count(*) FROM (
+                    SELECT {case_statement} FROM (
+                        SELECT {sides} FROM master_returns a JOIN master_returns b
+                        ON a.key_address = b.key_address AND a.return_id < b.return_id AND a.tin <> b.tin))
+                GROUP BY gamma_address"""
+            ).fetchall()
+        )
+        all_pairs = max(returns * (returns - 1) / 2, 1.0)
+        rare = {"exact", "street_typo", "other_unit"}
+        for gamma, label in labels.items():
+            if label not in rare:
+                continue
+            for level in comparison["comparison_levels"]:
+                if level.get("label_for_charts") == label:
+                    # One pseudo-count keeps a level nobody shares finite.
+                    level["u_probability"] = max(int(counted.get(gamma, 0)), 1) / all_pairs
 
     def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
         """Term frequencies of the master (the population a request is matched against), one table a column."""
@@ -307,8 +344,8 @@ class DuckDBEngine:
             self._stage_requests(rows)
             prefix, requests_relation, source = "", "request_inputs", "master_returns"
         query = f"WITH {prefix}{_scored_pairs_input_cte(scorer, requests_relation, source)}, {scorer.ctes} " + (
-            """SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability,
-                   s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address,
+            """SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
+                   s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
                    coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year
             FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id)
             ORDER BY i.request_index, s.return_id, s.request_uid"""
@@ -319,15 +356,17 @@ class DuckDBEngine:
                 request_index=int(row[0]),
                 return_id=int(row[1]),
                 tin=str(row[2]),
-                match_probability=float(row[3]) if row[3] is not None and not math.isnan(row[3]) else 0.0,
-                first_name_level=labels["first_name"].get(int(row[4]), "missing"),
-                last_name_level=labels["last_name"].get(int(row[5]), "missing"),
-                dob_level=labels["dob"].get(int(row[6]), "missing"),
-                address_level=labels["address"].get(int(row[7]), "missing"),
-                request_suffix=normalize_suffix(row[8]),
-                return_suffix=normalize_suffix(row[9]),
-                request_tin=str(row[10]),
-                return_tax_year=int(row[11]),
+                match_probability=float(row[3]),
+                match_weight=float(row[4]),
+                first_name_level=labels["first_name"].get(int(row[5]), "missing"),
+                last_name_level=labels["last_name"].get(int(row[6]), "missing"),
+                dob_level=labels["dob"].get(int(row[7]), "missing"),
+                address_level=labels["address"].get(int(row[8]), "missing"),
+                tin_level=labels["tin"].get(int(row[9]), "missing"),
+                request_suffix=normalize_suffix(row[10]),
+                return_suffix=normalize_suffix(row[11]),
+                request_tin=str(row[12]),
+                return_tax_year=int(row[13]),
             )
             for row in self.connection.execute(query).fetchall()
         ]
@@ -408,7 +447,7 @@ class DuckDBEngine:
 
 
 _REQUEST_RAW_COLUMNS = (
-    "first_name", "middle_name", "last_name", "suffix", "dob", "tin", "street", "city", "state", "zip",
+    "first_name", "middle_name", "last_name", "suffix", "dob", "tin", "street", "unit", "city", "state", "zip",
 )  # fmt: skip
 
 
@@ -429,6 +468,7 @@ def _request_input_rows(requests: Sequence[tuple[int, RequestRecord]]) -> Iterab
                 _iso_date(request.dob),
                 request.tin,
                 address.street,
+                address.unit,
                 address.city,
                 address.state,
                 address.zip,

@@ -13,10 +13,13 @@ class CandidatePair:
     return_id: int
     tin: str
     match_probability: float
+    # log2 odds (prior included); what the decision rule compares across candidates
+    match_weight: float
     first_name_level: str
     last_name_level: str
     dob_level: str
     address_level: str
+    tin_level: str
     request_suffix: str
     return_suffix: str
     request_tin: str

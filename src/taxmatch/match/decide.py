@@ -8,14 +8,16 @@ Precision before recall. A taxpayer is disclosed only when all of these hold:
   month swapped) is weak agreement, not conflict;
 - both given name and surname agree at least loosely (exact, nickname, one of two
   surnames, or a typo) on the corroborating return;
-- the match probability reaches the policy threshold, and no other taxpayer at a
-  corroborated address is plausible (second best at or above the candidate floor, or
-  within the ambiguity margin of the best: `AMBIGUOUS` — the household rule);
+- no other taxpayer at a corroborated address has a name that agrees (the household rule), and
+  a Jr/Sr that only one side carries is settled by a date of birth or TIN (else `AMBIGUOUS`);
+- the probability that the request means this taxpayer rather than any other candidate found
+  (the pairwise odds shared among all unvetoed candidates) reaches the policy threshold;
 - the taxpayer filed a return in the requested tax years (the most recent is disclosed).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +26,8 @@ from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy
 
 CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "street_typo"})
-AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "nickname", "fuzzy"})
-AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "one_surname", "fuzzy"})
+AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "translit"})
+AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "translit"})
 
 
 @dataclass(frozen=True)
@@ -35,32 +37,13 @@ class Choice:
     evidence: str
 
 
-def tin_keying_error(given: str, filed: str) -> bool:
-    """One digit wrong, or two adjacent digits transposed."""
-    if len(given) != len(filed):
-        return False
-    differences = [position for position, (a, b) in enumerate(zip(given, filed, strict=True)) if a != b]
-    if len(differences) == 1:
-        return True
-    return (
-        len(differences) == 2
-        and differences[1] == differences[0] + 1
-        and given[differences[0]] == filed[differences[1]]
-        and given[differences[1]] == filed[differences[0]]
-    )
-
-
-def _tin_level(pair: CandidatePair) -> str:
-    if not pair.request_tin:
-        return "missing"
-    if pair.request_tin == pair.tin:
-        return "exact"
-    return "keying_error" if tin_keying_error(pair.request_tin, pair.tin) else "different"
-
-
 def _vetoes(pair: CandidatePair) -> bool:
     suffix_conflict = bool(pair.request_suffix and pair.return_suffix and pair.request_suffix != pair.return_suffix)
-    return pair.dob_level == "different" or _tin_level(pair) == "different" or suffix_conflict
+    return pair.dob_level == "different" or pair.tin_level == "different" or suffix_conflict
+
+
+def _names_agree(pair: CandidatePair) -> bool:
+    return pair.first_name_level in AGREEING_FIRST_NAME_LEVELS and pair.last_name_level in AGREEING_LAST_NAME_LEVELS
 
 
 def _evidence(pair: CandidatePair) -> str:
@@ -75,12 +58,47 @@ def _evidence(pair: CandidatePair) -> str:
     parts = [f"name={name}", f"address={pair.address_level}"]
     if pair.dob_level != "missing":
         parts.append(f"dob={pair.dob_level}")
-    tin_level = _tin_level(pair)
-    if tin_level != "missing":
-        parts.append(f"tin={tin_level}")
+    if pair.tin_level != "missing":
+        parts.append(f"tin={pair.tin_level}")
     if pair.request_suffix and pair.request_suffix == pair.return_suffix:
         parts.append("suffix=exact")
     return ";".join(parts)
+
+
+GENERATIONAL_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V"})
+
+
+def _generation_unconfirmed(best: CandidatePair, pairs: Sequence[CandidatePair], vetoed: set[str]) -> bool:
+    """A Jr/Sr that the request does not settle.
+
+    A return that says SR implies a JR (who may not file, or file elsewhere), so when any
+    return of the best taxpayer — or of an unvetoed namesake found anywhere — carries a
+    generational suffix the request does not repeat, or the request carries one no such return
+    repeats, only a date of birth or TIN that agrees can say which generation is meant.
+    """
+    if best.dob_level in ("exact", "keying_error") or best.tin_level in ("exact", "keying_error"):
+        return False
+    same_name = [
+        pair
+        for pair in pairs
+        if pair.tin == best.tin
+        or (pair.tin not in vetoed and pair.first_name_level == "exact" and pair.last_name_level == "exact")
+    ]
+    on_returns = {pair.return_suffix for pair in same_name} & GENERATIONAL_SUFFIXES
+    requested = {best.request_suffix} & GENERATIONAL_SUFFIXES
+    if requested:
+        return not requested <= {pair.return_suffix for pair in pairs if pair.tin == best.tin}
+    return bool(on_returns)
+
+
+def _posterior(best_weight: float, other_weights: Sequence[float]) -> float:
+    """P(the best taxpayer is the one requested | every candidate found), at most one being right.
+
+    Pairwise match weights are log2 odds against the prior of one random taxpayer; with several
+    candidates the odds are shared: p = 2^w / (1 + sum of 2^w_i), computed relative to the best.
+    """
+    rest = sum(math.pow(2.0, weight - best_weight) for weight in other_weights)
+    return 1.0 / (1.0 + math.pow(2.0, -best_weight) + rest)
 
 
 def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | ReasonCode:
@@ -88,30 +106,30 @@ def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | 
     if not any(pair.match_probability >= policy.candidate_floor for pair in pairs):
         return ReasonCode.NO_CANDIDATE
     vetoed = {pair.tin for pair in pairs if _vetoes(pair)}
-    best_by_tin: dict[str, CandidatePair] = {}
-    for pair in pairs:
-        if pair.tin in vetoed or pair.address_level not in CORROBORATING_ADDRESS_LEVELS:
+    strongest: dict[str, CandidatePair] = {}
+    corroborated: dict[str, CandidatePair] = {}
+    for pair in sorted(pairs, key=lambda pair: (-pair.match_weight, pair.return_id)):
+        if pair.tin in vetoed:
             continue
-        current = best_by_tin.get(pair.tin)
-        if current is None or (pair.match_probability, -pair.return_id) > (
-            current.match_probability,
-            -current.return_id,
-        ):
-            best_by_tin[pair.tin] = pair
-    ranked = sorted(best_by_tin.values(), key=lambda pair: (-pair.match_probability, pair.tin))
+        strongest.setdefault(pair.tin, pair)
+        if pair.address_level in CORROBORATING_ADDRESS_LEVELS:
+            corroborated.setdefault(pair.tin, pair)
+    ranked = sorted(corroborated.values(), key=lambda pair: (-pair.match_weight, pair.tin))
     if not ranked or ranked[0].match_probability < policy.candidate_floor:
         return ReasonCode.BELOW_THRESHOLD
     best = ranked[0]
-    if len(ranked) > 1:
-        second = ranked[1].match_probability
-        if second >= policy.candidate_floor or second >= best.match_probability - policy.ambiguity_margin:
-            return ReasonCode.AMBIGUOUS
-    names_agree = (
-        best.first_name_level in AGREEING_FIRST_NAME_LEVELS and best.last_name_level in AGREEING_LAST_NAME_LEVELS
-    )
-    if best.match_probability < policy.match_threshold or not names_agree:
+    # The household rule: another taxpayer at a corroborated address whose name agrees as well,
+    # with nothing given (date of birth, TIN, suffix) that vetoes them, cannot be told apart from
+    # the best by what the request says, whatever the probabilities are.
+    if any(_names_agree(other) for other in ranked[1:]) or _generation_unconfirmed(best, pairs, vetoed):
+        return ReasonCode.AMBIGUOUS
+    if not _names_agree(best):
         return ReasonCode.BELOW_THRESHOLD
-    return Choice(best.tin, best.match_probability, _evidence(best))
+    others = [pair.match_weight for tin, pair in strongest.items() if tin != best.tin]
+    probability = _posterior(best.match_weight, others)
+    if probability < policy.match_threshold:
+        return ReasonCode.AMBIGUOUS if best.match_probability >= policy.match_threshold else ReasonCode.BELOW_THRESHOLD
+    return Choice(best.tin, probability, _evidence(best))
 
 
 def disclose(

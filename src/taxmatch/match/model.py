@@ -28,112 +28,141 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
     "unique_id",
     "first_name",
     "first_forms",
+    "first_skeleton",
     "middle_initial",
     "last_name",
     "surname_tokens",
+    "last_skeleton",
     "suffix",
     "dob",
     "tin",
     "house_number",
     "street_name",
+    "unit",
     "zip5",
     "city",
     "state",
 )
 
 ADDRESS_PLACE_AGREES = "(zip5_l = zip5_r OR (city_l = city_r AND state_l = state_r))"
+# A unit on only one side is compatible (it is often left off); two different units are two doors.
+UNITS_COMPATIBLE = "(unit_l IS NULL OR unit_r IS NULL OR unit_l = unit_r)"
+# A typo in the street's name, never another street: the house number and the street type (its
+# last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St.
+SAME_BUILDING = (
+    "house_number_l = house_number_r AND jaro_winkler_similarity(street_name_l, street_name_r) >= 0.88"
+    " AND string_split(street_name_l, ' ')[-1] = string_split(street_name_r, ' ')[-1]"
+    f" AND {ADDRESS_PLACE_AGREES}"
+)
+NAMES_SWAPPED = "first_name_l = last_name_r AND last_name_l = first_name_r"
 
-# Level labels are what `evidence` reports; the decision rule reads levels by label, not by number.
-FIRST_NAME_LEVELS = ("exact", "nickname", "fuzzy", "initial", "different")
-LAST_NAME_LEVELS = ("exact", "one_surname", "fuzzy", "different")
-DOB_LEVELS = ("exact", "keying_error", "different")
-ADDRESS_LEVELS = ("exact", "street_typo", "zip_only", "different")
+# Why each level exists (docs/matching.md says more):
+# first name   exact (with term frequency: a shared rare name says more than a shared JOHN), swapped
+#              given/family order, nickname (Bob/Robert, Pepe/Jose), fuzzy (a typo), translit
+#              (Mohammed/Muhammad: same consonant skeleton), initial (weak, never enough to disclose).
+# last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, translit.
+# dob          exact, keying_error (one digit, or day and month swapped: weak agreement, never a veto).
+# tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
+# address      exact, street_typo, other_unit (same building, another door: never corroborates), zip_only.
+M_PRIORS: dict[str, dict[str, float]] = {
+    "first_name": {"exact": 0.80, "swapped": 0.01, "nickname": 0.08, "fuzzy": 0.05, "translit": 0.03,
+                   "initial": 0.02, "different": 0.01},
+    "last_name": {"exact": 0.78, "swapped": 0.01, "one_surname": 0.13, "fuzzy": 0.04, "translit": 0.03,
+                  "different": 0.01},
+    "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
+    "tin": {"exact": 0.97, "keying_error": 0.02, "different": 0.01},
+    "address": {"exact": 0.80, "street_typo": 0.15, "other_unit": 0.01, "zip_only": 0.03, "different": 0.01},
+}  # fmt: skip
 
-# m priors, per level in the order above: P(level | same person), request vs own return.
-M_PRIORS: dict[str, tuple[float, ...]] = {
-    "first_name": (0.80, 0.10, 0.06, 0.02, 0.02),
-    "last_name": (0.82, 0.12, 0.04, 0.02),
-    "dob": (0.95, 0.04, 0.01),
-    "address": (0.85, 0.11, 0.03, 0.01),
-}
+# TINs are unique per taxpayer, so chance agreement is set, not estimated: random sampling would
+# rarely see two returns of one TIN and could leave u at zero.
+TIN_NEIGHBOURS = 9 * 9 + 8  # one digit changed, or two adjacent digits swapped
 
 
-def _with_m(levels: list[Any], comparison: str) -> list[Any]:
-    """Attach m priors to the non-null levels (the first level of each list is the null level)."""
-    priors = M_PRIORS[comparison]
-    shaped = [levels[0]]
-    for level, m_probability in zip(levels[1:], priors, strict=True):
-        shaped.append(level.configure(m_probability=m_probability))
-    return shaped
+def _level(level: Any, label: str, comparison: str) -> Any:
+    return level.configure(label_for_charts=label, m_probability=M_PRIORS[comparison][label])
 
 
-def comparisons() -> list[Any]:
+def comparisons(taxpayers: int) -> list[Any]:
     first_name = cl.CustomComparison(
         output_column_name="first_name",
-        comparison_levels=_with_m(
-            [
-                cll.NullLevel("first_name"),
-                cll.ExactMatchLevel("first_name", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-                cll.ArrayIntersectLevel("first_forms", min_intersection=1).configure(label_for_charts="nickname"),
-                cll.JaroWinklerLevel("first_name", 0.9).configure(label_for_charts="fuzzy"),
-                cll.CustomLevel("substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)", "initial"),
-                cll.ElseLevel().configure(label_for_charts="different"),
-            ],
-            "first_name",
-        ),
+        comparison_levels=[
+            cll.NullLevel("first_name"),
+            _level(cll.ExactMatchLevel("first_name", term_frequency_adjustments=True), "exact", "first_name"),
+            _level(cll.CustomLevel(NAMES_SWAPPED), "swapped", "first_name"),
+            _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
+            _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
+            _level(cll.ExactMatchLevel("first_skeleton"), "translit", "first_name"),
+            _level(cll.CustomLevel("substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"), "initial", "first_name"),
+            _level(cll.ElseLevel(), "different", "first_name"),
+        ],
     )
     last_name = cl.CustomComparison(
         output_column_name="last_name",
-        comparison_levels=_with_m(
-            [
-                cll.NullLevel("last_name"),
-                cll.ExactMatchLevel("last_name", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-                cll.ArrayIntersectLevel("surname_tokens", min_intersection=1).configure(label_for_charts="one_surname"),
-                cll.JaroWinklerLevel("last_name", 0.9).configure(label_for_charts="fuzzy"),
-                cll.ElseLevel().configure(label_for_charts="different"),
-            ],
-            "last_name",
-        ),
+        comparison_levels=[
+            cll.NullLevel("last_name"),
+            _level(cll.ExactMatchLevel("last_name", term_frequency_adjustments=True), "exact", "last_name"),
+            _level(cll.CustomLevel(NAMES_SWAPPED), "swapped", "last_name"),
+            _level(cll.ArrayIntersectLevel("surname_tokens", min_intersection=1), "one_surname", "last_name"),
+            _level(cll.JaroWinklerLevel("last_name", 0.9), "fuzzy", "last_name"),
+            _level(cll.ExactMatchLevel("last_skeleton"), "translit", "last_name"),
+            _level(cll.ElseLevel(), "different", "last_name"),
+        ],
     )
     dob = cl.CustomComparison(
         output_column_name="dob",
-        comparison_levels=_with_m(
-            [
-                cll.NullLevel("dob"),
-                cll.ExactMatchLevel("dob").configure(label_for_charts="exact"),
+        comparison_levels=[
+            cll.NullLevel("dob"),
+            _level(cll.ExactMatchLevel("dob"), "exact", "dob"),
+            _level(
                 cll.CustomLevel(
                     "damerau_levenshtein(dob_l, dob_r) <= 1 OR (substr(dob_l, 1, 4) = substr(dob_r, 1, 4) "
-                    "AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2))",
-                    "keying_error",
+                    "AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2))"
                 ),
-                cll.ElseLevel().configure(label_for_charts="different"),
-            ],
-            "dob",
-        ),
+                "keying_error",
+                "dob",
+            ),
+            _level(cll.ElseLevel(), "different", "dob"),
+        ],
+    )
+    # As if a TIN were a random identifier among the taxpayers, and its keyed-in neighbours were
+    # that many random others: conservative for exact agreement, weak for a keying error.
+    chance_same_tin = 1.0 / max(taxpayers, 2)
+    chance_neighbour_tin = min(0.25, TIN_NEIGHBOURS / max(taxpayers, 2))
+    tin = cl.CustomComparison(
+        output_column_name="tin",
+        comparison_levels=[
+            cll.NullLevel("tin"),
+            _level(cll.ExactMatchLevel("tin"), "exact", "tin").configure(
+                u_probability=chance_same_tin, fix_u_probability=True
+            ),
+            _level(cll.CustomLevel("damerau_levenshtein(tin_l, tin_r) <= 1"), "keying_error", "tin").configure(
+                u_probability=chance_neighbour_tin, fix_u_probability=True
+            ),
+            _level(cll.ElseLevel(), "different", "tin").configure(
+                u_probability=1.0 - chance_same_tin - chance_neighbour_tin, fix_u_probability=True
+            ),
+        ],
     )
     address = cl.CustomComparison(
         output_column_name="address",
-        comparison_levels=_with_m(
-            [
-                cll.CustomLevel("house_number_l IS NULL OR house_number_r IS NULL", "null").configure(
-                    is_null_level=True
-                ),
+        comparison_levels=[
+            cll.CustomLevel("house_number_l IS NULL OR house_number_r IS NULL", "null").configure(is_null_level=True),
+            _level(
                 cll.CustomLevel(
-                    f"house_number_l = house_number_r AND street_name_l = street_name_r AND {ADDRESS_PLACE_AGREES}",
-                    "exact",
+                    "house_number_l = house_number_r AND street_name_l = street_name_r"
+                    f" AND {ADDRESS_PLACE_AGREES} AND {UNITS_COMPATIBLE}"
                 ),
-                cll.CustomLevel(
-                    "house_number_l = house_number_r AND jaro_winkler_similarity(street_name_l, street_name_r) >= 0.88"
-                    f" AND {ADDRESS_PLACE_AGREES}",
-                    "street_typo",
-                ),
-                cll.CustomLevel("zip5_l = zip5_r", "zip_only"),
-                cll.ElseLevel().configure(label_for_charts="different"),
-            ],
-            "address",
-        ),
+                "exact",
+                "address",
+            ),
+            _level(cll.CustomLevel(f"{SAME_BUILDING} AND {UNITS_COMPATIBLE}"), "street_typo", "address"),
+            _level(cll.CustomLevel(SAME_BUILDING), "other_unit", "address"),
+            _level(cll.CustomLevel("zip5_l = zip5_r"), "zip_only", "address"),
+            _level(cll.ElseLevel(), "different", "address"),
+        ],
     )
-    return [first_name, last_name, dob, address]
+    return [first_name, last_name, dob, tin, address]
 
 
 def blocking_rules() -> list[Any]:
@@ -146,15 +175,16 @@ def blocking_rules() -> list[Any]:
     ]
 
 
-def settings_creator(link_type: str, probability_two_random_records_match: float) -> SettingsCreator:
+def settings_creator(link_type: str, taxpayers: int) -> SettingsCreator:
+    # A request and a random return belong to the same person with chance 1 / taxpayers.
     return SettingsCreator(
         link_type=link_type,  # type: ignore[arg-type]
-        comparisons=comparisons(),
+        comparisons=comparisons(taxpayers),
         blocking_rules_to_generate_predictions=blocking_rules(),
-        probability_two_random_records_match=probability_two_random_records_match,
+        probability_two_random_records_match=min(0.5, 1.0 / max(taxpayers, 2)),
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
-        additional_columns_to_retain=["suffix", "tin"],
+        additional_columns_to_retain=["suffix"],
     )
 
 

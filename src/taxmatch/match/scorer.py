@@ -27,6 +27,8 @@ class CompiledScorer:
     comparison_names: tuple[str, ...]
     term_frequency_columns: tuple[str, ...]
     level_labels: dict[str, dict[int, str]]
+    # `CASE ... END as gamma_<name>` for each comparison, over `<column>_l` / `<column>_r`.
+    case_statements: dict[str, str]
     # Common table expressions, to follow a `scored_pairs_input AS (...)` one; they define `scored_pairs`.
     ctes: str
 
@@ -81,4 +83,5 @@ def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
     END AS match_probability
   FROM with_weight
 )"""
-    return CompiledScorer(tuple(names), unique_tf_columns, _level_labels(model), ctes)
+    case_statements = dict(zip(names, gamma_columns, strict=True))
+    return CompiledScorer(tuple(names), unique_tf_columns, _level_labels(model), case_statements, ctes)

@@ -1,0 +1,143 @@
+"""The SQL standardizer (`standardize.sql` + the engine's model input columns), in Python.
+
+An on-demand lookup standardizes one request; a DuckDB statement costs milliseconds of
+planning, a Python function microseconds. This module must give exactly what the SQL gives
+for the same input — tests compare the two on every master row and request of a synthetic
+population — so it mirrors the SQL step by step, including its order of operations.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from taxmatch.standardize.names import SURNAME_PARTICLES, given_name_forms
+from taxmatch.standardize.usps import STREET_TOKEN_STANDARD, UNIT_DESIGNATORS
+
+_UNIT_WORDS = "|".join(sorted((designator for designator in UNIT_DESIGNATORS if designator != "#"), key=len)[::-1])
+_NOT_NAME_LETTER = re.compile(r"[^A-Z ]+")
+_NOT_STREET_CHARACTER = re.compile(r"[^A-Z0-9# ]+")
+_SPACES = re.compile(r"\s+")
+_HOUSE_NUMBER = re.compile(r"^(\d+)")
+_PO_BOX = re.compile(r"^(?:P ?O ?)?BOX ([A-Z0-9]+)")
+_LEADING_HOUSE_NUMBER = re.compile(r"^\d+[A-Z]?( \d/\d)? ?")
+_TRAILING_UNIT = re.compile(rf"( (?:{_UNIT_WORDS})\b| ?#).*$")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_UNIT_ON_STREET = re.compile(rf"(?: (?:{_UNIT_WORDS})\b| ?#) ?#? ?([A-Z0-9]+)$")
+_UNIT_DESIGNATOR = re.compile(rf"^(?:(?:{_UNIT_WORDS})\b)? ?#? ?")
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Z0-9]")
+
+
+def unit(unit_text: str | None, street_text: str | None) -> str:
+    """tm_unit: the unit's identifier (APT 4B, #4B, UNIT 4B -> 4B), from the unit field or the street line."""
+    from_field = _NOT_ALPHANUMERIC.sub("", _UNIT_DESIGNATOR.sub("", clean_street(unit_text), count=1))
+    return from_field or _first_group(_UNIT_ON_STREET, clean_street(street_text))
+
+
+def _strip_accents_upper(text: str) -> str:
+    """DuckDB's strip_accents(upper(x)): canonical decomposition, combining marks dropped."""
+    decomposed = unicodedata.normalize("NFD", text.upper())
+    return "".join(character for character in decomposed if not unicodedata.combining(character))
+
+
+def fold_name(text: str | None) -> str:
+    """tm_fold_name."""
+    folded = _strip_accents_upper(text or "").replace("-", " ").replace("'", "").replace(".", "")
+    return _SPACES.sub(" ", _NOT_NAME_LETTER.sub(" ", folded)).strip(" ")
+
+
+def clean_street(text: str | None) -> str:
+    """tm_clean_street."""
+    cleaned = _strip_accents_upper(text or "").replace(".", "")
+    return _SPACES.sub(" ", _NOT_STREET_CHARACTER.sub(" ", cleaned)).strip(" ")
+
+
+def _first_group(pattern: re.Pattern[str], text: str) -> str:
+    found = pattern.search(text)
+    return found.group(1) if found else ""
+
+
+def street_core(text: str | None) -> str:
+    """tm_street_core."""
+    without_number = _LEADING_HOUSE_NUMBER.sub("", clean_street(text), count=1)
+    return _TRAILING_UNIT.sub("", without_number, count=1).strip(" ")
+
+
+def street_name(core: str) -> str | None:
+    """street_name_sql for one street core."""
+    tokens = [token for token in core.split(" ") if token]
+    if not tokens:
+        return None
+    return " ".join(STREET_TOKEN_STANDARD.get(token, token) for token in tokens)
+
+
+def name_skeleton(folded: str) -> str:
+    """tm_name_skeleton: the transliteration skeleton of each word of a folded name."""
+    return " ".join(_word_skeleton(word) for word in folded.split(" ") if word)
+
+
+_TRANSLIT_TABLE = str.maketrans("CQZX", "KKSS")
+_NOT_CONSONANT_AFTER_FIRST = re.compile(r"[AEIOUYW]")
+
+
+def _word_skeleton(word: str) -> str:
+    for initial, replacement in (("ZH", "CH"), ("X", "HS"), ("Q", "CH")):
+        if word.startswith(initial):
+            word = replacement + word[len(initial) :]
+    word = re.sub("CK|KH", "K", word.replace("PH", "F")).translate(_TRANSLIT_TABLE)
+    consonants = word[:1] + _NOT_CONSONANT_AFTER_FIRST.sub("", word[1:])
+    kept = (character for index, character in enumerate(consonants) if index == 0 or character != consonants[index - 1])
+    return "".join(kept)
+
+
+def _nonempty(text: str) -> str | None:
+    return text or None
+
+
+def standardize_row(
+    first_name: str | None,
+    middle_name: str | None,
+    last_name: str | None,
+    suffix: str | None,
+    dob: str | None,
+    tin: str | None,
+    street: str | None,
+    unit_text: str | None,
+    city: str | None,
+    state: str | None,
+    zip_code: str | None,
+) -> dict[str, Any]:
+    """The model input columns and block keys the SQL computes for one row (with first_forms)."""
+    cleaned = clean_street(street)
+    house = _first_group(_HOUSE_NUMBER, cleaned)
+    box = _first_group(_PO_BOX, cleaned)
+    name_of_street = "PO BOX" if house == "" and box != "" else _nonempty(street_name(street_core(street)) or "")
+    first = _nonempty(fold_name(first_name))
+    last = _nonempty(fold_name(last_name))
+    tokens = [token for token in fold_name(last_name).split(" ") if token and token not in SURNAME_PARTICLES]
+    row: dict[str, Any] = {
+        "first_name": first,
+        "first_skeleton": _nonempty(name_skeleton(fold_name(first_name))),
+        "last_skeleton": _nonempty(name_skeleton(fold_name(last_name))),
+        "middle_initial": _nonempty(fold_name(middle_name)[:1]),
+        "last_name": last,
+        "surname_tokens": tokens,
+        "suffix": _nonempty((suffix or "").replace(".", "").replace(" ", "").upper()),
+        "dob": _nonempty(dob or ""),
+        "tin": _nonempty(_NOT_DIGIT.sub("", tin or "")),
+        "house_number": _nonempty(house) or _nonempty(box),
+        "street_name": name_of_street,
+        "unit": _nonempty(unit(unit_text, street)),
+        "zip5": _nonempty(_NOT_DIGIT.sub("", zip_code or "")[:5]),
+        "city": _nonempty(fold_name(city)),
+        "state": _nonempty((state or "").strip(" ").upper()),
+    }
+    dob_value = row["dob"]
+    row["key_address"] = f"{row['zip5']}|{row['house_number']}" if row["zip5"] and row["house_number"] else None
+    row["key_name"] = f"{first}|{last}|{row['state']}" if first and last and row["state"] else None
+    row["key_tin"] = row["tin"]
+    row["key_surname1"] = f"{tokens[0]}|{dob_value}" if dob_value and tokens else None
+    row["key_surname2"] = f"{tokens[-1]}|{dob_value}" if dob_value and len(tokens) > 1 else None
+    row["first_forms"] = list(given_name_forms(first)) if first else None
+    return row
