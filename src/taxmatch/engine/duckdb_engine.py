@@ -7,7 +7,7 @@ this module only runs them.
 Tables:
 - master_returns   one row per usable master row, raw display fields + model input columns
 - model_store      fitted model JSON by version (the newest row is current)
-- given_name_forms lookup from a folded given name to the names it may stand for
+- name_lookup      per distinct folded name: the names it may stand for, its transliteration skeleton
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from taxmatch.io.master import MASTER_COLUMNS, MasterRowProblem, read_master
+from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.match.scorer import CompiledScorer, compile_scorer
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.names import given_name_forms, normalize_suffix
+from taxmatch.standardize.python_standardizer import name_skeleton
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ class LoadReport:
 
 _MODEL_INPUT_SELECT = """
     nullif(tm_fold_name(first_name), '') AS first_name,
-    nullif(tm_name_skeleton(tm_fold_name(first_name)), '') AS first_skeleton,
-    nullif(tm_name_skeleton(tm_fold_name(last_name)), '') AS last_skeleton,
     nullif(substr(tm_fold_name(middle_name), 1, 1), '') AS middle_initial,
     nullif(tm_fold_name(last_name), '') AS last_name,
     list_filter(string_split(tm_fold_name(last_name), ' '),
@@ -139,12 +138,24 @@ class DuckDBEngine:
                 con.register("master_batch", batch)
                 con.execute("INSERT INTO master_staging SELECT * FROM master_batch")
                 con.unregister("master_batch")
+        trimmed = ", ".join(f"trim({column}) AS {column}" for column in MASTER_COLUMNS)
+        con.execute(
+            f"""CREATE OR REPLACE TABLE master_checked AS SELECT *, {ROW_PROBLEM_SQL} AS problem
+            FROM (SELECT {trimmed}, source_file, source_line FROM master_staging)"""
+        )
+        con.execute("DROP TABLE master_staging")
+        for file_name, line, problem in con.execute(
+            "SELECT source_file, source_line, problem FROM master_checked WHERE problem IS NOT NULL "
+            "ORDER BY source_file, source_line"
+        ).fetchall():
+            on_problem(MasterRowProblem(str(file_name), int(line), str(problem)))
+        con.execute("DELETE FROM master_checked WHERE problem IS NOT NULL")
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DROP TABLE IF EXISTS master_returns")
             self._create_standardized(
                 "master_returns",
-                "master_staging",
+                "master_checked",
                 """row_number() OVER (ORDER BY source_file, source_line) AS return_id,
                    CAST(tax_year AS INTEGER) AS tax_year,
                    lower(role) AS role,
@@ -155,9 +166,9 @@ class DuckDBEngine:
                 temporary=False,
                 order_by="return_id",
             )
-            for column in ("return_id", *MASTER_KEY_COLUMNS):
+            for column in MASTER_KEY_COLUMNS:
                 con.execute(f"CREATE INDEX master_returns_{column} ON master_returns ({column})")
-            con.execute("DROP TABLE master_staging")
+            con.execute("DROP TABLE master_checked")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -171,29 +182,47 @@ class DuckDBEngine:
     ) -> None:
         """CREATE TABLE target: carried columns, model input columns and block keys, by the shared macros."""
         con = self.connection
-        self._refresh_given_name_forms(f"(SELECT tm_fold_name(first_name) AS first_name FROM {source})")
+        self._refresh_name_lookup(
+            f"SELECT tm_fold_name(first_name) AS name FROM {source} "
+            f"UNION SELECT tm_fold_name(last_name) AS name FROM {source}"
+        )
         con.execute(
             f"""CREATE {"TEMP " if temporary else ""}TABLE {target} AS
             WITH {_standardized_ctes(source, carried_columns)}
-            SELECT standardized.*, g.forms AS first_forms
-            FROM standardized LEFT JOIN given_name_forms g ON g.first_name = standardized.first_name
+            SELECT standardized.*, given.forms AS first_forms,
+                   nullif(given.skeleton, '') AS first_skeleton, nullif(family.skeleton, '') AS last_skeleton
+            FROM standardized
+            LEFT JOIN name_lookup given ON given.name = standardized.first_name
+            LEFT JOIN name_lookup family ON family.name = standardized.last_name
             ORDER BY {order_by}"""
         )
 
-    def _refresh_given_name_forms(self, table: str) -> None:
+    def _refresh_name_lookup(self, names_query: str) -> None:
+        """Name knowledge that lives in Python (nicknames, transliteration skeletons), per distinct name.
+
+        A master has millions of rows but thousands of distinct names: each is looked up once,
+        by the same functions the on-demand path calls, and joined in SQL.
+        """
         con = self.connection
-        con.execute("CREATE TABLE IF NOT EXISTS given_name_forms (first_name VARCHAR PRIMARY KEY, forms VARCHAR[])")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS name_lookup (name VARCHAR PRIMARY KEY, forms VARCHAR[], skeleton VARCHAR)"
+        )
         missing = con.execute(
-            f"SELECT DISTINCT first_name FROM {table} WHERE first_name IS NOT NULL AND first_name <> '' "
-            "AND first_name NOT IN (SELECT first_name FROM given_name_forms) ORDER BY 1"
+            f"SELECT DISTINCT name FROM ({names_query}) WHERE name IS NOT NULL AND name <> '' "
+            "AND name NOT IN (SELECT name FROM name_lookup) ORDER BY 1"
         ).fetchall()
         if missing:
             names = [row[0] for row in missing]
-            forms = [list(given_name_forms(name)) for name in names]
-            lookup = pa.table({"first_name": names, "forms": pa.array(forms, type=pa.list_(pa.string()))})
-            con.register("new_forms", lookup)
-            con.execute("INSERT INTO given_name_forms SELECT * FROM new_forms")
-            con.unregister("new_forms")
+            lookup = pa.table(
+                {
+                    "name": names,
+                    "forms": pa.array([list(given_name_forms(name)) for name in names], type=pa.list_(pa.string())),
+                    "skeleton": [name_skeleton(name) for name in names],
+                }
+            )
+            con.register("new_names", lookup)
+            con.execute("INSERT INTO name_lookup SELECT * FROM new_names")
+            con.unregister("new_names")
 
     # ---- model --------------------------------------------------------------------------------
 
@@ -383,9 +412,11 @@ class DuckDBEngine:
         columns = [description[0] for description in cursor.description]
         standardized = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         for row in standardized:
-            # The same function fills given_name_forms for the batch path, from the same folded name.
+            # The same functions fill name_lookup for the batch path, from the same folded names.
             row["first_forms"] = list(given_name_forms(row["first_name"])) if row["first_name"] else None
-        names = [*columns, "first_forms"]
+            row["first_skeleton"] = (name_skeleton(row["first_name"]) or None) if row["first_name"] else None
+            row["last_skeleton"] = (name_skeleton(row["last_name"]) or None) if row["last_name"] else None
+        names = [*columns, "first_forms", "first_skeleton", "last_skeleton"]
         literal_rows = ", ".join(
             "(" + ", ".join(_sql_value(row[name], _STANDARDIZED_TYPES.get(name, "VARCHAR")) for name in names) + ")"
             for row in standardized

@@ -73,7 +73,12 @@ def street_name(core: str) -> str | None:
 
 
 def name_skeleton(folded: str) -> str:
-    """tm_name_skeleton: the transliteration skeleton of each word of a folded name."""
+    """The transliteration skeleton of each word of a folded name (one function for both paths).
+
+    Pinyin initials to Wade-Giles (ZHANG/CHANG, XU/HSU), common digraphs, then the consonants
+    after the first letter with repeats collapsed (MOHAMMED, MUHAMMAD, MOHAMED -> MHMD;
+    HUSSEIN, HUSAIN -> HSN).
+    """
     return " ".join(_word_skeleton(word) for word in folded.split(" ") if word)
 
 
@@ -118,8 +123,8 @@ def standardize_row(
     tokens = [token for token in fold_name(last_name).split(" ") if token and token not in SURNAME_PARTICLES]
     row: dict[str, Any] = {
         "first_name": first,
-        "first_skeleton": _nonempty(name_skeleton(fold_name(first_name))),
-        "last_skeleton": _nonempty(name_skeleton(fold_name(last_name))),
+        "first_skeleton": _nonempty(name_skeleton(first)) if first else None,
+        "last_skeleton": _nonempty(name_skeleton(last)) if last else None,
         "middle_initial": _nonempty(fold_name(middle_name)[:1]),
         "last_name": last,
         "surname_tokens": tokens,

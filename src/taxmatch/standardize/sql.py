@@ -71,22 +71,6 @@ def standardization_macros() -> list[str]:
             coalesce(nullif(regexp_replace(regexp_replace(tm_clean_street(unit_text),
                 '^(?:(?:{_UNIT_WORDS})\b)? ?#? ?', ''), '[^A-Z0-9]', '', 'g'), ''),
                 tm_unit_on_street(street_text))""",
-        # Transliteration skeleton of one folded word: pinyin initials to Wade-Giles (ZHANG/CHANG, XU/HSU),
-        # common digraphs, then the consonants after the first letter with repeats collapsed
-        # (MOHAMMED, MUHAMMAD, MOHAMED -> MHMD; HUSSEIN, HUSAIN -> HSN).
-        r"""CREATE OR REPLACE MACRO tm_word_translit(w) AS
-            translate(regexp_replace(regexp_replace(
-                regexp_replace(regexp_replace(regexp_replace(w, '^ZH', 'CH'), '^X', 'HS'), '^Q', 'CH'),
-                'PH', 'F', 'g'), 'CK|KH', 'K', 'g'), 'CQZX', 'KKSS')""",
-        r"""CREATE OR REPLACE MACRO tm_word_consonants(w) AS
-            substr(tm_word_translit(w), 1, 1)
-            || regexp_replace(substr(tm_word_translit(w), 2), '[AEIOUYW]', '', 'g')""",
-        r"""CREATE OR REPLACE MACRO tm_word_skeleton(w) AS
-            array_to_string(list_filter(string_split(tm_word_consonants(w), ''),
-                (c, i) -> i = 1 OR c <> string_split(tm_word_consonants(w), '')[i - 1]), '')""",
-        r"""CREATE OR REPLACE MACRO tm_name_skeleton(x) AS
-            array_to_string(list_transform(list_filter(string_split(x, ' '), w -> w <> ''),
-                w -> tm_word_skeleton(w)), ' ')""",
         r"""CREATE OR REPLACE MACRO tm_zip5(x) AS
             left(regexp_replace(coalesce(x, ''), '[^0-9]', '', 'g'), 5)""",
         r"""CREATE OR REPLACE MACRO tm_tin(x) AS
