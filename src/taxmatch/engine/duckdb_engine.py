@@ -25,10 +25,11 @@ import pyarrow as pa
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
+from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import CompiledScorer, compile_scorer
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.names import given_name_forms, normalize_suffix
-from taxmatch.standardize.python_standardizer import name_skeleton
+from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class DuckDBEngine:
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
         self._compiled: dict[str, CompiledScorer] = {}
+        self._python_scorers: dict[str, PythonScorer] = {}
         for macro in standardization_macros():
             self.connection.execute(macro)
         self.connection.execute(street_token_table_sql())
@@ -365,14 +367,12 @@ class DuckDBEngine:
         """
         if not requests:
             return []
-        _, scorer = self._scorer()
         rows = list(_request_input_rows(requests))
         if len(rows) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
-            prefix, requests_relation, source = self._point_lookup_ctes(rows)
-        else:
-            self._stage_requests(rows)
-            prefix, requests_relation, source = "", "request_inputs", "master_returns"
-        query = f"WITH {prefix}{_scored_pairs_input_cte(scorer, requests_relation, source)}, {scorer.ctes} " + (
+            return self._score_points(rows)
+        _, scorer = self._scorer()
+        self._stage_requests(rows)
+        query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_returns')}, {scorer.ctes} " + (
             """SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
                    s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
                    coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year
@@ -400,37 +400,74 @@ class DuckDBEngine:
             for row in self.connection.execute(query).fetchall()
         ]
 
-    def _point_lookup_ctes(self, rows: list[tuple[Any, ...]]) -> tuple[str, str, str]:
-        """CTEs `point_requests` (standardized, as literals) and `point_candidates` (index point reads)."""
-        con = self.connection
-        raw_values = ", ".join("(" + ", ".join(_sql_value(value) for value in row) + ")" for row in rows)
-        raw_columns = ", ".join(("unique_id", "request_index", *_REQUEST_RAW_COLUMNS))
-        cursor = con.execute(
-            f"WITH raw({raw_columns}) AS (VALUES {raw_values}), "
-            f"{_standardized_ctes('raw', 'unique_id, request_index')} SELECT * FROM standardized"
-        )
-        columns = [description[0] for description in cursor.description]
-        standardized = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        for row in standardized:
-            # The same functions fill name_lookup for the batch path, from the same folded names.
-            row["first_forms"] = list(given_name_forms(row["first_name"])) if row["first_name"] else None
-            row["first_skeleton"] = (name_skeleton(row["first_name"]) or None) if row["first_name"] else None
-            row["last_skeleton"] = (name_skeleton(row["last_name"]) or None) if row["last_name"] else None
-        names = [*columns, "first_forms", "first_skeleton", "last_skeleton"]
-        literal_rows = ", ".join(
-            "(" + ", ".join(_sql_value(row[name], _STANDARDIZED_TYPES.get(name, "VARCHAR")) for name in names) + ")"
-            for row in standardized
-        )
-        reads = [
-            f"SELECT * FROM master_returns WHERE {master_column} = {_sql_literal(str(row[request_column]))}"
+    def _python_scorer(self) -> PythonScorer:
+        version, model = self.current_model()
+        cached = self._python_scorers.get(version)
+        if cached is None:
+            term_frequencies = {
+                column: dict(self.connection.execute(f"SELECT {column}, tf_{column} FROM tf_{column}").fetchall())
+                for column in compile_scorer(model).term_frequency_columns
+            }
+            cached = self._python_scorers[version] = PythonScorer(model, term_frequencies)
+        return cached
+
+    def _score_points(self, rows: list[tuple[Any, ...]]) -> list[CandidatePair]:
+        """The on-demand path: standardize and score in Python, read candidates by index point reads.
+
+        Same standardization, blocking keys, levels and weights as the batch query (each held to
+        it by a test); what differs is only where the work runs.
+        """
+        scorer = self._python_scorer()
+        standardized = [(row[0], row[1], standardize_row(*row[2:])) for row in rows]
+        candidates: dict[int, dict[str, Any]] = {}
+        reads = {
+            (master_column, request[request_column])
+            for _, _, request in standardized
             for request_column, master_column in BLOCK_KEY_JOINS
-            for row in standardized
-            if row[request_column] is not None
-        ]
-        # Literals, not parameters: DuckDB plans an ART index scan only for a comparison with a constant.
-        candidates = " UNION ".join(reads) if reads else "SELECT * FROM master_returns LIMIT 0"
-        prefix = f"point_requests({', '.join(names)}) AS (VALUES {literal_rows}), point_candidates AS ({candidates}), "
-        return prefix, "point_requests", "point_candidates"
+            if request[request_column] is not None
+        }
+        for master_column, value in sorted(reads):
+            # A literal, not a parameter: DuckDB plans an ART index scan only for a comparison with a constant.
+            cursor = self.connection.execute(
+                f"SELECT {_CANDIDATE_COLUMNS} FROM master_returns WHERE {master_column} = {_sql_literal(value)}"
+            )
+            names = [description[0] for description in cursor.description]
+            for found in cursor.fetchall():
+                candidate = dict(zip(names, found, strict=True))
+                candidates[int(candidate["return_id"])] = candidate
+        pairs: list[CandidatePair] = []
+        for _, request_index, request in standardized:
+            for return_id in sorted(candidates):
+                candidate = candidates[return_id]
+                blocked = any(
+                    request[request_column] is not None and request[request_column] == candidate[master_column]
+                    for request_column, master_column in BLOCK_KEY_JOINS
+                )
+                if not blocked:
+                    continue
+                scored = scorer.score(request, candidate)
+                pairs.append(
+                    CandidatePair(
+                        request_index=int(request_index),
+                        return_id=return_id,
+                        tin=str(candidate["tin"]),
+                        match_probability=scored.match_probability,
+                        match_weight=scored.match_weight,
+                        first_name_level=scored.levels["first_name"],
+                        last_name_level=scored.levels["last_name"],
+                        dob_level=scored.levels["dob"],
+                        address_level=scored.levels["address"],
+                        tin_level=scored.levels["tin"],
+                        request_suffix=normalize_suffix(request["suffix"]),
+                        return_suffix=normalize_suffix(candidate["suffix"]),
+                        request_tin=request["tin"] or "",
+                        return_tax_year=int(candidate["tax_year"]),
+                    )
+                )
+        # Several input rows of one request (prior addresses) may meet the same return: the batch
+        # query keeps each (row, return) pair too, ordered by request, return.
+        pairs.sort(key=lambda pair: (pair.request_index, pair.return_id))
+        return pairs
 
     def splink_reference_scores(self, requests: Sequence[tuple[int, RequestRecord]]) -> dict[tuple[int, int], float]:
         """Match probabilities from Splink's own predict() for the same requests: the oracle the tests hold
@@ -461,14 +498,21 @@ class DuckDBEngine:
         if not wanted:
             return {}
         con = self.connection
-        con.register("wanted_tins", pa.table({"tin": pa.array(wanted, type=pa.string())}))
-        rows = con.execute(
-            """SELECT return_id, m.tin, tax_year, role, first_name_raw, middle_name_raw, last_name_raw, suffix_raw,
-                      street_raw, unit_raw, city_raw, state_raw, zip_raw, phone_raw
-               FROM master_returns m JOIN wanted_tins w ON w.tin = m.tin
-               ORDER BY m.tin, tax_year DESC, role, return_id"""
-        ).fetchall()
-        con.unregister("wanted_tins")
+        columns = """return_id, m.tin, tax_year, role, first_name_raw, middle_name_raw, last_name_raw, suffix_raw,
+                     street_raw, unit_raw, city_raw, state_raw, zip_raw, phone_raw"""
+        order = "ORDER BY m.tin, tax_year DESC, role, return_id"
+        if len(wanted) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            # key_tin is the TIN, indexed: point reads instead of a scan of the master.
+            reads = " UNION ALL ".join(
+                f"SELECT {columns} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
+            )
+            rows = con.execute(f"SELECT * FROM ({reads}) m {order.replace('m.tin', 'tin')}").fetchall()
+        else:
+            con.register("wanted_tins", pa.table({"tin": pa.array(wanted, type=pa.string())}))
+            rows = con.execute(
+                f"SELECT {columns} FROM master_returns m JOIN wanted_tins w ON w.tin = m.tin {order}"
+            ).fetchall()
+            con.unregister("wanted_tins")
         by_tin: dict[str, list[ReturnRow]] = {}
         for row in rows:
             by_tin.setdefault(str(row[1]), []).append(
@@ -521,19 +565,9 @@ def _sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-_STANDARDIZED_TYPES = {"unique_id": "BIGINT", "request_index": "BIGINT", "surname_tokens": "VARCHAR[]",
-                       "first_forms": "VARCHAR[]"}  # fmt: skip
-
-
-def _sql_value(value: Any, sql_type: str = "VARCHAR") -> str:
-    """A typed SQL literal (the point path writes a request into its query)."""
-    if value is None:
-        return f"CAST(NULL AS {sql_type})"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "CAST([" + ", ".join(_sql_literal(str(item)) for item in value) + "] AS VARCHAR[])"
-    return _sql_literal(str(value))
+_CANDIDATE_COLUMNS = ", ".join(
+    ("return_id", "tax_year", *(c for c in MODEL_INPUT_COLUMNS if c != "unique_id"), *MASTER_KEY_COLUMNS)
+)
 
 
 def _standardized_ctes(source: str, carried_columns: str) -> str:

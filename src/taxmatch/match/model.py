@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from splink import SettingsCreator, block_on
 
 MODEL_INPUT_COLUMNS: tuple[str, ...] = (
@@ -191,3 +193,109 @@ def settings_creator(link_type: str, taxpayers: int) -> SettingsCreator:
 def model_version(model: dict[str, Any]) -> str:
     canonical = json.dumps(model, sort_keys=True, separators=(",", ":"))
     return "model-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+# ---- the same levels in Python -------------------------------------------------------------------
+# The on-demand path scores a handful of pairs in Python (microseconds) instead of planning a SQL
+# query (milliseconds). These predicates are the SQL conditions above, level by level, with SQL's
+# NULL semantics (a comparison with NULL is not true); a test holds them to the SQL on every pair
+# of a synthetic batch.
+
+Side = Mapping[str, Any]
+
+
+def _equal(left: Any, right: Any) -> bool:
+    return left is not None and right is not None and left == right
+
+
+def _jaro_winkler_at_least(left: str | None, right: str | None, threshold: float) -> bool:
+    return left is not None and right is not None and JaroWinkler.similarity(left, right) >= threshold
+
+
+def _place_agrees(left: Side, right: Side) -> bool:
+    return _equal(left["zip5"], right["zip5"]) or (
+        _equal(left["city"], right["city"]) and _equal(left["state"], right["state"])
+    )
+
+
+def _same_building(left: Side, right: Side) -> bool:
+    return (
+        _equal(left["house_number"], right["house_number"])
+        and _jaro_winkler_at_least(left["street_name"], right["street_name"], 0.88)
+        and left["street_name"].split(" ")[-1] == right["street_name"].split(" ")[-1]
+        and _place_agrees(left, right)
+    )
+
+
+def _units_compatible(left: Side, right: Side) -> bool:
+    return left["unit"] is None or right["unit"] is None or left["unit"] == right["unit"]
+
+
+def _swapped(left: Side, right: Side) -> bool:
+    return _equal(left["first_name"], right["last_name"]) and _equal(left["last_name"], right["first_name"])
+
+
+def _lists_intersect(left: Sequence[str] | None, right: Sequence[str] | None) -> bool:
+    return left is not None and right is not None and bool(set(left) & set(right))
+
+
+def _dob_keying_error(left: str | None, right: str | None) -> bool:
+    if left is None or right is None:
+        return False
+    swapped = left[:4] == right[:4] and left[5:7] == right[8:10] and left[8:10] == right[5:7]
+    return DamerauLevenshtein.distance(left, right) <= 1 or swapped
+
+
+Condition = Callable[[Side, Side], bool]
+
+# Per comparison, its levels in order: (label, condition); the first level is the null level and
+# the last one (else) has no condition.
+PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
+    "first_name": (
+        ("missing", lambda left, right: left["first_name"] is None or right["first_name"] is None),
+        ("exact", lambda left, right: left["first_name"] == right["first_name"]),
+        ("swapped", _swapped),
+        ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
+        ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
+        ("translit", lambda left, right: _equal(left["first_skeleton"], right["first_skeleton"])),
+        ("initial", lambda left, right: left["first_name"][:1] == right["first_name"][:1]),
+        ("different", None),
+    ),
+    "last_name": (
+        ("missing", lambda left, right: left["last_name"] is None or right["last_name"] is None),
+        ("exact", lambda left, right: left["last_name"] == right["last_name"]),
+        ("swapped", _swapped),
+        ("one_surname", lambda left, right: _lists_intersect(left["surname_tokens"], right["surname_tokens"])),
+        ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["last_name"], right["last_name"], 0.9)),
+        ("translit", lambda left, right: _equal(left["last_skeleton"], right["last_skeleton"])),
+        ("different", None),
+    ),
+    "dob": (
+        ("missing", lambda left, right: left["dob"] is None or right["dob"] is None),
+        ("exact", lambda left, right: left["dob"] == right["dob"]),
+        ("keying_error", lambda left, right: _dob_keying_error(left["dob"], right["dob"])),
+        ("different", None),
+    ),
+    "tin": (
+        ("missing", lambda left, right: left["tin"] is None or right["tin"] is None),
+        ("exact", lambda left, right: left["tin"] == right["tin"]),
+        ("keying_error", lambda left, right: DamerauLevenshtein.distance(left["tin"], right["tin"]) <= 1),
+        ("different", None),
+    ),
+    "address": (
+        ("missing", lambda left, right: left["house_number"] is None or right["house_number"] is None),
+        (
+            "exact",
+            lambda left, right: (
+                _equal(left["house_number"], right["house_number"])
+                and _equal(left["street_name"], right["street_name"])
+                and _place_agrees(left, right)
+                and _units_compatible(left, right)
+            ),
+        ),
+        ("street_typo", lambda left, right: _same_building(left, right) and _units_compatible(left, right)),
+        ("other_unit", _same_building),
+        ("zip_only", lambda left, right: _equal(left["zip5"], right["zip5"])),
+        ("different", None),
+    ),
+}
