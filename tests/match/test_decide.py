@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 from taxmatch.match.candidates import CandidatePair, ReturnRow
@@ -16,7 +15,7 @@ POLICY = Policy.default()
 
 def scored(pair: CandidatePair, probability: float, **changes: Any) -> CandidatePair:
     weight = math.log2(probability / (1.0 - probability))
-    return replace(pair, match_probability=probability, match_weight=weight, **changes)
+    return pair._replace(match_probability=probability, match_weight=weight, **changes)
 
 
 STRONG = scored(
@@ -54,39 +53,39 @@ def test_no_pairs_is_no_candidate() -> None:
 
 
 def test_address_must_be_corroborated_by_the_taxpayers_own_return() -> None:
-    elsewhere = replace(STRONG, address_level="zip_only")
+    elsewhere = STRONG._replace(address_level="zip_only")
     assert choose_taxpayer([elsewhere], POLICY) is ReasonCode.BELOW_THRESHOLD
-    typo = replace(STRONG, address_level="street_typo")
+    typo = STRONG._replace(address_level="street_typo")
     assert isinstance(choose_taxpayer([typo], POLICY), Choice)
 
 
 def test_another_flat_in_the_building_does_not_corroborate() -> None:
-    assert choose_taxpayer([replace(STRONG, address_level="other_unit")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([STRONG._replace(address_level="other_unit")], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def test_conflicting_dob_vetoes_but_keying_error_does_not() -> None:
-    assert choose_taxpayer([replace(STRONG, dob_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
-    assert isinstance(choose_taxpayer([replace(STRONG, dob_level="keying_error")], POLICY), Choice)
+    assert choose_taxpayer([STRONG._replace(dob_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert isinstance(choose_taxpayer([STRONG._replace(dob_level="keying_error")], POLICY), Choice)
 
 
 def test_conflicting_tin_vetoes_but_one_digit_off_does_not() -> None:
-    conflict = replace(STRONG, request_tin="987654321", tin_level="different")
+    conflict = STRONG._replace(request_tin="987654321", tin_level="different")
     assert choose_taxpayer([conflict], POLICY) is ReasonCode.BELOW_THRESHOLD
-    near = choose_taxpayer([replace(STRONG, request_tin="123456780", tin_level="keying_error")], POLICY)
+    near = choose_taxpayer([STRONG._replace(request_tin="123456780", tin_level="keying_error")], POLICY)
     assert isinstance(near, Choice) and "tin=keying_error" in near.evidence
 
 
 def test_suffix_conflict_vetoes() -> None:
-    father = replace(STRONG, request_suffix="JR", return_suffix="SR")
+    father = STRONG._replace(request_suffix="JR", return_suffix="SR")
     assert choose_taxpayer([father], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def test_sr_on_the_return_without_dob_or_suffix_in_the_request_is_ambiguous() -> None:
     # The return says SR: a JR exists somewhere, and nothing in the request says which one is meant.
-    father_only = replace(STRONG, return_suffix="SR", dob_level="missing")
+    father_only = STRONG._replace(return_suffix="SR", dob_level="missing")
     assert choose_taxpayer([father_only], POLICY) is ReasonCode.AMBIGUOUS
-    assert isinstance(choose_taxpayer([replace(father_only, dob_level="exact")], POLICY), Choice)
-    junior_request = replace(STRONG, request_suffix="JR", dob_level="missing")
+    assert isinstance(choose_taxpayer([father_only._replace(dob_level="exact")], POLICY), Choice)
+    junior_request = STRONG._replace(request_suffix="JR", dob_level="missing")
     assert choose_taxpayer([junior_request], POLICY) is ReasonCode.AMBIGUOUS
 
 
@@ -114,7 +113,7 @@ def test_a_vetoed_relative_does_not_make_it_ambiguous() -> None:
 
 
 def test_weak_name_never_discloses_even_when_probable() -> None:
-    initial_only = replace(STRONG, first_name_level="initial")
+    initial_only = STRONG._replace(first_name_level="initial")
     assert choose_taxpayer([initial_only], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 

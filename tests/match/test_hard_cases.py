@@ -306,14 +306,6 @@ def test_non_filing_spouse_without_dob_is_never_matched_to_the_filer(engine: Duc
     assert_not_matched(decision, NOT_FOUND)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a non-filing wife whose given name differs from her filing husband's by its ending "
-    "(Gabriela/Gabriel, Roberta/Robert) scores first_name=fuzzy (Jaro-Winkler >= 0.9), which the "
-    "decision rule counts as name agreement; with no date of birth to veto, the husband is disclosed "
-    "(p = 0.9998, evidence name=first_fuzzy;address=exact)",
-)
 @pytest.mark.parametrize(
     ("wife", "husband", "place"),
     [("Gabriela", GABRIEL, BOSTON_REVERE), ("Roberta", ROBERT_HUSBAND, SEATTLE_HILL)],
@@ -358,13 +350,6 @@ def test_twin_with_dob_is_disclosed(engine: DuckDBEngine) -> None:
     assert_disclosed(decision, TWIN_TAYLOR, SPRINGFIELD_CEDAR)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="twins Daniel and Danielle (same surname, dob and address): the request names one of them "
-    "exactly, but the other's first name is Jaro-Winkler-close (fuzzy), so the household rule finds "
-    "two agreeing taxpayers at the address and answers AMBIGUOUS although one agrees exactly",
-)
 @pytest.mark.parametrize("twin", [TWIN_DANIEL, TWIN_DANIELLE], ids=["Daniel", "Danielle"])
 def test_twin_with_a_similar_name_and_dob_is_disclosed(engine: DuckDBEngine, twin: Taxpayer) -> None:
     decision = decide(engine, request(twin.first, twin.last, DENVER_FIR, dob=twin.dob))

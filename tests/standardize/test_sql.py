@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from taxmatch.standardize.names import fold_name, given_name_forms, surname_tokens
+from taxmatch.standardize.names import given_name_forms
+from taxmatch.standardize.python_standardizer import fold_name
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 
@@ -59,8 +60,3 @@ def test_nicknames_share_a_form() -> None:
     assert "GUADALUPE" in given_name_forms("LUPE")
     assert given_name_forms("ROBERT")[0] == "ROBERT"
     assert not set(given_name_forms("MARIA")) & set(given_name_forms("JOSE"))
-
-
-def test_surname_tokens_drop_particles() -> None:
-    assert surname_tokens("DE LA CRUZ") == ("CRUZ",)
-    assert surname_tokens("GARCIA LOPEZ") == ("GARCIA", "LOPEZ")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,12 @@ import pyarrow as pa
 
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow
+from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import CompiledScorer, compile_scorer
 from taxmatch.records import RequestRecord
-from taxmatch.standardize.names import given_name_forms, normalize_suffix
+from taxmatch.standardize.names import given_name_forms
 from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
@@ -60,7 +62,7 @@ _MODEL_INPUT_SELECT = """
     nullif(tm_fold_name(last_name), '') AS last_name,
     list_filter(string_split(tm_fold_name(last_name), ' '),
         t -> t <> '' AND t NOT IN ('DE', 'DEL', 'LA', 'LAS', 'LOS', 'Y', 'DA', 'DOS', 'VAN', 'VON')) AS surname_tokens,
-    nullif(upper(replace(replace(coalesce(suffix, ''), '.', ''), ' ', '')), '') AS suffix,
+    nullif(tm_suffix(suffix), '') AS suffix,
     nullif(dob, '') AS dob,
     tm_tin(tin) AS tin,
     coalesce(nullif(tm_house_number(street), ''), nullif(tm_po_box(street), '')) AS house_number,
@@ -373,29 +375,38 @@ class DuckDBEngine:
         _, scorer = self._scorer()
         self._stage_requests(rows)
         query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_returns')}, {scorer.ctes} " + (
-            """SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
-                   s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
-                   coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year
-            FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id)
-            ORDER BY i.request_index, s.return_id, s.request_uid"""
+            f"""SELECT * EXCLUDE (taxpayer_strongest) FROM (
+                SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
+                       s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
+                       coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year,
+                       max(s.match_weight) OVER (PARTITION BY i.request_index, i.pair_tin) AS taxpayer_strongest,
+                       s.request_uid
+                FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id))
+            WHERE taxpayer_strongest >= {MIN_CANDIDATE_WEIGHT}
+            ORDER BY request_index, return_id, request_uid"""
         )
-        labels = scorer.level_labels
+        labels = [
+            [scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16)]
+            for name in ("first_name", "last_name", "dob", "address", "tin")
+        ]
+        first, last, dob, address, tin = labels
+        # Gamma -1 (missing) is index 0 of each list, hence the +1.
         return [
             CandidatePair(
-                request_index=int(row[0]),
-                return_id=int(row[1]),
-                tin=str(row[2]),
-                match_probability=float(row[3]),
-                match_weight=float(row[4]),
-                first_name_level=labels["first_name"].get(int(row[5]), "missing"),
-                last_name_level=labels["last_name"].get(int(row[6]), "missing"),
-                dob_level=labels["dob"].get(int(row[7]), "missing"),
-                address_level=labels["address"].get(int(row[8]), "missing"),
-                tin_level=labels["tin"].get(int(row[9]), "missing"),
-                request_suffix=normalize_suffix(row[10]),
-                return_suffix=normalize_suffix(row[11]),
-                request_tin=str(row[12]),
-                return_tax_year=int(row[13]),
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                first[row[5] + 1],
+                last[row[6] + 1],
+                dob[row[7] + 1],
+                address[row[8] + 1],
+                tin[row[9] + 1],
+                row[10],
+                row[11],
+                row[12],
+                row[13],
             )
             for row in self.connection.execute(query).fetchall()
         ]
@@ -458,8 +469,8 @@ class DuckDBEngine:
                         dob_level=scored.levels["dob"],
                         address_level=scored.levels["address"],
                         tin_level=scored.levels["tin"],
-                        request_suffix=normalize_suffix(request["suffix"]),
-                        return_suffix=normalize_suffix(candidate["suffix"]),
+                        request_suffix=request["suffix"] or "",
+                        return_suffix=candidate["suffix"] or "",
                         request_tin=request["tin"] or "",
                         return_tax_year=int(candidate["tax_year"]),
                     )
@@ -467,7 +478,11 @@ class DuckDBEngine:
         # Several input rows of one request (prior addresses) may meet the same return: the batch
         # query keeps each (row, return) pair too, ordered by request, return.
         pairs.sort(key=lambda pair: (pair.request_index, pair.return_id))
-        return pairs
+        strongest: dict[tuple[int, str], float] = {}
+        for pair in pairs:
+            key = (pair.request_index, pair.tin)
+            strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
+        return [pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT]
 
     def splink_reference_scores(self, requests: Sequence[tuple[int, RequestRecord]]) -> dict[tuple[int, int], float]:
         """Match probabilities from Splink's own predict() for the same requests: the oracle the tests hold

@@ -46,6 +46,19 @@ def _names_agree(pair: CandidatePair) -> bool:
     return pair.first_name_level in AGREEING_FIRST_NAME_LEVELS and pair.last_name_level in AGREEING_LAST_NAME_LEVELS
 
 
+def _as_close_a_name(other: CandidatePair, best: CandidatePair) -> bool:
+    """The other taxpayer's name agrees with the request, and no less exactly than the best one's.
+
+    Jon at the address does not make a request for John (who is also there) ambiguous; a second
+    John, or a Jon when the request says Jonn, does.
+    """
+    if not _names_agree(other):
+        return False
+    first_less = best.first_name_level == "exact" and other.first_name_level != "exact"
+    last_less = best.last_name_level == "exact" and other.last_name_level != "exact"
+    return not (first_less or last_less)
+
+
 def _evidence(pair: CandidatePair) -> str:
     if pair.first_name_level == pair.last_name_level:
         name = pair.first_name_level
@@ -64,6 +77,11 @@ def _evidence(pair: CandidatePair) -> str:
         parts.append("suffix=exact")
     return ";".join(parts)
 
+
+# A taxpayer whose strongest pair has log2 odds below this is no candidate at all: its share of
+# the probability is below 2^-20 (one in a million) and it can neither veto nor compete. The batch
+# query drops such taxpayers before they reach Python; this rule makes both paths agree.
+MIN_CANDIDATE_WEIGHT = -20.0
 
 GENERATIONAL_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V"})
 
@@ -103,6 +121,10 @@ def _posterior(best_weight: float, other_weights: Sequence[float]) -> float:
 
 def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | ReasonCode:
     """The one taxpayer a request points to, or the reason there is none."""
+    strongest_weight: dict[str, float] = {}
+    for pair in pairs:
+        strongest_weight[pair.tin] = max(pair.match_weight, strongest_weight.get(pair.tin, -math.inf))
+    pairs = [pair for pair in pairs if strongest_weight[pair.tin] >= MIN_CANDIDATE_WEIGHT]
     if not any(pair.match_probability >= policy.candidate_floor for pair in pairs):
         return ReasonCode.NO_CANDIDATE
     vetoed = {pair.tin for pair in pairs if _vetoes(pair)}
@@ -121,7 +143,7 @@ def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | 
     # The household rule: another taxpayer at a corroborated address whose name agrees as well,
     # with nothing given (date of birth, TIN, suffix) that vetoes them, cannot be told apart from
     # the best by what the request says, whatever the probabilities are.
-    if any(_names_agree(other) for other in ranked[1:]) or _generation_unconfirmed(best, pairs, vetoed):
+    if any(_as_close_a_name(other, best) for other in ranked[1:]) or _generation_unconfirmed(best, pairs, vetoed):
         return ReasonCode.AMBIGUOUS
     if not _names_agree(best):
         return ReasonCode.BELOW_THRESHOLD

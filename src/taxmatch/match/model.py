@@ -57,18 +57,36 @@ SAME_BUILDING = (
     f" AND {ADDRESS_PLACE_AGREES}"
 )
 NAMES_SWAPPED = "first_name_l = last_name_r AND last_name_l = first_name_r"
+# Gabriel/Gabriela, Daniel/Danielle, Antonio/Antonia: one letter or ending apart, and two people.
+# A level of its own, ahead of `nickname` and `fuzzy` (the nickname table links Daniel and
+# Danielle, Jaro-Winkler finds them close), so they are never taken for one name.
+GENDERED_ENDINGS = ("A", "E", "LE", "NE", "INE", "ETTE", "IA", "NA", "LA")
+_ENDINGS_SQL = ", ".join(f"'{ending}'" for ending in GENDERED_ENDINGS)
+_LONGER_BY_AN_ENDING = (
+    "(starts_with(first_name_{a}, first_name_{b})"
+    " AND substr(first_name_{a}, length(first_name_{b}) + 1) IN (" + _ENDINGS_SQL + "))"
+)
+GENDER_VARIANT = (
+    _LONGER_BY_AN_ENDING.format(a="l", b="r")
+    + " OR "
+    + _LONGER_BY_AN_ENDING.format(a="r", b="l")
+    + " OR (length(first_name_l) = length(first_name_r) AND length(first_name_l) > 2"
+    " AND substr(first_name_l, 1, length(first_name_l) - 1) = substr(first_name_r, 1, length(first_name_r) - 1)"
+    " AND list_sort([substr(first_name_l, -1), substr(first_name_r, -1)]) = ['A', 'O'])"
+)
 
 # Why each level exists (docs/matching.md says more):
 # first name   exact (with term frequency: a shared rare name says more than a shared JOHN), swapped
-#              given/family order, nickname (Bob/Robert, Pepe/Jose), fuzzy (a typo), translit
+#              given/family order, nickname (Bob/Robert, Pepe/Jose), gender_variant (Gabriel/Gabriela:
+#              two people, never agreement), fuzzy (a typo), translit
 #              (Mohammed/Muhammad: same consonant skeleton), initial (weak, never enough to disclose).
 # last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, translit.
 # dob          exact, keying_error (one digit, or day and month swapped: weak agreement, never a veto).
 # tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
 # address      exact, street_typo, other_unit (same building, another door: never corroborates), zip_only.
 M_PRIORS: dict[str, dict[str, float]] = {
-    "first_name": {"exact": 0.80, "swapped": 0.01, "nickname": 0.08, "fuzzy": 0.05, "translit": 0.03,
-                   "initial": 0.02, "different": 0.01},
+    "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.05,
+                   "translit": 0.03, "initial": 0.02, "different": 0.009999},
     "last_name": {"exact": 0.78, "swapped": 0.01, "one_surname": 0.13, "fuzzy": 0.04, "translit": 0.03,
                   "different": 0.01},
     "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
@@ -92,6 +110,7 @@ def comparisons(taxpayers: int) -> list[Any]:
             cll.NullLevel("first_name"),
             _level(cll.ExactMatchLevel("first_name", term_frequency_adjustments=True), "exact", "first_name"),
             _level(cll.CustomLevel(NAMES_SWAPPED), "swapped", "first_name"),
+            _level(cll.CustomLevel(GENDER_VARIANT), "gender_variant", "first_name"),
             _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
             _level(cll.ExactMatchLevel("first_skeleton"), "translit", "first_name"),
@@ -246,6 +265,14 @@ def _dob_keying_error(left: str | None, right: str | None) -> bool:
     return DamerauLevenshtein.distance(left, right) <= 1 or swapped
 
 
+def _gender_variant(left: str, right: str) -> bool:
+    if left.startswith(right) and left[len(right) :] in GENDERED_ENDINGS:
+        return True
+    if right.startswith(left) and right[len(left) :] in GENDERED_ENDINGS:
+        return True
+    return len(left) == len(right) > 2 and left[:-1] == right[:-1] and sorted((left[-1], right[-1])) == ["A", "O"]
+
+
 Condition = Callable[[Side, Side], bool]
 
 # Per comparison, its levels in order: (label, condition); the first level is the null level and
@@ -255,6 +282,7 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("missing", lambda left, right: left["first_name"] is None or right["first_name"] is None),
         ("exact", lambda left, right: left["first_name"] == right["first_name"]),
         ("swapped", _swapped),
+        ("gender_variant", lambda left, right: _gender_variant(left["first_name"], right["first_name"])),
         ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
         ("translit", lambda left, right: _equal(left["first_skeleton"], right["first_skeleton"])),

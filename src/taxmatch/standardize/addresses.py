@@ -10,9 +10,11 @@ request batches repeat the same street lines many times over.
 from __future__ import annotations
 
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import usaddress
 import zipcodes
@@ -353,13 +355,128 @@ def _fallback_parse(line: str) -> _StreetParse:
     )
 
 
+# --- usaddress tagging, memoized on what the CRF actually sees -----------------------------
+#
+# usaddress.tag(line) = tokenize, turn each token into a feature dict (`tokenFeatures`, a pure
+# function of the token), link each dict to its neighbours' (`tokens2features`), run the CRF
+# (Viterbi), then group tokens by label. Tokenizing and the CRF call cost ~70 us per line, and
+# most lines of a batch are distinct, so caching on the line rarely hits. The labels, however,
+# depend only on the sequence of per-token feature dicts, and those repeat across lines:
+# "12 OAK ST" and "845 OAK ST" differ only in the length/trailing-zero features of the number.
+# So the labels are cached on that sequence, which gives exactly usaddress's labels.
+#
+# One more exact step widens the hits: CRFsuite's tagger drops an attribute that is not in the
+# model's attribute dictionary before scoring, so a `word` value whose attributes (`word:v`,
+# `previous:word:v`, `next:word:v`) the model never learned adds nothing to any score.
+# Two such words therefore give the same labels, and the cache key writes them as one value.
+
+_LABEL_CACHE_SIZE = 65_536
+_labels_by_features: dict[tuple[tuple[object, ...], ...], tuple[str, ...]] = {}
+# usaddress's tokenizer (0.5.16, pinned), compiled once instead of per call.
+_AMPERSAND_RE = re.compile("(&#38;)|(&amp;)")
+_TOKEN_RE = re.compile(
+    r"""
+    \(*\b[^\s,;#&()]+[.,;)\n]*   # ['ab. cd,ef '] -> ['ab.', 'cd,', 'ef']
+    |
+    [#&]                       # [^'#abc'] -> ['#']
+    """,
+    re.VERBOSE | re.UNICODE,
+)
+_ATTRIBUTE_LINE_RE = re.compile(r"^\s*(\d+): (.*)$")
+_WORD_PREFIXES = ("word:", "previous:word:", "next:word:")
+
+
+def _read_model_attributes(dump: str) -> frozenset[str] | None:
+    """The attribute dictionary from a CRFsuite model dump, or None if it does not parse cleanly."""
+    head, found, rest = dump.partition("ATTRIBUTES = {\n")
+    body, closed, _tail = rest.partition("\n}\n")
+    if not found or not closed:
+        return None
+    attributes: list[str] = []
+    for text in body.split("\n"):
+        match = _ATTRIBUTE_LINE_RE.match(text)
+        if match and int(match.group(1)) == len(attributes):
+            attributes.append(match.group(2))
+        elif attributes:
+            # An attribute holding a newline (`endsinpunc:\n`) continues on the next line.
+            attributes[-1] += "\n" + text
+        else:
+            return None
+    return frozenset(attributes) if attributes else None
+
+
+@lru_cache(maxsize=1)
+def _model_words() -> frozenset[str] | None:
+    """`word` values the model knows; None (merge no words) if the model cannot be read."""
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "model.txt"
+            usaddress.TAGGER.dump(str(path))
+            attributes = _read_model_attributes(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    if attributes is None:
+        return None
+    return frozenset(
+        attribute[len(prefix) :]
+        for attribute in attributes
+        for prefix in _WORD_PREFIXES
+        if attribute.startswith(prefix)
+    )
+
+
+_UNKNOWN_WORD = None  # not a value tokenFeatures can give (str or False)
+
+
+@lru_cache(maxsize=262_144)
+def _token_key(token: str) -> tuple[object, ...]:
+    """The token's feature values (fixed key order), an unknown word written as one value."""
+    features = usaddress.tokenFeatures(token)
+    word = features["word"]
+    known = _model_words()
+    if isinstance(word, str) and known is not None and word not in known:
+        features["word"] = _UNKNOWN_WORD
+    return tuple(features.items())
+
+
+def _tag(line: str) -> dict[str, str]:
+    """usaddress.tag(line)[0], same labels and RepeatedLabelError, with the CRF call memoized."""
+    tokens: list[str] = _TOKEN_RE.findall(_AMPERSAND_RE.sub("&", line))
+    if not tokens:
+        return {}
+    key = tuple(_token_key(token) for token in tokens)
+    labels = _labels_by_features.get(key)
+    if labels is None:
+        labels = tuple(usaddress.TAGGER.tag(usaddress.tokens2features(tokens)))
+        if len(_labels_by_features) >= _LABEL_CACHE_SIZE:
+            _labels_by_features.clear()
+        _labels_by_features[key] = labels
+    # Grouping as usaddress.tag does it (no tag mapping).
+    components: dict[str, list[str]] = {}
+    last_label = None
+    is_intersection = False
+    for token, label in zip(tokens, labels, strict=True):
+        if label == "IntersectionSeparator":
+            is_intersection = True
+        if "StreetName" in label and is_intersection:
+            label = "Second" + label
+        if label == last_label:
+            components[label].append(token)
+        elif label not in components:
+            components[label] = [token]
+        else:
+            raise usaddress.RepeatedLabelError(line, list(zip(tokens, labels, strict=True)), label)
+        last_label = label
+    return {label: " ".join(parts).strip(" ,;") for label, parts in components.items()}
+
+
 @lru_cache(maxsize=262_144)
 def parse_street(line: str) -> _StreetParse:
     """Parse one folded street line (it may hold a whole address: city, state and ZIP too)."""
     if not line:
         return _StreetParse()
     try:
-        tagged, _kind = usaddress.tag(line)
+        tagged = _tag(line)
     except usaddress.RepeatedLabelError:
         return _fallback_parse(line)
     parts: dict[str, str] = {label: str(value) for label, value in tagged.items()}

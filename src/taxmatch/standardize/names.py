@@ -9,8 +9,6 @@ in SQL, so millions of rows never pass through Python.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from functools import lru_cache
 
 from nicknames import NickNamer
@@ -37,27 +35,6 @@ NAME_SUFFIXES: dict[str, str] = {
     "3RD": "III", "IV": "IV", "4TH": "IV", "V": "V",
 }  # fmt: skip
 
-_NON_LETTERS = re.compile(r"[^A-Z ]+")
-_SPACES = re.compile(r"\s+")
-
-
-def fold_name(text: str | None) -> str:
-    """Upper case, accents removed, punctuation dropped (O'Brien -> OBRIEN, Garcia-Lopez -> GARCIA LOPEZ).
-
-    Must agree with the SQL macro `fold_name` in `standardize.sql`; a test pins both.
-    """
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text.upper())
-    ascii_only = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    ascii_only = ascii_only.replace("-", " ").replace("'", "").replace(".", "")
-    return _SPACES.sub(" ", _NON_LETTERS.sub(" ", ascii_only)).strip()
-
-
-def normalize_suffix(text: str | None) -> str:
-    folded = fold_name(text).replace(" ", "") if text else ""
-    return NAME_SUFFIXES.get(folded, folded)
-
 
 @lru_cache(maxsize=1)
 def _nicknamer() -> NickNamer:
@@ -77,9 +54,3 @@ def given_name_forms(folded_first_name: str) -> tuple[str, ...]:
         forms.update(SPANISH_NICKNAMES.get(word, ()))
     forms.discard("")
     return (folded_first_name, *sorted(forms - {folded_first_name}))
-
-
-def surname_tokens(folded_last_name: str) -> tuple[str, ...]:
-    """Surname words without particles: DE LA CRUZ -> (CRUZ,), GARCIA LOPEZ -> (GARCIA, LOPEZ)."""
-    tokens = [token for token in folded_last_name.split(" ") if token and token not in SURNAME_PARTICLES]
-    return tuple(tokens)

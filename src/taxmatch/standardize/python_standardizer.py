@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-from taxmatch.standardize.names import SURNAME_PARTICLES, given_name_forms
+from taxmatch.standardize.names import NAME_SUFFIXES, SURNAME_PARTICLES, given_name_forms
 from taxmatch.standardize.usps import STREET_TOKEN_STANDARD, UNIT_DESIGNATORS
 
 _UNIT_WORDS = "|".join(sorted((designator for designator in UNIT_DESIGNATORS if designator != "#"), key=len)[::-1])
@@ -96,6 +96,11 @@ def _word_skeleton(word: str) -> str:
     return "".join(kept)
 
 
+def _suffix(compact: str) -> str:
+    """tm_suffix."""
+    return NAME_SUFFIXES.get(compact, compact)
+
+
 def _nonempty(text: str) -> str | None:
     return text or None
 
@@ -128,7 +133,7 @@ def standardize_row(
         "middle_initial": _nonempty(fold_name(middle_name)[:1]),
         "last_name": last,
         "surname_tokens": tokens,
-        "suffix": _nonempty((suffix or "").replace(".", "").replace(" ", "").upper()),
+        "suffix": _nonempty(_suffix((suffix or "").replace(".", "").replace(" ", "").upper())),
         "dob": _nonempty(dob or ""),
         "tin": _nonempty(_NOT_DIGIT.sub("", tin or "")),
         "house_number": _nonempty(house) or _nonempty(box),

@@ -8,6 +8,7 @@ makes their comparison fair. The tables behind them (USPS Publication 28) live i
 
 from __future__ import annotations
 
+from taxmatch.standardize.names import NAME_SUFFIXES
 from taxmatch.standardize.usps import STREET_TOKEN_STANDARD, UNIT_DESIGNATORS
 
 
@@ -71,6 +72,11 @@ def standardization_macros() -> list[str]:
             coalesce(nullif(regexp_replace(regexp_replace(tm_clean_street(unit_text),
                 '^(?:(?:{_UNIT_WORDS})\b)? ?#? ?', ''), '[^A-Z0-9]', '', 'g'), ''),
                 tm_unit_on_street(street_text))""",
+        # Jr. / JUNIOR / jr -> JR; 2ND -> II: one spelling per generation.
+        f"""CREATE OR REPLACE MACRO tm_suffix(x) AS
+            CASE upper(replace(replace(coalesce(x, ''), '.', ''), ' ', ''))
+                {" ".join(f"WHEN {_sql_string(k)} THEN {_sql_string(v)}" for k, v in sorted(NAME_SUFFIXES.items()))}
+                ELSE upper(replace(replace(coalesce(x, ''), '.', ''), ' ', '')) END""",
         r"""CREATE OR REPLACE MACRO tm_zip5(x) AS
             left(regexp_replace(coalesce(x, ''), '[^0-9]', '', 'g'), 5)""",
         r"""CREATE OR REPLACE MACRO tm_tin(x) AS
