@@ -55,6 +55,15 @@ def summary(latencies_ms: list[float]) -> dict[str, float]:
     }
 
 
+def people_in(data: Path) -> int | None:
+    """The synth generator's person count for --data (its meta.json), if it says."""
+    try:
+        people = json.loads((data / "meta.json").read_text(encoding="utf-8")).get("people")
+    except (OSError, ValueError):
+        return None
+    return people if isinstance(people, int) else None
+
+
 def git_commit() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
@@ -107,7 +116,14 @@ def main() -> None:
     parser.add_argument("--concurrent-seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temporary directory)")
+    parser.add_argument(
+        "--reuse-master",
+        action="store_true",
+        help="WORKDIR/home already holds this master (from an earlier run with --workdir): skip the load",
+    )
     args = parser.parse_args()
+    if args.reuse_master and (args.workdir is None or args.data is None):
+        parser.error("--reuse-master needs --workdir (the kept workspace) and --data (its requests)")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-latency-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -131,10 +147,11 @@ def main() -> None:
             generate(data, people=args.people, requests=args.lookups + args.warmup, seed=args.seed,
                      as_of=datetime.date.today())  # fmt: skip
             timings["synth_seconds"] = round(time.perf_counter() - started, 1)
-        started = time.perf_counter()
-        subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
-                       env=env, check=True, capture_output=True)  # fmt: skip
-        timings["master_load_seconds"] = round(time.perf_counter() - started, 1)
+        if not args.reuse_master:
+            started = time.perf_counter()
+            subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
+                           env=env, check=True, capture_output=True)  # fmt: skip
+            timings["master_load_seconds"] = round(time.perf_counter() - started, 1)
         _, key = KeyStore.for_workspace(Workspace(home)).create("BENCH", Role.REQUESTER)
         with (data / "requests.csv").open(encoding="utf-8", newline="") as handle:
             requests = list(csv.DictReader(handle))
@@ -193,7 +210,7 @@ def main() -> None:
         result: dict[str, Any] = {
             "benchmark": "lookup_latency",
             "commit": git_commit(),
-            "people": args.people if args.data is None else None,
+            "people": args.people if args.data is None else people_in(data),
             "master_returns": returns,
             **timings,
             "sequential": {"lookups": len(sequential), **summary(sequential), "outcomes": outcomes},

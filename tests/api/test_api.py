@@ -361,6 +361,25 @@ def test_batch_resumes_after_the_server_is_killed(world: World) -> None:
     assert manifest["counts"]["total"] == status["total"] and manifest["agency"] == "ICE"
 
 
+def test_lookups_are_durable_when_answered_and_signed_in_groups(world: World) -> None:
+    """Every answered lookup survives kill -9; a checkpoint every N lookups; the rest signed at restart."""
+    world.server.stop()
+    world.server.start({"TAXMATCH_API_LEDGER_CHECKPOINT_LOOKUPS": "3"})
+    before = world.call("GET", "/v1/ledger/verify", "ice_auditor").json()
+    assert before["ok"] is True and before["unverified"] == 0  # a clean stop signed everything
+    rows = read_rows(world.data / "requests.csv")[:7]
+    for row in rows:
+        assert world.call("POST", "/v1/lookup", "ice_requester", json=row).status_code == 200
+    during = world.call("GET", "/v1/ledger/verify", "ice_auditor").json()
+    assert during["ok"] is True and during["entries"] == before["entries"] + 7
+    assert during["signed_through"] == before["entries"] + 6 and during["unverified"] == 1  # signed at 3 and 6
+    world.server.stop(kill=True)  # no shutdown checkpoint
+    world.server.start()
+    after = world.call("GET", "/v1/ledger/verify", "ice_auditor").json()
+    assert after["ok"] is True and after["entries"] == during["entries"], "an answered lookup was lost"
+    assert after["signed_through"] == after["entries"]  # the tail left by the killed server is signed at start
+
+
 # ---- in-process units (no server) ------------------------------------------------------------------
 
 

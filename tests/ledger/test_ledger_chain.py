@@ -26,6 +26,7 @@ from taxmatch.ledger import (
     verify_database,
 )
 from taxmatch.ledger.model import body_json
+from taxmatch.ledger.store import SMALL_APPEND
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy, Workspace
 
@@ -234,3 +235,54 @@ def test_fast_body_encoder_matches_canonical_json() -> None:
             [], text, "p", "m", "0" * 64,
         ]  # fmt: skip
         assert body_json(values) == canonical_json(dict(zip(HASHED_FIELDS, values, strict=True)))
+
+
+# ---- the small-append path and the cached head ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [(1, 1, 1), (SMALL_APPEND, SMALL_APPEND + 1, 1), (SMALL_APPEND + 1, 2, 5)])
+def test_small_and_large_appends_store_the_same_entries(ledger: Ledger, sizes: tuple[int, ...]) -> None:
+    """Parameterized VALUES and the Arrow table store identical rows (lists, empty lists, text)."""
+    returned = []
+    start = 0
+    for size in sizes:
+        returned += ledger.append(make_events(size, start=start))
+        start += size
+    stored = list(ledger.iter_entries())
+    assert stored == returned
+    assert any(entry.reason_codes == () for entry in stored) and any(entry.fields_disclosed == () for entry in stored)
+    assert all(entry.computed_hash() == entry.entry_hash for entry in stored)
+    assert verify_database(ledger.con).ok
+
+
+def test_append_after_a_callers_own_rollback_chains_from_the_true_head(
+    ledger: Ledger, con: duckdb.DuckDBPyConnection
+) -> None:
+    """The cached head is checked: an entry undone by a ROLLBACK outside `transaction()` is not chained from."""
+    ledger.append(make_events(3))
+    con.execute("BEGIN TRANSACTION")
+    ledger.append(make_events(1, start=3))  # cached head is now seq 4 ...
+    con.execute("ROLLBACK")  # ... which never happened
+    ledger.append(make_events(2, start=3))
+    assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3, 4, 5]
+    assert verify_database(con).ok
+
+
+def test_append_after_the_cached_head_was_replaced_rereads_it(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
+    """Same seq, another hash (the entry was rewritten): the head is read again, not trusted."""
+    ledger.append(make_events(2))
+    con.execute("DELETE FROM ledger_entries WHERE seq = 2")
+    Ledger(con).append(make_events(1, start=5))  # another writer re-fills seq 2
+    ledger.append(make_events(1, start=6))
+    assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3]
+    assert verify_database(con).ok
+
+
+def test_a_cached_head_behind_the_table_moves_forward(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
+    """Entries after the cached one (another `Ledger` appended them) are chained from, not collided with."""
+    ledger.append(make_events(2))
+    first = next(iter(ledger.iter_entries()))
+    ledger._head = (first.seq, first.entry_hash)  # as if seq 2 had been appended by someone else
+    ledger.append(make_events(1, start=2))
+    assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3]
+    assert verify_database(con).ok

@@ -128,6 +128,8 @@ class LedgerVerification(BaseModel):
     ok: bool
     entries: int
     head: str
+    signed_through: int = Field(description="the last entry a valid signed checkpoint vouches for")
+    unverified: int = Field(description="entries after it: hash-chained and durable, not yet signed")
     first_bad: int | None = None
     problem: str = ""
 
@@ -404,6 +406,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             "ok": result.ok,
             "entries": result.entries,
             "head": result.head,
+            "signed_through": result.signed_through,
+            "unverified": result.unverified,
             "first_bad": result.first_bad,
             "problem": result.problem,
         }

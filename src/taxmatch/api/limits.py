@@ -28,6 +28,12 @@ BATCH_CHUNK_RECORDS = 2_000
 # server while a batch is half done). Always 0 in production.
 BATCH_CHUNK_DELAY_SECONDS = 0.0
 
+# Lookups are accounted one by one but signed in groups: a signed ledger checkpoint is
+# taken with the lookup that makes the unsigned ones this many, or this old (seconds), and
+# at shutdown. Bounds the unsigned tail a crash can leave (still hash-chained and durable).
+LEDGER_CHECKPOINT_LOOKUPS = 1_000
+LEDGER_CHECKPOINT_SECONDS = 60.0
+
 ENVIRONMENT_PREFIX = "TAXMATCH_API_"
 
 
@@ -41,6 +47,8 @@ class ApiLimits:
     max_active_batches_per_key: int = MAX_ACTIVE_BATCHES_PER_KEY
     batch_chunk_records: int = BATCH_CHUNK_RECORDS
     batch_chunk_delay_seconds: float = BATCH_CHUNK_DELAY_SECONDS
+    ledger_checkpoint_lookups: int = LEDGER_CHECKPOINT_LOOKUPS
+    ledger_checkpoint_seconds: float = LEDGER_CHECKPOINT_SECONDS
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> ApiLimits:

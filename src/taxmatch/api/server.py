@@ -17,7 +17,7 @@ import uvicorn
 
 from taxmatch.api.app import create_app
 from taxmatch.api.limits import ApiLimits
-from taxmatch.api.service import Service
+from taxmatch.api.service import Service, skip_absent_pandas
 from taxmatch.settings import Workspace
 
 
@@ -75,9 +75,15 @@ def run_server(
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM stop gracefully; an unfinished batch resumes next time)."""
     configure_logging()
+    skip_absent_pandas()
+    limits = limits or ApiLimits.from_environment()
     sock = bind(host, port)
     try:
-        service = Service(workspace)
+        service = Service(
+            workspace,
+            checkpoint_lookups=limits.ledger_checkpoint_lookups,
+            checkpoint_seconds=limits.ledger_checkpoint_seconds,
+        )
     except BaseException:
         sock.close()
         raise
