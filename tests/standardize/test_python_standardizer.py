@@ -17,7 +17,7 @@ from taxmatch.standardize.python_standardizer import standardize_row
 from taxmatch.synth import generate
 
 COMPARED = [column for column in MODEL_INPUT_COLUMNS if column != "unique_id"] + [
-    "key_address", "key_name", "key_tin", "key_surname1", "key_surname2",
+    "key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2",
 ]  # fmt: skip
 
 AWKWARD = [

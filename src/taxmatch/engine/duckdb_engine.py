@@ -77,12 +77,16 @@ _MODEL_INPUT_SELECT = """
 
 # Blocking: a (request, return) pair is scored when any family of keys agrees. Each key is a
 # single column so that an on-demand lookup is a handful of ART index point reads.
+# The full name with middle initial, in any state, finds the Jr or Sr who files elsewhere: the
+# generation rule needs to see them to refuse a request that does not say which one it means.
 # Surnames have two keys (first and last surname word, each with the date of birth) so a request
 # with one of two surnames finds the return that carries both, and the other way round.
 _BLOCK_KEY_SELECT = """
     CASE WHEN zip5 IS NOT NULL AND house_number IS NOT NULL THEN zip5 || '|' || house_number END AS key_address,
     CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
          THEN first_name || '|' || last_name || '|' || state END AS key_name,
+    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND middle_initial IS NOT NULL
+         THEN first_name || '|' || middle_initial || '|' || last_name END AS key_full_name,
     tin AS key_tin,
     CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 0 THEN surname_tokens[1] || '|' || dob END AS key_surname1,
     CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 1 THEN surname_tokens[-1] || '|' || dob END AS key_surname2
@@ -90,13 +94,14 @@ _BLOCK_KEY_SELECT = """
 BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
     ("key_address", "key_address"),
     ("key_name", "key_name"),
+    ("key_full_name", "key_full_name"),
     ("key_tin", "key_tin"),
     ("key_surname1", "key_surname1"),
     ("key_surname1", "key_surname2"),
     ("key_surname2", "key_surname1"),
     ("key_surname2", "key_surname2"),
 )
-MASTER_KEY_COLUMNS = ("key_address", "key_name", "key_tin", "key_surname1", "key_surname2")
+MASTER_KEY_COLUMNS = ("key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2")
 # Requests up to this many are looked up by index point reads; larger ones by joins over the master.
 POINT_LOOKUP_MAX_REQUEST_ROWS = 64
 

@@ -86,7 +86,7 @@ GENDER_VARIANT = (
 # address      exact, street_typo, other_unit (same building, another door: never corroborates), zip_only.
 M_PRIORS: dict[str, dict[str, float]] = {
     "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.05,
-                   "translit": 0.03, "initial": 0.02, "different": 0.009999},
+                   "translit": 0.03, "initial": 0.01, "different": 0.019999},
     "last_name": {"exact": 0.78, "swapped": 0.01, "one_surname": 0.13, "fuzzy": 0.04, "translit": 0.03,
                   "different": 0.01},
     "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
@@ -114,7 +114,15 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
             _level(cll.ExactMatchLevel("first_skeleton"), "translit", "first_name"),
-            _level(cll.CustomLevel("substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"), "initial", "first_name"),
+            # Only a written initial (J. Smith) agrees by initial; Robert and Ronald are two names.
+            _level(
+                cll.CustomLevel(
+                    "(length(first_name_l) = 1 OR length(first_name_r) = 1)"
+                    " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"
+                ),
+                "initial",
+                "first_name",
+            ),
             _level(cll.ElseLevel(), "different", "first_name"),
         ],
     )
@@ -286,7 +294,13 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
         ("translit", lambda left, right: _equal(left["first_skeleton"], right["first_skeleton"])),
-        ("initial", lambda left, right: left["first_name"][:1] == right["first_name"][:1]),
+        (
+            "initial",
+            lambda left, right: (
+                (len(left["first_name"]) == 1 or len(right["first_name"]) == 1)
+                and left["first_name"][:1] == right["first_name"][:1]
+            ),
+        ),
         ("different", None),
     ),
     "last_name": (

@@ -27,6 +27,10 @@ SPANISH_NICKNAMES: dict[str, tuple[str, ...]] = {
     "MANOLO": ("MANUEL",), "MANU": ("MANUEL",), "NENA": ("MAGDALENA",), "LENCHO": ("LORENZO",),
     "CHAVA": ("SALVADOR",), "CHAVO": ("SALVADOR",), "GORDO": (), "PILI": ("PILAR",), "RICHI": ("RICARDO",),
     "MARICARMEN": ("MARIA DEL CARMEN",), "MARIBEL": ("MARIA ISABEL",), "MARISOL": ("MARIA SOLEDAD",),
+    "ALEX": ("ALEJANDRO", "ALEJANDRA"), "ALE": ("ALEJANDRO", "ALEJANDRA"), "MECHE": ("MERCEDES",),
+    "CHAYO": ("ROSARIO",), "CHARITO": ("ROSARIO",), "CHELO": ("CONSUELO",), "LICHA": ("ALICIA",),
+    "NENE": (), "PATY": ("PATRICIA",), "PATI": ("PATRICIA",), "VERO": ("VERONICA",), "ROCI": ("ROCIO",),
+    "LULU": ("LOURDES", "LUISA"), "TACHO": ("ANASTASIO",), "GOYO": ("GREGORIO",), "PANCHA": ("FRANCISCA",),
 }  # fmt: skip
 
 SURNAME_PARTICLES: frozenset[str] = frozenset({"DE", "DEL", "LA", "LAS", "LOS", "Y", "DA", "DOS", "VAN", "VON"})

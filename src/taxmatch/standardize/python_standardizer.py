@@ -75,9 +75,9 @@ def street_name(core: str) -> str | None:
 def name_skeleton(folded: str) -> str:
     """The transliteration skeleton of each word of a folded name (one function for both paths).
 
-    Pinyin initials to Wade-Giles (ZHANG/CHANG, XU/HSU), common digraphs, then the consonants
-    after the first letter with repeats collapsed (MOHAMMED, MUHAMMAD, MOHAMED -> MHMD;
-    HUSSEIN, HUSAIN -> HSN).
+    Pinyin initials to Wade-Giles (ZHANG/CHANG, XU/HSU), any initial vowel alike (UMAR/OMAR),
+    common digraphs, then the consonants after the first letter with repeats collapsed
+    (MOHAMMED, MUHAMMAD, MOHAMED -> MHMD; HUSSEIN, HUSAIN -> HSN).
     """
     return " ".join(_word_skeleton(word) for word in folded.split(" ") if word)
 
@@ -86,10 +86,16 @@ _TRANSLIT_TABLE = str.maketrans("CQZX", "KKSS")
 _NOT_CONSONANT_AFTER_FIRST = re.compile(r"[AEIOUYW]")
 
 
+_VOWELS = frozenset("AEIOUY")
+
+
 def _word_skeleton(word: str) -> str:
     for initial, replacement in (("ZH", "CH"), ("X", "HS"), ("Q", "CH")):
         if word.startswith(initial):
             word = replacement + word[len(initial) :]
+    # An initial vowel is the least stable letter across scripts (Umar/Omar, Ibrahim/Ebrahim).
+    if word[:1] in _VOWELS:
+        word = "*" + word[1:]
     word = re.sub("CK|KH", "K", word.replace("PH", "F")).translate(_TRANSLIT_TABLE)
     consonants = word[:1] + _NOT_CONSONANT_AFTER_FIRST.sub("", word[1:])
     kept = (character for index, character in enumerate(consonants) if index == 0 or character != consonants[index - 1])
@@ -146,6 +152,8 @@ def standardize_row(
     dob_value = row["dob"]
     row["key_address"] = f"{row['zip5']}|{row['house_number']}" if row["zip5"] and row["house_number"] else None
     row["key_name"] = f"{first}|{last}|{row['state']}" if first and last and row["state"] else None
+    initial = row["middle_initial"]
+    row["key_full_name"] = f"{first}|{initial}|{last}" if first and last and initial else None
     row["key_tin"] = row["tin"]
     row["key_surname1"] = f"{tokens[0]}|{dob_value}" if dob_value and tokens else None
     row["key_surname2"] = f"{tokens[-1]}|{dob_value}" if dob_value and len(tokens) > 1 else None
