@@ -31,7 +31,7 @@ from taxmatch.validate import validate_request
 from taxmatch.validate.tax_period import parse_tax_years
 
 # Requests scored per Splink run: bounds memory (pairs are materialized per chunk).
-SCORING_CHUNK_REQUESTS = 25_000
+SCORING_CHUNK_REQUESTS = 50_000
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,28 +71,26 @@ def decide_requests(
             to_score.append((index, item))
     progress("validated", len(items), len(items))
 
+    chosen: list[tuple[int, RequestRecord, Choice]] = []
     for start in range(0, len(to_score), SCORING_CHUNK_REQUESTS):
         chunk = to_score[start : start + SCORING_CHUNK_REQUESTS]
         pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in chunk}
         for pair in engine.score(chunk):
             pairs_by_request[pair.request_index].append(pair)
-        choices: dict[int, Choice] = {}
         for index, request in chunk:
-            request_id = outcome_request_id(request)
             choice = choose_taxpayer(pairs_by_request[index], policy)
             if isinstance(choice, Choice):
-                choices[index] = choice
+                chosen.append((index, request, choice))
             else:
-                decisions[index] = Decision(request_id, Outcome.NOT_MATCHED, (choice,))
-        returns = engine.returns_of(choice.tin for choice in choices.values())
-        for index, request in chunk:
-            if index not in choices:
-                continue
-            years = parse_tax_years(request.tax_years)
-            assert years is not None, "validation guarantees a tax period"
-            choice = choices[index]
-            decisions[index] = disclose(outcome_request_id(request), choice, returns.get(choice.tin, []), years, policy)
+                decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
         progress("scored", min(start + len(chunk), len(to_score)), len(to_score))
+
+    # One read of the chosen taxpayers' returns for the whole batch, not one per chunk.
+    returns = engine.returns_of(choice.tin for _, _, choice in chosen)
+    for index, request, choice in chosen:
+        years = parse_tax_years(request.tax_years)
+        assert years is not None, "validation guarantees a tax period"
+        decisions[index] = disclose(outcome_request_id(request), choice, returns.get(choice.tin, []), years, policy)
 
     assert all(decision is not None for decision in decisions)
     return [decision for decision in decisions if decision is not None]
