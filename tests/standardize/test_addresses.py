@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import time
 
+import pycrfsuite
 import pytest
+import usaddress
 
 from taxmatch.records import Address
+from taxmatch.standardize import addresses as _addresses
 from taxmatch.standardize.addresses import (
     StandardAddress,
     normalize_state,
@@ -125,3 +128,87 @@ def test_repeated_label_falls_back_to_regex() -> None:
     assert standard.parsed_ok
     assert standard.street_key == "123 MAIN ST"
     assert standard.unit == "4APT5"
+
+
+# --- The memoized usaddress tagging must give usaddress's own answer, line for line. ---
+_AWKWARD_LINES = (
+    "123 N MAIN ST",
+    "845 N MAIN ST",
+    "1000 N MAIN ST",
+    "7 NORTH MAIN STREET APT 4B",
+    "123 MAIN ST APT 4 UNIT 5",
+    "PO BOX 77",
+    "P O BOX 12",
+    "POB 12",
+    "123 N MAIN ST, SPRINGFIELD, IL 62701",
+    "123 N MAIN ST SPRINGFIELD IL 62701-1234",
+    "MAIN STREET",
+    "DON'T CARE 12345",
+    "12345",
+    "123 & 125 OAK AVE",
+    "123 OAK AVE # 4",
+    "123 1/2 ELM ST",
+    "(REAR) 44 KINGSTON RD",
+    "BROADWAY AND 5TH AVE",
+    "123 ZZYZX QUUXLY BLVD",
+    "123 FLUBBERWICK BLVD",
+    "9 WEST 57TH ST FL 2",
+    "RR 2 BOX 152",
+    "",
+)
+
+
+@pytest.mark.parametrize("line", _AWKWARD_LINES)
+def test_memoized_tag_is_usaddress_tag(line: str) -> None:
+    # Twice: the second call answers from the label cache.
+    for _ in range(2):
+        try:
+            expected: dict[str, str] | str = dict(usaddress.tag(line)[0])
+        except usaddress.RepeatedLabelError:
+            expected = "RepeatedLabelError"
+        try:
+            got: dict[str, str] | str = _addresses._tag(line)
+        except usaddress.RepeatedLabelError:
+            got = "RepeatedLabelError"
+        assert got == expected
+
+
+@pytest.mark.parametrize("line", [line for line in _AWKWARD_LINES if line])
+def test_flat_crf_items_are_usaddress_features(line: str) -> None:
+    # Same CRFsuite attributes, values and order as pycrfsuite makes of tokens2features' dicts.
+    tokens = usaddress.tokenize(line)
+    assert _addresses._TOKEN_RE.findall(line) == tokens
+    expected = pycrfsuite.ItemSequence(usaddress.tokens2features(tokens)).items()
+    flat = _addresses._crf_items([_addresses._token_features(token) for token in tokens])
+    got = pycrfsuite.ItemSequence(flat).items()
+    assert [list(item.items()) for item in got] == [list(item.items()) for item in expected]
+
+
+def test_model_words_are_read_from_the_model() -> None:
+    words = _addresses._model_words()
+    assert words is not None and "main" in words and len(words) > 100
+
+
+def test_unknown_words_share_a_cache_key_known_words_do_not() -> None:
+    unknown = (_addresses._token_features("ZZYZXQ").key, _addresses._token_features("QZZYXZ").key)
+    assert unknown[0] == unknown[1]
+    assert _addresses._token_features("MAIN").key != _addresses._token_features("OAK").key
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ("123 N MAIN ST", "845 N MAIN ST", "100 N MAIN ST"),
+        ("12 OAK AVE APT 4B", "98 OAK AVE APT 4B"),
+        ("123 MAIN ST APT 4 UNIT 5", "456 MAIN ST APT 4 UNIT 5"),
+        ("12345 SPRINGFIELD IL", "54321 SPRINGFIELD IL"),
+        ("1 MAIN", "2 MAIN"),
+        ("62701 N MAIN ST, SPRINGFIELD, IL 62701", "62702 N MAIN ST, SPRINGFIELD, IL 62701"),
+    ],
+)
+def test_house_number_templates_parse_as_a_fresh_parse(lines: tuple[str, ...]) -> None:
+    # Lines differing only in the house number may reuse a template; the answer must be the
+    # uncached one.
+    for line in lines:
+        _addresses.parse_street.cache_clear()
+        assert _addresses.parse_street(line) == _addresses._parse_street_line(line)[0]

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from taxmatch.records import ReasonCode
+from taxmatch.records import Address, ReasonCode
+from taxmatch.settings import Policy
+from taxmatch.standardize.addresses import (
+    fold,
+    normalize_state,
+    normalize_zip,
+    standardize_address,
+    zip_exists,
+    zip_state,
+)
+from taxmatch.validate.addresses import _is_nonsense, _placeholders, _words_nonsense, check_address
 
 from conftest import Codes
 
@@ -120,3 +132,62 @@ def test_placeholder_city(codes: Codes, city: str) -> None:
 def test_territories_and_military(codes: Codes) -> None:
     assert codes(street="1 Calle Luna", city="San Juan", state="PR", zip="00901") == []
     assert codes(street="PSC 1234 Box 5678", city="APO", state="AE", zip="09001") == []
+
+
+# --- address_codes reads the street parse directly; it must agree with the rule stated on
+# standardize_address's output (the pre-optimization formulation), field quirks included. ---
+
+
+def _reference_codes(address: Address, policy: Policy) -> list[ReasonCode]:
+    street = (address.street or "").strip()
+    city = (address.city or "").strip()
+    state = (address.state or "").strip()
+    zip_text = (address.zip or "").strip()
+    if not (street or city or state or zip_text):
+        return [ReasonCode.MISSING_ADDRESS]
+    standard = standardize_address(address)
+    placeholders = _placeholders(policy.name_placeholders)
+    if not street:
+        codes = [ReasonCode.INCOMPLETE_ADDRESS]
+    elif _words_nonsense(fold(street), placeholders) or (
+        standard.street_name and _is_nonsense(standard.street_name, placeholders)
+    ):
+        codes = [ReasonCode.INVALID_ADDRESS]
+    elif not standard.parsed_ok:
+        codes = [ReasonCode.INCOMPLETE_ADDRESS]
+    else:
+        codes = []
+    has_city = bool(city or standard.city)
+    if city and _is_nonsense(city, placeholders):
+        codes.append(ReasonCode.INVALID_ADDRESS)
+    state_code = normalize_state(state or standard.state)
+    has_state = bool(state or standard.state)
+    if has_state and state_code is None:
+        codes.append(ReasonCode.INVALID_ADDRESS)
+    if zip_text:
+        parts = normalize_zip(zip_text)
+        zip5 = parts[0] if parts else ""
+    else:
+        zip5 = standard.zip5
+    has_zip = bool(zip_text or zip5)
+    if has_zip and not (zip5 and zip_exists(zip5)):
+        codes.append(ReasonCode.INVALID_ZIP)
+    elif zip5 and state_code and state_code not in zip_state(zip5):
+        codes.append(ReasonCode.ZIP_STATE_MISMATCH)
+    if not has_zip and not (has_city and has_state):
+        codes.append(ReasonCode.INCOMPLETE_ADDRESS)
+    return codes
+
+
+_STREETS = (None, "", "  ", "123 N Main St", "Don't Care 12345", "Main Street", "xxx", "123 Unknown St",
+            "123 N Main St, Springfield, IL 62701", "PO Box 77", "José Núñez Calle 5", "123 N Main St Wash DC 20001",
+            "Unknown Street 12345", "12 Rue Ünknown")  # fmt: skip
+_CITIES = (None, "", "  ", "Springfield", "Unknown", "123")
+_STATES = (None, "", "  ", "IL", "Illinois", "ZZ", " il ")
+_ZIPS = (None, "", "  ", "62701", "62701-1234", "99999", "6270", "20001", "00000")
+
+
+def test_address_codes_agree_with_the_standardize_address_formulation(policy: Policy) -> None:
+    for street, city, state, zip_code in itertools.product(_STREETS, _CITIES, _STATES, _ZIPS):
+        address = Address(street=street, city=city, state=state, zip=zip_code)
+        assert check_address(address, policy) == _reference_codes(address, policy), address

@@ -390,7 +390,7 @@ _WORD_PREFIXES = ("word:", "previous:word:", "next:word:")
 
 def _read_model_attributes(dump: str) -> frozenset[str] | None:
     """The attribute dictionary from a CRFsuite model dump, or None if it does not parse cleanly."""
-    head, found, rest = dump.partition("ATTRIBUTES = {\n")
+    _head, found, rest = dump.partition("ATTRIBUTES = {\n")
     body, closed, _tail = rest.partition("\n}\n")
     if not found or not closed:
         return None
@@ -528,15 +528,58 @@ def _tag(line: str) -> dict[str, str]:
     return {label: " ".join(parts).strip(" ,;") for label, parts in components.items()}
 
 
+# A line that starts with a plain house number ("845 N OAK ST APT 2"): the rest of the line after
+# the number, and the number's CRF features (its length and trailing zeros), fix the labels, so
+# lines that differ only in the number parse alike apart from `house_number`. Only parses that
+# provably use the number as nothing but the house number are reused as templates (see below).
+_LEADING_HOUSE_NUMBER_RE = re.compile(r"([0-9]+) ")
+_TEMPLATE_CACHE_SIZE = 65_536
+_templates: dict[tuple[tuple[object, ...], str], _StreetParse] = {}
+
+
 @lru_cache(maxsize=262_144)
 def parse_street(line: str) -> _StreetParse:
     """Parse one folded street line (it may hold a whole address: city, state and ZIP too)."""
     if not line:
         return _StreetParse()
+    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
+    if lead is None:
+        return _parse_street_line(line)[0]
+    number = lead.group(1)
+    # The number is the line's first token and the rest tokenizes on its own (a token never
+    # spans the space), so equal keys mean equal CRF feature sequences, hence equal labels.
+    key = (_token_features(number).key, line[lead.end(1) :])
+    template = _templates.get(key)
+    if template is not None:
+        return _StreetParse(
+            house_number=number,
+            pre_directional=template.pre_directional,
+            street_name=template.street_name,
+            street_suffix=template.street_suffix,
+            post_directional=template.post_directional,
+            unit=template.unit,
+            po_box=template.po_box,
+            city=template.city,
+            state=template.state,
+            zip_text=template.zip_text,
+            parsed_ok=template.parsed_ok,
+        )
+    parsed, address_number = _parse_street_line(line)
+    # Reusable when the number alone was labelled AddressNumber (so every other component comes
+    # from the rest of the line) and the regex reader was never consulted (it reads the line).
+    if address_number == number and parsed.house_number == number:
+        if len(_templates) >= _TEMPLATE_CACHE_SIZE:
+            _templates.clear()
+        _templates[key] = parsed
+    return parsed
+
+
+def _parse_street_line(line: str) -> tuple[_StreetParse, str | None]:
+    """The parse, and usaddress's AddressNumber component when the parse came from usaddress alone."""
     try:
         tagged = _tag(line)
     except usaddress.RepeatedLabelError:
-        return _fallback_parse(line)
+        return _fallback_parse(line), None
     parts: dict[str, str] = {label: str(value) for label, value in tagged.items()}
     box_id = parts.get("USPSBoxID", "")
     if not box_id and "USPSBoxType" in parts:
@@ -556,12 +599,16 @@ def parse_street(line: str) -> _StreetParse:
     if not box_id and not (house_number and street_name):
         fallback = _fallback_parse(line)
         if fallback.parsed_ok:
-            return fallback
+            return fallback, None
+        # The regex reader was consulted: whether it succeeds depends on the whole line.
+        address_number = None
+    else:
+        address_number = parts.get("AddressNumber")
     suffix_text = _tidy(parts.get("StreetNamePostType", ""))
     unit_text = " ".join(parts.get(label, "") for label in ("OccupancyType", "OccupancyIdentifier", "SubaddressType"))
     if "USPSBoxType" in parts and not parts.get("USPSBoxID"):
         unit_text = ""
-    return _StreetParse(
+    parsed = _StreetParse(
         house_number=house_number,
         pre_directional=_standard_direction(parts.get("StreetNamePreDirectional", "")),
         street_name=street_name,
@@ -574,6 +621,7 @@ def parse_street(line: str) -> _StreetParse:
         zip_text=parts.get("ZipCode", ""),
         parsed_ok=bool(box_id or (house_number and street_name)),
     )
+    return parsed, address_number
 
 
 def standardize_address(address: Address) -> StandardAddress:

@@ -8,10 +8,11 @@ MALFORMED_RECORD) are not decided here.
 from __future__ import annotations
 
 import datetime
+from typing import cast
 
-from taxmatch.records import Address, ReasonCode, RequestRecord, sort_reason_codes
+from taxmatch.records import ReasonCode, RequestRecord, sort_reason_codes
 from taxmatch.settings import Policy
-from taxmatch.validate.addresses import check_address
+from taxmatch.validate.addresses import address_codes
 from taxmatch.validate.dates import parse_date
 from taxmatch.validate.identifiers import check_dob, check_tin, normalize_tin
 from taxmatch.validate.names import check_names
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
 def _text(value: object) -> str | None:
     # Readers promise str | None, but a number from NDJSON must not crash validation.
     if value is None or isinstance(value, str):
@@ -38,17 +42,35 @@ def _text(value: object) -> str | None:
 
 def validate_request(request: RequestRecord, policy: Policy, as_of: datetime.date) -> list[ReasonCode]:
     """All rejection codes for one request, in contract order; [] means valid."""
-    statute = _text(request.statute)
-    codes = check_names(
-        _text(request.first_name), _text(request.middle_name), _text(request.last_name), _text(request.suffix), policy
+    values: tuple[object, ...] = (
+        request.first_name,
+        request.middle_name,
+        request.last_name,
+        request.suffix,
+        request.street,
+        request.city,
+        request.state,
+        request.zip,
+        request.a_number,
+        request.removal_order_date,
+        request.statute,
+        request.tax_years,
+        request.dob,
+        request.tin,
     )
-    address = Address(
-        _text(request.street), _text(request.unit), _text(request.city), _text(request.state), _text(request.zip)
+    # One C-level type check for the usual all-text record instead of fourteen calls.
+    if not _TEXT_TYPES.issuperset(map(type, values)):
+        values = tuple(_text(value) for value in values)
+    first, middle, last, suffix, street, city, state, zip_code, a_number, order_date, statute, years, dob, tin = cast(
+        tuple[str | None, ...], values
     )
-    codes += check_address(address, policy)
-    codes += check_removal_order(_text(request.a_number), _text(request.removal_order_date), statute, policy, as_of)
+    codes = check_names(first, middle, last, suffix, policy)
+    # The unit plays no part in validation, so the fields go straight to the address rule.
+    codes += address_codes(street, city, state, zip_code, policy)
+    codes += check_removal_order(a_number, order_date, statute, policy, as_of)
     codes += check_statute(statute, policy)
-    codes += check_tax_period(_text(request.tax_years), policy, as_of)
-    codes += check_dob(_text(request.dob), as_of)
-    codes += check_tin(_text(request.tin))
-    return sort_reason_codes(codes)
+    codes += check_tax_period(years, policy, as_of)
+    codes += check_dob(dob, as_of)
+    codes += check_tin(tin)
+    # Most requests are valid: no need to sort an empty list.
+    return sort_reason_codes(codes) if codes else codes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from functools import lru_cache
 
 from taxmatch.records import ReasonCode
 from taxmatch.validate.dates import parse_date, years_before
@@ -19,10 +20,14 @@ _ITIN_GROUPS = frozenset([*range(50, 66), *range(70, 89), *range(90, 93), *range
 def check_dob(text: str | None, as_of: datetime.date) -> list[ReasonCode]:
     if not text or not text.strip():
         return []
+    return [] if _dob_ok(text, as_of) else [ReasonCode.INVALID_DOB]
+
+
+# Birth dates repeat across a batch (a few tens of thousands of days in all).
+@lru_cache(maxsize=65_536)
+def _dob_ok(text: str, as_of: datetime.date) -> bool:
     dob = parse_date(text)
-    if dob is None or dob > as_of or dob < years_before(as_of, MAX_AGE_YEARS):
-        return [ReasonCode.INVALID_DOB]
-    return []
+    return dob is not None and years_before(as_of, MAX_AGE_YEARS) <= dob <= as_of
 
 
 def is_itin(digits: str) -> bool:

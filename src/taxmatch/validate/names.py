@@ -42,6 +42,8 @@ def placeholder_keys(placeholders: frozenset[str]) -> frozenset[str]:
     return frozenset(key for key in (placeholder_key(item) for item in placeholders) if key)
 
 
+# Names repeat across a batch (Zipf), and the character scan is a Python loop.
+@lru_cache(maxsize=65_536)
 def is_well_formed(name: str) -> bool:
     has_letter = False
     for char in name:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from functools import lru_cache
 
 from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
@@ -14,6 +15,7 @@ from taxmatch.validate.statutes import cites_any
 EARLIEST_ORDER_DATE = datetime.date(1900, 1, 1)
 
 _A_NUMBER_RE = re.compile(r"^(?:[Aa][\s-]?)?(\d(?:[\s-]?\d)*)$", re.ASCII)
+_SEPARATORS_RE = re.compile(r"[\s-]+", re.ASCII)
 
 
 def normalize_a_number(text: str | None) -> str | None:
@@ -23,15 +25,18 @@ def normalize_a_number(text: str | None) -> str | None:
     match = _A_NUMBER_RE.match(text.strip())
     if match is None:
         return None
-    digits = "".join(char for char in match.group(1) if char.isdigit())
-    if not digits.isascii() or len(digits) not in (8, 9) or set(digits) == {"0"}:
+    # The pattern (re.ASCII) admits only ASCII digits, ASCII whitespace and dashes here.
+    digits = _SEPARATORS_RE.sub("", match.group(1))
+    if len(digits) not in (8, 9) or digits.count("0") == len(digits):
         return None
     return digits.zfill(9)
 
 
-def _within_removal_period(day: datetime.date, statute: str | None, policy: Policy, as_of: datetime.date) -> bool:
+def _within_removal_period(
+    day: datetime.date, statute: str | None, days: int, statutes: tuple[str, ...], as_of: datetime.date
+) -> bool:
     """True while the removal period of a removal-period statute has not yet run."""
-    return (as_of - day).days < policy.removal_period_days and cites_any(statute, policy.removal_period_statutes)
+    return (as_of - day).days < days and cites_any(statute, statutes)
 
 
 def check_removal_order(
@@ -49,7 +54,15 @@ def check_removal_order(
     if a_number and normalize_a_number(a_number) is None:
         codes.append(ReasonCode.INVALID_A_NUMBER)
     if order_date:
-        day = parse_date(order_date)
-        if day is None or not EARLIEST_ORDER_DATE <= day < as_of or _within_removal_period(day, statute, policy, as_of):
+        day = _parse_order_date(order_date)
+        if (
+            day is None
+            or not EARLIEST_ORDER_DATE <= day < as_of
+            or _within_removal_period(day, statute, policy.removal_period_days, policy.removal_period_statutes, as_of)
+        ):
             codes.append(ReasonCode.INVALID_REMOVAL_ORDER_DATE)
     return codes
+
+
+# Order dates repeat across a batch (A-numbers do not); parse_date is a pure function.
+_parse_order_date = lru_cache(maxsize=65_536)(parse_date)

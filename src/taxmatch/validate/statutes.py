@@ -82,6 +82,12 @@ def cites_any(text: str | None, statutes: tuple[str, ...]) -> bool:
 
 
 def check_statute(text: str | None, policy: Policy) -> list[ReasonCode]:
+    return list(_statute_codes(text, policy.permitted_statutes))
+
+
+# A batch cites a handful of spellings, so the verdict is cached on the text and the list.
+@lru_cache(maxsize=4096)
+def _statute_codes(text: str | None, permitted: tuple[str, ...]) -> tuple[ReasonCode, ...]:
     if not text or not text.strip():
-        return [ReasonCode.MISSING_STATUTE]
-    return [] if cites_any(text, policy.permitted_statutes) else [ReasonCode.STATUTE_NOT_PERMITTED]
+        return (ReasonCode.MISSING_STATUTE,)
+    return () if cites_any(text, permitted) else (ReasonCode.STATUTE_NOT_PERMITTED,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from functools import lru_cache
 
 from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
@@ -31,12 +32,18 @@ def permitted_tax_years(policy: Policy, as_of: datetime.date) -> tuple[int, int]
 
 
 def check_tax_period(text: str | None, policy: Policy, as_of: datetime.date) -> list[ReasonCode]:
+    return list(_tax_period_codes(text, policy.tax_period_years, as_of))
+
+
+# A batch asks for a few dozen periods, so the verdict is cached on the text and the range.
+@lru_cache(maxsize=4096)
+def _tax_period_codes(text: str | None, tax_period_years: int, as_of: datetime.date) -> tuple[ReasonCode, ...]:
     if not text or not text.strip():
-        return [ReasonCode.MISSING_TAX_PERIOD]
+        return (ReasonCode.MISSING_TAX_PERIOD,)
     years = parse_tax_years(text)
     if years is None:
-        return [ReasonCode.INVALID_TAX_PERIOD]
-    first, last = permitted_tax_years(policy, as_of)
+        return (ReasonCode.INVALID_TAX_PERIOD,)
+    first, last = as_of.year - tax_period_years, as_of.year - 1  # as in permitted_tax_years
     if years[0] < first or years[1] > last:
-        return [ReasonCode.INVALID_TAX_PERIOD]
-    return []
+        return (ReasonCode.INVALID_TAX_PERIOD,)
+    return ()
