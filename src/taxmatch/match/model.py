@@ -113,7 +113,12 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.CustomLevel(GENDER_VARIANT), "gender_variant", "first_name"),
             _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
-            _level(cll.ExactMatchLevel("first_skeleton"), "translit", "first_name"),
+            # A skeleton of two letters is too little to say two given names are one (Susan, Sean: SN).
+            _level(
+                cll.CustomLevel("first_skeleton_l = first_skeleton_r AND length(first_skeleton_l) >= 3"),
+                "translit",
+                "first_name",
+            ),
             # Only a written initial (J. Smith) agrees by initial; Robert and Ronald are two names.
             _level(
                 cll.CustomLevel(
@@ -293,7 +298,12 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("gender_variant", lambda left, right: _gender_variant(left["first_name"], right["first_name"])),
         ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
-        ("translit", lambda left, right: _equal(left["first_skeleton"], right["first_skeleton"])),
+        (
+            "translit",
+            lambda left, right: (
+                _equal(left["first_skeleton"], right["first_skeleton"]) and len(left["first_skeleton"]) >= 3
+            ),
+        ),
         (
             "initial",
             lambda left, right: (
