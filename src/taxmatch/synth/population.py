@@ -22,23 +22,6 @@ from taxmatch.synth.names import (
     pick_given,
 )
 
-MASTER_COLUMNS: tuple[str, ...] = (
-    "tin",
-    "tax_year",
-    "role",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "suffix",
-    "dob",
-    "street",
-    "unit",
-    "city",
-    "state",
-    "zip",
-    "phone",
-)
-
 # Valid SSNs: area 001-899 except 666, group 01-99, serial 0001-9999. ITINs: 9xx, group 70-88.
 _SSN_SPACE = 898 * 99 * 9999
 _ITIN_SPACE = 100 * 19 * 9999
