@@ -4,8 +4,8 @@
 how each kind of hard case (namesakes, Sr/Jr, twins, moves, transliterations) is built.
 """
 
+from taxmatch.io.master import MASTER_COLUMNS
 from taxmatch.synth.cases import CASES, Case, case_counts
-from taxmatch.synth.population import MASTER_COLUMNS
 from taxmatch.synth.requests import TRUTH_COLUMNS
 from taxmatch.synth.writer import SynthSummary, generate, read_truth
 

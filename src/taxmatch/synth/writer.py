@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from taxmatch.io.master import MASTER_COLUMNS
 from taxmatch.records import REQUEST_COLUMNS
 from taxmatch.synth.addresses import AddressBook
 from taxmatch.synth.cases import CASES_BY_NAME, DUPLICATE, Case, case_counts
-from taxmatch.synth.population import MASTER_COLUMNS, Household, Person, Population
+from taxmatch.synth.population import Household, Person, Population
 from taxmatch.synth.requests import TRUTH_COLUMNS, Built, RequestFactory
 
 _RECENT = 64
