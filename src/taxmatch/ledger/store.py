@@ -98,6 +98,8 @@ _VIEW = "__taxmatch_ledger_append"
 # much as the Arrow path).
 SMALL_APPEND = 32
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(ENTRY_FIELDS)) + ")"
+# Most entries past the cached head that `_checked_head` reads before reading the head instead.
+_CHECK_ROWS = 64
 
 
 class LedgerError(RuntimeError):
@@ -195,21 +197,21 @@ class Ledger:
     def _checked_head(self) -> tuple[int, str]:
         """The head to chain from: the cached one, checked against the table, else `head()`.
 
-        `head()`'s ``ORDER BY seq DESC LIMIT 1`` costs ~1.3 ms on a large ledger; this
-        aggregate over ``seq >= cached`` (zone maps skip every other row group) ~0.3 ms.
-        It confirms the cached entry is still there with the cached hash (it is not if a
-        caller's own ROLLBACK undid it, or it was deleted) and moves past entries appended
-        after it by another `Ledger` on this database.
+        `head()`'s ``ORDER BY seq DESC LIMIT 1`` costs ~0.9-1.3 ms; reading the rows from the
+        cached seq on (zone maps skip every other row group) ~0.3 ms. That confirms the
+        cached entry is still there with the cached hash (it is not if a caller's own
+        ROLLBACK undid it, or it was deleted) and moves past entries appended after it by
+        another `Ledger` on this database (more than a few: read the head instead).
         """
         cached = self._head
         if cached is not None and cached[0] > 0:
             # An int formatted into the text: no parameter to convert, nothing to inject.
-            row = self.con.execute(
-                "SELECT min(seq), arg_min(entry_hash, seq), max(seq), arg_max(entry_hash, seq) "
-                f"FROM {ENTRIES_TABLE} WHERE seq >= {int(cached[0])}"
-            ).fetchone()
-            if row is not None and row[0] == cached[0] and row[1] == cached[1]:
-                self._head = (int(row[2]), str(row[3]))
+            rows = self.con.execute(
+                f"SELECT seq, entry_hash FROM {ENTRIES_TABLE} WHERE seq >= {int(cached[0])} LIMIT {_CHECK_ROWS + 1}"
+            ).fetchall()
+            if len(rows) <= _CHECK_ROWS and (cached[0], cached[1]) in rows:
+                last = max(rows)
+                self._head = (int(last[0]), str(last[1]))
                 self._seq_hint = self._head[0]
                 return self._head
         return self.head()
