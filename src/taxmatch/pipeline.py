@@ -85,12 +85,15 @@ def decide_requests(
                 decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
         progress("scored", min(start + len(chunk), len(to_score)), len(to_score))
 
-    # One read of the chosen taxpayers' returns for the whole batch, not one per chunk.
-    returns = engine.returns_of(choice.tin for _, _, choice in chosen)
-    for index, request, choice in chosen:
+    # One read of the disclosed returns for the whole batch, not one per chunk.
+    periods: dict[int, tuple[int, int]] = {}
+    for index, request, _ in chosen:
         years = parse_tax_years(request.tax_years)
         assert years is not None, "validation guarantees a tax period"
-        decisions[index] = disclose(outcome_request_id(request), choice, returns.get(choice.tin, []), years, policy)
+        periods[index] = years
+    latest = engine.latest_returns([(index, choice.tin, *periods[index]) for index, _, choice in chosen])
+    for index, request, choice in chosen:
+        decisions[index] = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
 
     assert all(decision is not None for decision in decisions)
     return [decision for decision in decisions if decision is not None]

@@ -33,7 +33,6 @@ STRONG = scored(
         request_suffix="",
         return_suffix="",
         request_tin="",
-        return_tax_year=2024,
     ),
     0.99995,
 )

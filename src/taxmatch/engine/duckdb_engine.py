@@ -12,6 +12,7 @@ Tables:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
-from taxmatch.match.candidates import CandidatePair, ReturnRow
+from taxmatch.match.candidates import CandidatePair, ReturnRow, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.match.python_scorer import PythonScorer
@@ -111,6 +112,7 @@ class DuckDBEngine:
         self.connection = connection
         self._compiled: dict[str, CompiledScorer] = {}
         self._python_scorers: dict[str, PythonScorer] = {}
+        self._current_model: tuple[str, dict[str, Any]] | None = None
         for macro in standardization_macros():
             self.connection.execute(macro)
         self.connection.execute(street_token_table_sql())
@@ -270,6 +272,7 @@ class DuckDBEngine:
             "INSERT OR REPLACE INTO model_store (version, model_json, taxpayers, returns) VALUES (?, ?, ?, ?)",
             [version, json.dumps(model, sort_keys=True), taxpayers, returns],
         )
+        self._current_model = None
         self._drop_splink_tables()
         return version
 
@@ -319,13 +322,16 @@ class DuckDBEngine:
             )
 
     def current_model(self) -> tuple[str, dict[str, Any]]:
-        row = self.connection.execute(
-            "SELECT version, model_json FROM model_store ORDER BY fitted_at DESC, version LIMIT 1"
-        ).fetchone()
-        if row is None:
-            raise MasterNotLoadedError()
-        loaded: dict[str, Any] = json.loads(row[1])
-        return str(row[0]), loaded
+        """The fitted model, read once per engine: only this engine's `fit_model` can replace it,
+        because DuckDB lets one process at a time write the workspace database."""
+        if self._current_model is None:
+            row = self.connection.execute(
+                "SELECT version, model_json FROM model_store ORDER BY fitted_at DESC, version LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise MasterNotLoadedError()
+            self._current_model = (str(row[0]), json.loads(row[1]))
+        return self._current_model
 
     def _drop_splink_tables(self) -> None:
         leftovers = self.connection.execute(
@@ -380,15 +386,20 @@ class DuckDBEngine:
         _, scorer = self._scorer()
         self._stage_requests(rows)
         query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_returns')}, {scorer.ctes} " + (
-            f"""SELECT * EXCLUDE (taxpayer_strongest) FROM (
+            # Distinct evidence only (match.candidates.distinct_pairs), of candidate taxpayers only.
+            f"""SELECT request_index, min(return_id) AS return_id, pair_tin, match_probability, match_weight,
+                       gamma_first_name, gamma_last_name, gamma_dob, gamma_address, gamma_tin,
+                       suffix_l, suffix_r, tin_l
+            FROM (
                 SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
                        s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
-                       coalesce(i.suffix_l, ''), coalesce(i.suffix_r, ''), coalesce(i.tin_l, ''), i.pair_tax_year,
-                       max(s.match_weight) OVER (PARTITION BY i.request_index, i.pair_tin) AS taxpayer_strongest,
-                       s.request_uid
+                       coalesce(i.suffix_l, '') AS suffix_l, coalesce(i.suffix_r, '') AS suffix_r,
+                       coalesce(i.tin_l, '') AS tin_l,
+                       max(s.match_weight) OVER (PARTITION BY i.request_index, i.pair_tin) AS taxpayer_strongest
                 FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id))
             WHERE taxpayer_strongest >= {MIN_CANDIDATE_WEIGHT}
-            ORDER BY request_index, return_id, request_uid"""
+            GROUP BY ALL
+            ORDER BY request_index, return_id"""
         )
         labels = [
             [scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16)]
@@ -411,7 +422,6 @@ class DuckDBEngine:
                 row[10],
                 row[11],
                 row[12],
-                row[13],
             )
             for row in self.connection.execute(query).fetchall()
         ]
@@ -442,11 +452,14 @@ class DuckDBEngine:
             for request_column, master_column in BLOCK_KEY_JOINS
             if request[request_column] is not None
         }
-        for master_column, value in sorted(reads):
-            # A literal, not a parameter: DuckDB plans an ART index scan only for a comparison with a constant.
-            cursor = self.connection.execute(
+        if reads:
+            # One statement of index point reads (literals, not parameters: DuckDB plans an ART
+            # index scan only for a comparison with a constant); a statement costs more than a read.
+            union = " UNION ALL ".join(
                 f"SELECT {_CANDIDATE_COLUMNS} FROM master_returns WHERE {master_column} = {_sql_literal(value)}"
+                for master_column, value in sorted(reads)
             )
+            cursor = self.connection.execute(union)
             names = [description[0] for description in cursor.description]
             for found in cursor.fetchall():
                 candidate = dict(zip(names, found, strict=True))
@@ -477,17 +490,15 @@ class DuckDBEngine:
                         request_suffix=request["suffix"] or "",
                         return_suffix=candidate["suffix"] or "",
                         request_tin=request["tin"] or "",
-                        return_tax_year=int(candidate["tax_year"]),
                     )
                 )
-        # Several input rows of one request (prior addresses) may meet the same return: the batch
-        # query keeps each (row, return) pair too, ordered by request, return.
-        pairs.sort(key=lambda pair: (pair.request_index, pair.return_id))
         strongest: dict[tuple[int, str], float] = {}
         for pair in pairs:
             key = (pair.request_index, pair.tin)
             strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
-        return [pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT]
+        return distinct_pairs(
+            [pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT]
+        )
 
     def splink_reference_scores(self, requests: Sequence[tuple[int, RequestRecord]]) -> dict[tuple[int, int], float]:
         """Match probabilities from Splink's own predict() for the same requests: the oracle the tests hold
@@ -501,7 +512,7 @@ class DuckDBEngine:
         database_api = DuckDBAPI(connection=self.connection)
         left = database_api.register("model_input_requests")
         right = database_api.register("model_input_master")
-        linker = Linker([left, right], model, log_level=logging.WARNING)
+        linker = Linker([left, right], copy.deepcopy(model), log_level=logging.WARNING)
         for column in compile_scorer(model).term_frequency_columns:
             lookup = database_api.register(f"tf_{column}")
             linker.table_management.register_term_frequency_lookup(lookup, column)
@@ -512,32 +523,58 @@ class DuckDBEngine:
         self._drop_splink_tables()
         return {(int(left_id), int(right_id)): float(probability) for left_id, right_id, probability in rows}
 
+    def latest_returns(self, wanted: Sequence[tuple[int, str, int, int]]) -> dict[int, list[ReturnRow]]:
+        """For each (key, tin, first year, last year): the taxpayer's most recent return in those years
+        (as a list of at most one), primary before spouse, then lowest return id — the order of
+        `returns_of`. A batch reads them in one join instead of every return of every taxpayer."""
+        if len(wanted) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            by_tin = self.returns_of(tin for _, tin, _, _ in wanted)
+            return {
+                key: [row for row in by_tin.get(tin, []) if first <= row.tax_year <= last][:1]
+                for key, tin, first, last in wanted
+            }
+        con = self.connection
+        con.register(
+            "wanted_returns",
+            pa.table(
+                {
+                    "wanted_key": pa.array([key for key, _, _, _ in wanted], type=pa.int64()),
+                    "tin": pa.array([tin for _, tin, _, _ in wanted], type=pa.string()),
+                    "first_year": pa.array([first for _, _, first, _ in wanted], type=pa.int32()),
+                    "last_year": pa.array([last for _, _, _, last in wanted], type=pa.int32()),
+                }
+            ),
+        )
+        rows = con.execute(
+            f"""SELECT w.wanted_key, {_RETURN_COLUMNS}
+            FROM master_returns m JOIN wanted_returns w
+              ON w.tin = m.tin AND m.tax_year BETWEEN w.first_year AND w.last_year
+            QUALIFY row_number() OVER (PARTITION BY w.wanted_key ORDER BY m.tax_year DESC, m.role, m.return_id) = 1"""
+        ).fetchall()
+        con.unregister("wanted_returns")
+        found: dict[int, list[ReturnRow]] = {key: [] for key, _, _, _ in wanted}
+        for row in rows:
+            found[int(row[0])] = [_return_row(row[1:])]
+        return found
+
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
-        """Every return of each TIN, most recent year first, primary before spouse."""
+        """Every return of a few TINs, most recent year first, primary before spouse.
+
+        By index point reads (key_tin is the TIN): for the on-demand path; a batch uses the join
+        of `latest_returns`.
+        """
         wanted = sorted(set(tins))
         if not wanted:
             return {}
-        con = self.connection
-        columns = """return_id, m.tin, tax_year, role, first_name_raw, middle_name_raw, last_name_raw, suffix_raw,
-                     street_raw, unit_raw, city_raw, state_raw, zip_raw, phone_raw"""
-        order = "ORDER BY m.tin, tax_year DESC, role, return_id"
-        if len(wanted) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
-            # key_tin is the TIN, indexed: point reads instead of a scan of the master.
-            reads = " UNION ALL ".join(
-                f"SELECT {columns} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
-            )
-            rows = con.execute(f"SELECT * FROM ({reads}) m {order.replace('m.tin', 'tin')}").fetchall()
-        else:
-            con.register("wanted_tins", pa.table({"tin": pa.array(wanted, type=pa.string())}))
-            rows = con.execute(
-                f"SELECT {columns} FROM master_returns m JOIN wanted_tins w ON w.tin = m.tin {order}"
-            ).fetchall()
-            con.unregister("wanted_tins")
+        reads = " UNION ALL ".join(
+            f"SELECT {_RETURN_COLUMNS} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
+        )
+        rows = self.connection.execute(
+            f"SELECT * FROM ({reads}) ORDER BY tin, tax_year DESC, role, return_id"
+        ).fetchall()
         by_tin: dict[str, list[ReturnRow]] = {}
         for row in rows:
-            by_tin.setdefault(str(row[1]), []).append(
-                ReturnRow(int(row[0]), str(row[1]), int(row[2]), str(row[3]), *(str(value or "") for value in row[4:]))
-            )
+            by_tin.setdefault(str(row[1]), []).append(_return_row(row))
         return by_tin
 
 
@@ -581,6 +618,14 @@ def _iso_date(text: str | None) -> str | None:
     return text.strip()
 
 
+_RETURN_COLUMNS = """m.return_id, m.tin, m.tax_year, m.role, m.first_name_raw, m.middle_name_raw, m.last_name_raw,
+    m.suffix_raw, m.street_raw, m.unit_raw, m.city_raw, m.state_raw, m.zip_raw, m.phone_raw"""
+
+
+def _return_row(row: Sequence[Any]) -> ReturnRow:
+    return ReturnRow(int(row[0]), str(row[1]), int(row[2]), str(row[3]), *(str(value or "") for value in row[4:]))
+
+
 def _sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -620,7 +665,7 @@ def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, sour
         for column in scorer.term_frequency_columns
     )
     return f"""scored_pairs_input AS (
-        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin, r.tax_year AS pair_tax_year,
+        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin,
                {sides}{term_frequencies}
         FROM ({blocked}) p
         JOIN {requests_relation} l ON l.unique_id = p.request_uid

@@ -26,7 +26,22 @@ class CandidatePair(NamedTuple):
     request_suffix: str
     return_suffix: str
     request_tin: str
-    return_tax_year: int
+
+
+def distinct_pairs(pairs: list[CandidatePair]) -> list[CandidatePair]:
+    """One pair per distinct piece of evidence, ordered by request and return.
+
+    A taxpayer who filed from one address under one name for seven years yields seven pairs that
+    differ only in which return they came from; the decision rule reads each the same way. The
+    one with the lowest return id stands for them (the batch query does the same in SQL).
+    """
+    kept: dict[CandidatePair, CandidatePair] = {}
+    for pair in pairs:
+        key = pair._replace(return_id=0)
+        current = kept.get(key)
+        if current is None or pair.return_id < current.return_id:
+            kept[key] = pair
+    return sorted(kept.values(), key=lambda pair: (pair.request_index, pair.return_id))
 
 
 @dataclass(frozen=True)
