@@ -1,4 +1,7 @@
-"""`taxmatch ledger ...`: export, verify, public-key, checkpoint.
+"""`taxmatch ledger ...`: export, verify, public-key, checkpoint, report; and `purge_command`.
+
+`purge_command` is not part of `ledger_app`: the lead mounts it at the top level with
+``app.command("purge", help=...)(purge_command)`` (`taxmatch purge --older-than DAYS`).
 
 ASSUMPTION: the lead mounts this as ``app.add_typer(ledger_app, name="ledger")`` and the
 root callback stores the resolved `taxmatch.settings.Workspace` in ``ctx.obj`` (found
@@ -12,16 +15,19 @@ Nothing printed here contains personal data: only counts, hashes, line numbers a
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from taxmatch.database import DatabaseError, connect
+from taxmatch.database import DatabaseError, connect, open_database
 from taxmatch.ledger.audit import export, verify_database, verify_file
 from taxmatch.ledger.keys import export_public_key, has_signing_key, signing_key
 from taxmatch.ledger.model import VerifyResult
+from taxmatch.ledger.purge import purge_batches
+from taxmatch.ledger.report import build_report, default_report_dir, write_report
 from taxmatch.ledger.store import Ledger
 from taxmatch.settings import Workspace
 
@@ -155,3 +161,84 @@ def checkpoint_command(ctx: typer.Context) -> None:
     except DatabaseError as error:
         raise _fail(str(error)) from None
     typer.echo(f"checkpoint: entry {checkpoint.seq}, head {checkpoint.head_hash}, key {checkpoint.key_id}")
+
+
+def _parse_day(option: str, text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{option} {text!r} is not a date YYYY-MM-DD") from None
+
+
+@ledger_app.command("report")
+def report_command(
+    ctx: typer.Context,
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC), inclusive.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), inclusive.")],
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency (exact name).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (default: workspace/reports/FROM_TO[_AGENCY]/)."),
+    ] = None,
+) -> None:
+    """The accounting of disclosures in a period: counts.csv, disclosures.csv (full TINs), report.html."""
+    first = _parse_day("--from", date_from)
+    last = _parse_day("--to", date_to)
+    if last < first:
+        raise _fail(f"--to {last} is before --from {first}")
+    workspace = _workspace(ctx)
+    try:
+        con = connect(workspace, read_only=True)
+        try:
+            report = build_report(con, first, last, agency=agency)
+        finally:
+            con.close()
+        target = out if out is not None else default_report_dir(workspace.home, first, last, agency)
+        files = write_report(report, target)
+    except (DatabaseError, OSError) as error:
+        raise _fail(str(error)) from None
+    # Counts and paths only: the files hold the taxpayers (the CSV by full TIN, mode 0600).
+    typer.echo(
+        f"{report.entries} entries, {report.disclosure_count} disclosures about {len(report.taxpayers)} taxpayers "
+        f"from {first} to {last} (ledger through entry {report.ledger_seq})"
+    )
+    typer.echo(f"report in {files.directory}: {files.counts_csv.name}, {files.disclosures_csv.name}, {files.html.name}")
+
+
+def purge_command(
+    ctx: typer.Context,
+    older_than: Annotated[
+        int, typer.Option("--older-than", min=0, help="Remove batch outputs written more than DAYS days ago.")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+) -> None:
+    """Remove old batch outcome files (workspace/batches/ID/); each removal is recorded in the ledger."""
+    workspace = _workspace(ctx)
+    try:
+        if dry_run:
+            # Nothing is written, so the database (and its key) is not needed.
+            result = purge_batches(None, workspace.batches_dir, older_than, dry_run=True)
+        else:
+            opened = open_database(workspace)
+            if opened.notice is not None:
+                typer.echo(opened.notice.message, err=True)
+            try:
+                ledger = Ledger(opened.connection)
+                ledger.ensure_schema()
+                result = purge_batches(ledger, workspace.batches_dir, older_than, signer=signing_key(workspace))
+            finally:
+                opened.connection.close()
+    except (DatabaseError, OSError) as error:
+        raise _fail(str(error)) from None
+    verb = "would remove" if result.dry_run else "removed"
+    # Batch ids, agencies, times and sizes only: the files' contents are never read or printed.
+    for candidate in result.purged:
+        typer.echo(
+            f"{verb} {candidate.batch_id} ({candidate.agency or 'agency unknown'}): {len(candidate.files)} files, "
+            f"{candidate.size_bytes:,} bytes, written {candidate.written_at:%Y-%m-%d %H:%M} UTC "
+            f"(from the {candidate.age_source})"
+        )
+    summary = f"{verb} {len(result.purged)} batch directories older than {older_than} days; kept {result.kept}"
+    if result.entries:
+        summary += f"; ledger entries {result.entries[0].seq}-{result.entries[-1].seq} (PURGED)"
+    typer.echo(summary)

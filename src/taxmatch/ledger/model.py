@@ -55,7 +55,10 @@ ENTRY_FIELDS: tuple[str, ...] = (
 )
 HASHED_FIELDS: tuple[str, ...] = ENTRY_FIELDS[:-1]
 LIST_FIELDS: frozenset[str] = frozenset({"reason_codes", "fields_disclosed"})
-_OUTCOMES: frozenset[str] = frozenset(outcome.value for outcome in Outcome)
+# Not a request's outcome: the ledger's record that a batch's outcome files were removed
+# (`taxmatch purge`, ledger/purge.py), so the accounting shows the destruction too.
+PURGED = "PURGED"
+_OUTCOMES: frozenset[str] = frozenset(outcome.value for outcome in Outcome) | {PURGED}
 
 # The disclosed.csv fields that reach the agency (request_id, probability and evidence are ours).
 BASE_DISCLOSED_FIELDS: tuple[str, ...] = (
@@ -169,8 +172,11 @@ class LedgerEvent:
         object.__setattr__(self, "fields_disclosed", tuple(self.fields_disclosed))
         if outcome not in _OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}; expected one of {sorted(_OUTCOMES)}")
-        if outcome != Outcome.DISCLOSED.value and (self.taxpayer_tin or self.fields_disclosed):
-            raise ValueError("only a DISCLOSED event names a taxpayer or disclosed fields")
+        if outcome != Outcome.DISCLOSED.value and self.taxpayer_tin:
+            raise ValueError("only a DISCLOSED event names a taxpayer")
+        # A PURGED event lists the files it removed in fields_disclosed (the entry has no other list of names).
+        if outcome not in (Outcome.DISCLOSED.value, PURGED) and self.fields_disclosed:
+            raise ValueError("only a DISCLOSED event names disclosed fields (a PURGED one the files removed)")
 
     @classmethod
     def from_decision(
