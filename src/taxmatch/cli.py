@@ -29,7 +29,7 @@ from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
 from taxmatch.io.requests import RequestFileError
 from taxmatch.ledger import Ledger, signing_key
-from taxmatch.ledger.cli import ledger_app
+from taxmatch.ledger.cli import ledger_app, purge_command
 from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
 from taxmatch.records import REQUEST_COLUMNS, Address, RequestRecord
 from taxmatch.settings import Policy, PolicyError, Workspace
@@ -48,6 +48,9 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(keys_app, name="keys", help="API keys: create, list, revoke.")
 app.add_typer(ledger_app, name="ledger", help="The disclosure ledger: export, verify, public key, checkpoint.")
 app.command(help="Serve the HTTP API (DESIGN.md section 3b).")(serve)
+app.command("purge", help="Remove batch outputs older than DAYS days; each removal is recorded in the ledger.")(
+    purge_command
+)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

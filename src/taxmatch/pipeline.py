@@ -198,6 +198,8 @@ def run_batch(
         "taxmatch_version": __version__,
         "outputs": {path.name: sha256_file(path) for _, path in sorted(writer.paths().items())},
         "ledger_head": {"seq": checkpoint.seq, "hash": checkpoint.head_hash},
+        # When the outcome files were written: what `taxmatch purge --older-than` judges them by.
+        "written_at": checkpoint.signed_at,
     }
     manifest_path = write_manifest(target, manifest)
     return BatchResult(batch_id, target, counts, manifest_path, time.perf_counter() - started)

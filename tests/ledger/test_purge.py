@@ -75,8 +75,11 @@ def test_purge_after_real_batches(workspace: Workspace, tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         (batches[agency],) = set(workspace.batches_dir.glob("*")) - existing
     old, recent = batches["ICE"], batches["HSI"]
-    # No manifest carries a time today: the directory's mtime dates the batch.
-    assert "written_at" not in json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    # The manifest says when the outcome files were written; that is what dates the batch.
+    manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    assert datetime.fromisoformat(manifest["written_at"]).tzinfo is not None
+    manifest["written_at"] = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     age(old, 40)
     before = entries(workspace)
     assert len(before) == 240

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import duckdb
 
+from taxmatch import pipeline
 from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS
 from taxmatch.database import open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import Item
 from taxmatch.ledger import Ledger, LedgerEvent, VerifyResult, export_public_key, signing_key, verify_database
 from taxmatch.pipeline import decide_requests
-from taxmatch.records import Decision, RequestRecord
+from taxmatch.records import Decision
 from taxmatch.settings import Policy, Workspace
 
 LOOKUP_BATCH_ID = "lookup"
@@ -122,20 +123,9 @@ class Service:
         return self._model_version
 
     def events(self, items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting) -> list[LedgerEvent]:
-        model_version = self.model_version()
-        return [
-            LedgerEvent.from_decision(
-                decision,
-                agency=accounting.agency,
-                batch_id=accounting.batch_id,
-                statute=(item.statute or "") if isinstance(item, RequestRecord) else "",
-                policy_version=self.policy.version,
-                model_version=model_version,
-                actor=accounting.actor,
-                policy=self.policy,
-            )
-            for item, decision in zip(items, decisions, strict=True)
-        ]
+        """The same ledger events `taxmatch batch run` records, from the key's identity."""
+        recorded = pipeline.Accounting(accounting.agency, accounting.batch_id, accounting.actor, self.model_version())
+        return pipeline.ledger_events(items, decisions, recorded, self.policy)
 
     def decide_and_account(self, as_of: datetime.date, items: Sequence[Item], accounting: Accounting) -> list[Decision]:
         """Decide and record every outcome in the ledger, in one hold of the lock.
