@@ -103,6 +103,8 @@ BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
     ("key_surname2", "key_surname2"),
 )
 MASTER_KEY_COLUMNS = ("key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2")
+NAME_KEY_COLUMNS = ("key_name", "key_full_name")
+MAX_RETURNS_PER_NAME_KEY = 100
 # Requests up to this many are looked up by index point reads; larger ones by joins over the master.
 POINT_LOOKUP_MAX_REQUEST_ROWS = 64
 
@@ -177,6 +179,14 @@ class DuckDBEngine:
                 temporary=False,
                 order_by="return_id",
             )
+            for column in NAME_KEY_COLUMNS:
+                # A name shared by more returns than this finds namesakes, not the person (the
+                # address key does that); capping it bounds the candidates of a JOHN SMITH request.
+                con.execute(
+                    f"""UPDATE master_returns SET {column} = NULL WHERE {column} IN (
+                        SELECT {column} FROM master_returns WHERE {column} IS NOT NULL
+                        GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_NAME_KEY})"""
+                )
             for column in MASTER_KEY_COLUMNS:
                 con.execute(f"CREATE INDEX master_returns_{column} ON master_returns ({column})")
             con.execute("DROP TABLE master_checked")
