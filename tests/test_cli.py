@@ -134,3 +134,30 @@ def test_missing_master_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "batch", "run", str(requests), "--agency", "X"])
     assert result.exit_code == 2
     assert "master load" in result.output
+
+
+def test_every_outcome_has_its_ledger_entry(workspace: dict[str, Path]) -> None:
+    exported = workspace["root"] / "ledger.jsonl"
+    invoke("--home", str(workspace["home"]), "ledger", "export", "--out", str(exported))
+    manifest = json.loads((workspace["out"] / "manifest.json").read_text(encoding="utf-8"))
+    recorded: Counter[tuple[str, str]] = Counter()
+    for line in exported.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("batch_id") == manifest["batch_id"]:
+            recorded[(entry["request_id"], entry["outcome"])] += 1
+    written: Counter[tuple[str, str]] = Counter()
+    for name, outcome in (("disclosed.csv", "DISCLOSED"), ("rejected.csv", "REJECTED"),
+                          ("unmatched.csv", "NOT_MATCHED")):  # fmt: skip
+        written.update((row["request_id"], outcome) for row in read_rows(workspace["out"] / name))
+    # A re-run of the same batch has the same batch id: each run accounts for every outcome again.
+    runs = sum(recorded.values()) // sum(written.values())
+    assert runs >= 1
+    assert recorded == Counter({key: runs * count for key, count in written.items()})
+    invoke("--home", str(workspace["home"]), "ledger", "verify")
+
+
+def test_master_data_is_not_in_the_database_file_in_clear(workspace: dict[str, Path]) -> None:
+    first = read_rows(workspace["data"] / "master.csv")[0]
+    raw = (workspace["home"] / "taxmatch.duckdb").read_bytes()
+    for value in (first["tin"].replace("-", ""), first["tin"], first["last_name"], first["street"]):
+        assert value.encode("utf-8") not in raw, "a master value is readable in the database file"
