@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 
@@ -77,9 +78,22 @@ def test_on_demand_path_gives_the_batch_pairs_and_scores(
     engine_and_requests: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
 ) -> None:
     engine, requests = engine_and_requests
-    batch = {(pair.request_index, pair.return_id): pair for pair in engine.score(requests)}
-    one_by_one = {
-        (pair.request_index, pair.return_id): pair for request in requests for pair in engine.score([request])
-    }
+    batch = engine.score(requests)
+    one_by_one = [pair for request in requests for pair in engine.score([request])]
     # Equal to the last bit: same levels, same weights, same order of summation.
+    assert one_by_one == batch
+
+
+def test_prior_addresses_are_blocked_and_scored_alike_on_both_paths(
+    engine_and_requests: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
+) -> None:
+    engine, requests = engine_and_requests
+    # Each request also names the previous address of the next one: two input rows per request.
+    with_prior = [
+        (index, dataclasses.replace(request, prior_addresses=(requests[(position + 1) % 80][1].address,)))
+        for position, (index, request) in enumerate(requests[:80])
+    ]
+    batch = engine.score(with_prior)
+    one_by_one = [pair for request in with_prior for pair in engine.score([request])]
+    assert len(batch) > 80
     assert one_by_one == batch

@@ -409,7 +409,7 @@ class DuckDBEngine:
                 FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id))
             WHERE taxpayer_strongest >= {MIN_CANDIDATE_WEIGHT}
             GROUP BY ALL
-            ORDER BY request_index, return_id"""
+            ORDER BY request_index, return_id, match_weight DESC"""
         )
         labels = [
             [scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16)]
@@ -455,35 +455,37 @@ class DuckDBEngine:
         """
         scorer = self._python_scorer()
         standardized = [(row[0], row[1], standardize_row(*row[2:])) for row in rows]
+        # Which request input rows each (key column, value) read serves: a pair exists when one of
+        # the row's keys equals the return's, exactly as in the batch join.
+        serves: dict[tuple[str, str], set[int]] = {}
+        for position, (_, _, request) in enumerate(standardized):
+            for request_column, master_column in BLOCK_KEY_JOINS:
+                if request[request_column] is not None:
+                    serves.setdefault((master_column, request[request_column]), set()).add(position)
         candidates: dict[int, dict[str, Any]] = {}
-        reads = {
-            (master_column, request[request_column])
-            for _, _, request in standardized
-            for request_column, master_column in BLOCK_KEY_JOINS
-            if request[request_column] is not None
-        }
-        if reads:
+        blocked_rows: dict[int, set[int]] = {}
+        if serves:
             # One statement of index point reads (literals, not parameters: DuckDB plans an ART
             # index scan only for a comparison with a constant); a statement costs more than a read.
+            reads = sorted(serves)
             union = " UNION ALL ".join(
-                f"SELECT {_CANDIDATE_COLUMNS} FROM master_returns WHERE {master_column} = {_sql_literal(value)}"
-                for master_column, value in sorted(reads)
+                f"SELECT {number} AS read_number, {_CANDIDATE_COLUMNS} FROM master_returns "
+                f"WHERE {master_column} = {_sql_literal(value)}"
+                for number, (master_column, value) in enumerate(reads)
             )
             cursor = self.connection.execute(union)
             names = [description[0] for description in cursor.description]
             for found in cursor.fetchall():
                 candidate = dict(zip(names, found, strict=True))
-                candidates[int(candidate["return_id"])] = candidate
+                return_id = int(candidate["return_id"])
+                candidates[return_id] = candidate
+                blocked_rows.setdefault(return_id, set()).update(serves[reads[int(candidate["read_number"])]])
         pairs: list[CandidatePair] = []
-        for _, request_index, request in standardized:
+        for position, (_, request_index, request) in enumerate(standardized):
             for return_id in sorted(candidates):
-                candidate = candidates[return_id]
-                blocked = any(
-                    request[request_column] is not None and request[request_column] == candidate[master_column]
-                    for request_column, master_column in BLOCK_KEY_JOINS
-                )
-                if not blocked:
+                if position not in blocked_rows[return_id]:
                     continue
+                candidate = candidates[return_id]
                 scored = scorer.score(request, candidate)
                 pairs.append(
                     CandidatePair(
@@ -640,9 +642,7 @@ def _sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-_CANDIDATE_COLUMNS = ", ".join(
-    ("return_id", "tax_year", *(c for c in MODEL_INPUT_COLUMNS if c != "unique_id"), *MASTER_KEY_COLUMNS)
-)
+_CANDIDATE_COLUMNS = ", ".join(("return_id", *(c for c in MODEL_INPUT_COLUMNS if c != "unique_id")))
 
 
 def _standardized_ctes(source: str, carried_columns: str) -> str:

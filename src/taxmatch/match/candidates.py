@@ -33,7 +33,8 @@ def distinct_pairs(pairs: list[CandidatePair]) -> list[CandidatePair]:
 
     A taxpayer who filed from one address under one name for seven years yields seven pairs that
     differ only in which return they came from; the decision rule reads each the same way. The
-    one with the lowest return id stands for them (the batch query does the same in SQL).
+    one with the lowest return id stands for them (the batch query does the same in SQL, in the
+    same order: request, return, strongest first).
     """
     kept: dict[CandidatePair, CandidatePair] = {}
     for pair in pairs:
@@ -41,7 +42,7 @@ def distinct_pairs(pairs: list[CandidatePair]) -> list[CandidatePair]:
         current = kept.get(key)
         if current is None or pair.return_id < current.return_id:
             kept[key] = pair
-    return sorted(kept.values(), key=lambda pair: (pair.request_index, pair.return_id))
+    return sorted(kept.values(), key=lambda pair: (pair.request_index, pair.return_id, -pair.match_weight))
 
 
 @dataclass(frozen=True)
