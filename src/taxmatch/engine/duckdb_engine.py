@@ -6,6 +6,7 @@ this module only runs them.
 
 Tables:
 - master_returns   one row per usable master row, raw display fields + model input columns
+- master_profiles  one row per distinct (taxpayer, model input columns): what is blocked and scored
 - model_store      fitted model JSON by version (the newest row is current)
 - name_lookup      per distinct folded name: the names it may stand for, its transliteration skeleton
 """
@@ -165,6 +166,7 @@ class DuckDBEngine:
         con.execute("DELETE FROM master_checked WHERE problem IS NOT NULL")
         con.execute("BEGIN TRANSACTION")
         try:
+            con.execute("DROP TABLE IF EXISTS master_profiles")
             con.execute("DROP TABLE IF EXISTS master_returns")
             self._create_standardized(
                 "master_returns",
@@ -187,8 +189,22 @@ class DuckDBEngine:
                         SELECT {column} FROM master_returns WHERE {column} IS NOT NULL
                         GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_NAME_KEY})"""
                 )
+            # What is scored: one row per distinct (taxpayer, standardized name, date of birth,
+            # address). A taxpayer filing from one address under one name for years is one profile,
+            # not one row per year: 1M people, 3.0M returns, 1.3M profiles. The lowest return id
+            # names the profile.
+            profile_columns = ", ".join(
+                [column for column in MODEL_INPUT_COLUMNS if column != "unique_id"] + list(MASTER_KEY_COLUMNS)
+            )
+            con.execute(
+                f"""CREATE TABLE master_profiles AS
+                SELECT min(return_id) AS return_id, {profile_columns}
+                FROM master_returns GROUP BY ALL ORDER BY return_id"""
+            )
             for column in MASTER_KEY_COLUMNS:
-                con.execute(f"CREATE INDEX master_returns_{column} ON master_returns ({column})")
+                con.execute(f"CREATE INDEX master_profiles_{column} ON master_profiles ({column})")
+            # The returns of a chosen taxpayer are read by TIN (key_tin is the TIN).
+            con.execute("CREATE INDEX master_returns_key_tin ON master_returns (key_tin)")
             con.execute("DROP TABLE master_checked")
             con.execute("COMMIT")
         except Exception:
@@ -395,7 +411,7 @@ class DuckDBEngine:
             return self._score_points(rows)
         _, scorer = self._scorer()
         self._stage_requests(rows)
-        query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_returns')}, {scorer.ctes} " + (
+        query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_profiles')}, {scorer.ctes} " + (
             # Distinct evidence only (match.candidates.distinct_pairs), of candidate taxpayers only.
             f"""SELECT request_index, min(return_id) AS return_id, pair_tin, match_probability, match_weight,
                        gamma_first_name, gamma_last_name, gamma_dob, gamma_address, gamma_tin,
@@ -469,7 +485,7 @@ class DuckDBEngine:
             # index scan only for a comparison with a constant); a statement costs more than a read.
             reads = sorted(serves)
             union = " UNION ALL ".join(
-                f"SELECT {number} AS read_number, {_CANDIDATE_COLUMNS} FROM master_returns "
+                f"SELECT {number} AS read_number, {_CANDIDATE_COLUMNS} FROM master_profiles "
                 f"WHERE {master_column} = {_sql_literal(value)}"
                 for number, (master_column, value) in enumerate(reads)
             )
