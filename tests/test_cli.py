@@ -161,3 +161,22 @@ def test_master_data_is_not_in_the_database_file_in_clear(workspace: dict[str, P
     raw = (workspace["home"] / "taxmatch.duckdb").read_bytes()
     for value in (first["tin"].replace("-", ""), first["tin"], first["last_name"], first["street"]):
         assert value.encode("utf-8") not in raw, "a master value is readable in the database file"
+
+
+def test_phone_and_full_tin_only_where_the_policy_releases_them(tmp_path: Path) -> None:
+    data, home = tmp_path / "data", tmp_path / "home"
+    invoke("synth", "--people", "300", "--requests", "150", "--out", str(data), "--as-of", AS_OF)
+    invoke("--home", str(home), "master", "load", str(data / "master.csv"))
+    default_out, released_out = tmp_path / "default", tmp_path / "released"
+    run = ("batch", "run", str(data / "requests.csv"), "--agency", "ICE", "--as-of", AS_OF, "--out")
+    invoke("--home", str(home), *run, str(default_out))
+    policy = (home / "policy.toml").read_text(encoding="utf-8")
+    policy = policy.replace("disclose_phone = false", "disclose_phone = true")
+    policy = policy.replace("disclose_full_tin = false", "disclose_full_tin = true")
+    (home / "policy.toml").write_text(policy, encoding="utf-8")
+    invoke("--home", str(home), *run, str(released_out))
+    header = (default_out / "disclosed.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.endswith(",match_probability,evidence")
+    released = read_rows(released_out / "disclosed.csv")
+    assert released and list(released[0])[-2:] == ["tin", "phone"]
+    assert all(row["tin"].endswith(row["tin_last4"]) and len(row["tin"]) == 9 for row in released)

@@ -298,7 +298,7 @@ def lookup(
         with session.ledger.transaction():
             session.ledger.append(ledger_events([request], [decision], accounting, session.policy))
         session.ledger.checkpoint(signing_key(session.workspace))
-    out.print_json(dumps_decision(decision))
+    out.print_json(dumps_decision(decision, session.policy.extra_disclosed_columns))
 
 
 # ---- synth and demo -------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def run_batch(
     decisions = decide_requests(engine, policy, as_of, items, progress)
     target.mkdir(parents=True, exist_ok=True)
     accounting = Accounting(agency, batch_id, actor, model_version)
-    writer = OutcomeWriter(target)
+    writer = OutcomeWriter(target, policy.extra_disclosed_columns)
     try:
         with ledger.transaction():
             ledger.append(ledger_events(items, decisions, accounting, policy))
@@ -205,8 +205,9 @@ def run_batch(
     return BatchResult(batch_id, target, counts, manifest_path, time.perf_counter() - started)
 
 
-def decision_as_json(decision: Decision) -> dict[str, Any]:
-    """The API/lookup shape: {request_id, outcome, reason_codes, disclosure}."""
+def decision_as_json(decision: Decision, extra_disclosed_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The API/lookup shape: {request_id, outcome, reason_codes, disclosure}; `tin` and `phone` in
+    the disclosure only where the policy releases them (`Policy.extra_disclosed_columns`)."""
     disclosure: dict[str, Any] | None = None
     if decision.disclosure is not None:
         d = decision.disclosure
@@ -225,6 +226,7 @@ def decision_as_json(decision: Decision) -> dict[str, Any]:
             "tax_year": d.tax_year,
             "match_probability": round(d.match_probability, 6),
             "evidence": d.evidence,
+            **{column: getattr(d, column) for column in extra_disclosed_columns},
         }
     return {
         "request_id": decision.request_id,
@@ -235,5 +237,5 @@ def decision_as_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def dumps_decision(decision: Decision) -> str:
-    return json.dumps(decision_as_json(decision), indent=2, ensure_ascii=False)
+def dumps_decision(decision: Decision, extra_disclosed_columns: Sequence[str] = ()) -> str:
+    return json.dumps(decision_as_json(decision, extra_disclosed_columns), indent=2, ensure_ascii=False)

@@ -92,6 +92,13 @@ class Policy:
     disclose_full_tin: bool
     version: str = "policy-default"
 
+    @property
+    def extra_disclosed_columns(self) -> tuple[str, ...]:
+        """Columns released beyond taxpayer identity, only where the policy says so, in this order."""
+        return tuple(
+            column for column, allowed in (("tin", self.disclose_full_tin), ("phone", self.disclose_phone)) if allowed
+        )
+
     @classmethod
     def default(cls) -> Policy:
         return cls.from_mapping({setting.name: setting.default for setting in POLICY_SETTINGS})

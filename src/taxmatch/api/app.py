@@ -98,6 +98,9 @@ class DisclosureOut(BaseModel):
     tax_year: int
     match_probability: float
     evidence: str
+    # Released only when the workspace policy says so (disclose_full_tin, disclose_phone).
+    tin: str | None = None
+    phone: str | None = None
 
 
 class LookupResponse(BaseModel):
@@ -291,6 +294,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     @app.post(
         "/v1/lookup",
         response_model=LookupResponse,
+        response_model_exclude_unset=True,
         tags=["requests"],
         responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
         openapi_extra={
@@ -328,7 +332,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             (decision,) = await _in_thread(service.decide_and_account, datetime.date.today(), items, accounting)
         except MasterNotLoadedError:
             raise HTTPException(503, "no master file is loaded in this workspace") from None
-        return decision_as_json(decision)
+        return decision_as_json(decision, service.policy.extra_disclosed_columns)
 
     @app.post(
         "/v1/batches",

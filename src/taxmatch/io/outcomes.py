@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
@@ -65,7 +66,13 @@ class OutcomeWriter:
     outcome file that looks complete. Use as a context manager.
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, extra_disclosed_columns: Sequence[str] = ()) -> None:
+        """`extra_disclosed_columns` (`tin`, `phone`) follow the contract's columns in disclosed.csv,
+        only when the policy releases them (`Policy.extra_disclosed_columns`)."""
+        unknown = set(extra_disclosed_columns) - {"tin", "phone"}
+        if unknown:
+            raise ValueError(f"not a releasable disclosure field: {', '.join(sorted(unknown))}")
+        self.extra_disclosed_columns = tuple(extra_disclosed_columns)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._counts: dict[str, int] = dict.fromkeys(_COUNT_KEYS.values(), 0)
@@ -85,7 +92,11 @@ class OutcomeWriter:
                 )
                 self._files[outcome] = (handle, Path(handle.name))
                 writer = csv.writer(handle, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-                header = DISCLOSED_COLUMNS if outcome is Outcome.DISCLOSED else REASON_COLUMNS
+                header = (
+                    (*DISCLOSED_COLUMNS, *self.extra_disclosed_columns)
+                    if outcome is Outcome.DISCLOSED
+                    else REASON_COLUMNS
+                )
                 writer.writerow(header)
                 self._writers[outcome] = writer
         except BaseException:
@@ -138,6 +149,7 @@ class OutcomeWriter:
                 str(int(disclosure.tax_year)),
                 f"{disclosure.match_probability:.6f}",
                 disclosure.evidence,
+                *(getattr(disclosure, column) for column in self.extra_disclosed_columns),
             ]
         else:
             row = [
