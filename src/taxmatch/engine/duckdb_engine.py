@@ -18,7 +18,6 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +44,6 @@ U_SAMPLE_SEED = 20261125
 class MasterNotLoadedError(RuntimeError):
     def __init__(self) -> None:
         super().__init__("no master file is loaded in this workspace; run `taxmatch master load FILE` first")
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    files: tuple[str, ...]
-    rows_loaded: int
-    rows_rejected: int
-    taxpayers: int
-    model_version: str
-    seconds_load: float
-    seconds_fit: float
 
 
 _MODEL_INPUT_SELECT = """
@@ -144,6 +132,10 @@ class DuckDBEngine:
         failed load leaves the previous master (and its model) untouched.
         """
         con = self.connection
+        # A new master brings new term frequencies and, once fitted, a new model: forget the old.
+        self._current_model = None
+        self._compiled.clear()
+        self._python_scorers.clear()
         con.execute("DROP TABLE IF EXISTS master_staging")
         staging_columns = ", ".join(f"{column} VARCHAR" for column in (*MASTER_COLUMNS, "source_file"))
         con.execute(f"CREATE TABLE master_staging ({staging_columns}, source_line BIGINT)")
