@@ -19,7 +19,7 @@ from taxmatch import __version__
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
-from taxmatch.ledger import Ledger, LedgerEvent
+from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
 from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose
 from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
@@ -127,6 +127,37 @@ def ledger_events(
     ]
 
 
+def ledger_columns(
+    items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting, policy: Policy
+) -> EventColumns:
+    """The events of `ledger_events`, by column: what a batch appends (`Ledger.append_columns`).
+
+    Decisions come from `decide_requests`, so their outcomes are `Outcome`s and only a
+    disclosure names a taxpayer; `EventColumns` checks that again per column.
+    """
+    disclosed = Outcome.DISCLOSED
+    released = disclosed_fields(policy)
+    code_values: dict[tuple[ReasonCode, ...], tuple[str, ...]] = {}
+    for codes in {decision.reason_codes for decision in decisions}:
+        code_values[codes] = tuple(code.value for code in codes)
+    # A disclosure is recorded only with its disclosed return (as LedgerEvent.from_decision does).
+    disclosures = [decision.disclosure if decision.outcome is disclosed else None for decision in decisions]
+    return EventColumns(
+        agency=accounting.agency,
+        actor=accounting.actor,
+        batch_id=accounting.batch_id,
+        legal_basis=DEFAULT_LEGAL_BASIS,
+        policy_version=policy.version,
+        model_version=accounting.model_version,
+        request_ids=[decision.request_id for decision in decisions],
+        outcomes=[decision.outcome.value for decision in decisions],
+        reason_codes=[code_values[decision.reason_codes] for decision in decisions],
+        statutes=[(item.statute or "") if isinstance(item, RequestRecord) else "" for item in items],
+        fields_disclosed=[released if disclosure is not None else () for disclosure in disclosures],
+        taxpayer_tins=[disclosure.tin if disclosure is not None else "" for disclosure in disclosures],
+    )
+
+
 @dataclass(frozen=True)
 class BatchResult:
     batch_id: str
@@ -174,7 +205,7 @@ def run_batch(
     writer = OutcomeWriter(target, policy.extra_disclosed_columns)
     try:
         with ledger.transaction():
-            ledger.append(ledger_events(items, decisions, accounting, policy))
+            ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
             with writer:
                 for decision in decisions:
                     writer.write(decision)

@@ -6,17 +6,20 @@ import hashlib
 import itertools
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from taxmatch.database import DatabaseKeyError
+from taxmatch.database import DatabaseKeyError, connect
 from taxmatch.ledger import (
     GENESIS_HASH,
     HASHED_FIELDS,
+    EventColumns,
     Ledger,
+    LedgerError,
     LedgerEvent,
     canonical_json,
     export,
@@ -25,7 +28,7 @@ from taxmatch.ledger import (
     signing_key_path,
     verify_database,
 )
-from taxmatch.ledger.model import body_json
+from taxmatch.ledger.model import body_json, chain_hashes
 from taxmatch.ledger.store import SMALL_APPEND
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy, Workspace
@@ -286,3 +289,114 @@ def test_a_cached_head_behind_the_table_moves_forward(ledger: Ledger, con: duckd
     ledger.append(make_events(1, start=2))
     assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3]
     assert verify_database(con).ok
+
+
+# ---- the columnar append (batches) -----------------------------------------------------------------
+
+_TRICKY = ['"', "\\", "\n\t\r\x00\x1f\x7f", "Müller Ñandú", "\u2028\u2029", "😀", "", "a/b", "\ud7ff\ue000"]
+
+
+def tricky_columns(count: int, start: int = 0, agency: str = "ICE") -> EventColumns:
+    """Columns with every outcome, empty and repeated lists, and text that needs escaping, in every field."""
+    events = make_events(count, start=start)
+    text = [_TRICKY[i % len(_TRICKY)] for i in range(start, start + count)]
+    return EventColumns(
+        agency=agency + _TRICKY[start % len(_TRICKY)],
+        actor="api:k1 " + _TRICKY[(start + 1) % len(_TRICKY)],
+        batch_id="batch-" + _TRICKY[(start + 2) % len(_TRICKY)],
+        legal_basis="26 U.S.C. 6103(i)(2) " + _TRICKY[(start + 3) % len(_TRICKY)],
+        policy_version="p" + _TRICKY[(start + 4) % len(_TRICKY)],
+        model_version="m" + _TRICKY[(start + 5) % len(_TRICKY)],
+        request_ids=[event.request_id + t for event, t in zip(events, text, strict=True)],
+        outcomes=[event.outcome for event in events],
+        reason_codes=[
+            (*event.reason_codes, t) if event.reason_codes else () for event, t in zip(events, text, strict=True)
+        ],
+        statutes=[event.statute + t for event, t in zip(events, text, strict=True)],
+        fields_disclosed=[event.fields_disclosed for event in events],
+        taxpayer_tins=[event.taxpayer_tin for event in events],
+    )
+
+
+def test_columnar_hashes_are_body_json_hashes() -> None:
+    """`chain_hashes` is an arrangement of `body_json` + SHA-256, not another format."""
+    columns = tricky_columns(40)
+    previous = "ab" * 32
+    expected = []
+    for seq, event in enumerate(columns.events(), start=7):
+        body = body_json(
+            (
+                seq, "2026-01-02T03:04:05.000006Z", event.agency, event.actor, event.batch_id, event.request_id,
+                event.outcome, event.reason_codes, event.statute, event.legal_basis, event.fields_disclosed,
+                event.taxpayer_tin, event.policy_version, event.model_version, previous,
+            )
+        )  # fmt: skip
+        previous = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        expected.append(previous)
+    assert chain_hashes(columns, 7, "2026-01-02T03:04:05.000006Z", "ab" * 32) == expected
+
+
+def test_columnar_append_stores_what_event_appends_store(workspace: Workspace, tmp_path: Path) -> None:
+    """Same events, one ledger by `append`, one by `append_columns`: identical rows, both verify."""
+    rows = []
+    for name, columnar in (("events", False), ("columns", True)):
+        con = connect(Workspace(tmp_path / name))
+        ledger = Ledger(con, clock=Clock())
+        ledger.ensure_schema()
+        for start, count in ((0, 3), (3, SMALL_APPEND + 5), (SMALL_APPEND + 8, 1)):
+            columns = tricky_columns(count, start=start)
+            with ledger.transaction():
+                if columnar:
+                    appended = ledger.append_columns(columns)
+                    assert appended is not None and appended.last_seq - appended.first_seq + 1 == count
+                    assert (appended.last_seq, appended.head_hash) == ledger.head()
+                else:
+                    ledger.append(columns.events())
+        rows.append(con.execute("SELECT * FROM ledger_entries ORDER BY seq").fetchall())
+        assert verify_database(con).ok
+        con.close()
+    assert rows[0] == rows[1]
+    assert len(rows[0]) == SMALL_APPEND + 9
+
+
+def test_columnar_append_chains_after_event_appends_and_rolls_back(
+    ledger: Ledger, con: duckdb.DuckDBPyConnection
+) -> None:
+    ledger.append(make_events(2))
+    with pytest.raises(RuntimeError, match="boom"), ledger.transaction():
+        ledger.append_columns(tricky_columns(50, start=2))
+        raise RuntimeError("boom")
+    assert ledger.append_columns(tricky_columns(0)) is None
+    appended = ledger.append_columns(tricky_columns(50, start=2))
+    assert appended is not None and (appended.first_seq, appended.last_seq) == (3, 52)
+    ledger.append(make_events(1, start=60))
+    assert [entry.seq for entry in ledger.iter_entries()] == list(range(1, 54))
+    assert verify_database(con).ok
+
+
+def test_columnar_append_collision_is_a_ledger_error(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
+    ledger.append(make_events(2))
+    ledger._head = (1, next(iter(ledger.iter_entries())).entry_hash)
+    ledger._checked_head = lambda: ledger._head  # type: ignore[method-assign]  # a writer that raced from seq 1
+    with pytest.raises(LedgerError):
+        ledger.append_columns(tricky_columns(40))
+    assert con.execute("SELECT count(*) FROM ledger_entries").fetchone() == (2,)
+
+
+def test_event_columns_keep_the_event_rules() -> None:
+    good = tricky_columns(6)
+    with pytest.raises(ValueError, match="one value per event"):
+        replace(good, outcomes=list(good.outcomes)[:-1])
+    with pytest.raises(ValueError, match="unknown outcome"):
+        replace(good, outcomes=["MAYBE", *list(good.outcomes)[1:]])
+    not_disclosed = next(i for i, outcome in enumerate(good.outcomes) if outcome != "DISCLOSED")
+    tins = list(good.taxpayer_tins)
+    tins[not_disclosed] = "123456789"
+    with pytest.raises(ValueError, match="names a taxpayer"):
+        replace(good, taxpayer_tins=tins)
+    fields = list(good.fields_disclosed)
+    fields[not_disclosed] = ("tin_last4",)
+    with pytest.raises(ValueError, match="disclosed fields"):
+        replace(good, fields_disclosed=fields)
+    with pytest.raises(TypeError):
+        chain_hashes(replace(good, request_ids=[None, *list(good.request_ids)[1:]]), 1, "t", GENESIS_HASH)  # type: ignore[list-item]

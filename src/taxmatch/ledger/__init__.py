@@ -21,6 +21,7 @@ from taxmatch.ledger.model import (
     HASHED_FIELDS,
     LEDGER_FORMAT,
     Checkpoint,
+    EventColumns,
     LedgerEntry,
     LedgerEvent,
     VerifyResult,
@@ -28,7 +29,7 @@ from taxmatch.ledger.model import (
     disclosed_fields,
     hash_body,
 )
-from taxmatch.ledger.store import CHECKPOINTS_TABLE, ENTRIES_TABLE, Ledger, LedgerError
+from taxmatch.ledger.store import CHECKPOINTS_TABLE, ENTRIES_TABLE, Appended, Ledger, LedgerError
 
 __all__ = [
     "CHECKPOINTS_TABLE",
@@ -38,7 +39,9 @@ __all__ = [
     "GENESIS_HASH",
     "HASHED_FIELDS",
     "LEDGER_FORMAT",
+    "Appended",
     "Checkpoint",
+    "EventColumns",
     "ExportSummary",
     "Ledger",
     "LedgerEntry",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,9 +42,11 @@ from taxmatch.ledger.model import (
     GENESIS_HASH,
     LIST_FIELDS,
     Checkpoint,
+    EventColumns,
     LedgerEntry,
     LedgerEvent,
     body_json,
+    chain_hashes,
     system_clock,
     utc_timestamp,
 )
@@ -102,8 +105,31 @@ _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(ENTRY_FIELDS)) + ")"
 _CHECK_ROWS = 64
 
 
+# The batch-wide fields of an `EventColumns` append, bound as one parameter each.
+_BATCH_WIDE = ("recorded_at", "agency", "actor", "batch_id", "legal_basis", "policy_version", "model_version")
+_COLUMNS_SELECT = ", ".join(f"?::VARCHAR AS {name}" if name in _BATCH_WIDE else name for name in ENTRY_FIELDS)
+_STRING_LIST = pa.list_(pa.string())
+
+
 class LedgerError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What an `append_columns` added: entries ``first_seq``..``last_seq``, the last hashing to ``head_hash``."""
+
+    first_seq: int
+    last_seq: int
+    head_hash: str
+    recorded_at: str
+
+
+def _list_column(values: Sequence[tuple[str, ...]]) -> pa.Array:
+    """A list<string> column from few distinct tuples: each converted once, then gathered by index."""
+    distinct = list(dict.fromkeys(values))
+    index = {value: number for number, value in enumerate(distinct)}
+    return pa.array([list(value) for value in distinct], _STRING_LIST).take(pa.array([index[v] for v in values]))
 
 
 def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
@@ -290,6 +316,64 @@ class Ledger:
         self._seq_hint = seq
         self._head = (seq, prev_hash)
         return entries
+
+    def append_columns(self, columns: EventColumns) -> Appended | None:
+        """Account for a batch's events given by column (see `EventColumns`); None if empty. Does not commit.
+
+        The same entries, hashes and guarantees as ``append(columns.events())``, without an
+        object per event or entry: the chain is hashed column-wise (`chain_hashes`) and the
+        rows inserted from Arrow columns, the batch-wide values bound once.
+        """
+        count = len(columns)
+        if not count:
+            return None
+        if not self._schema_ready:
+            self.ensure_schema()
+        seq, prev_hash = self._checked_head()
+        first = seq + 1
+        recorded_at = utc_timestamp(self.clock())
+        hashes = chain_hashes(columns, first, recorded_at, prev_hash)
+        table = pa.table(
+            {
+                "seq": pa.array(range(first, first + count), pa.int64()),
+                "request_id": pa.array(columns.request_ids, pa.string()),
+                "outcome": pa.array(columns.outcomes, pa.string()),
+                "reason_codes": _list_column(columns.reason_codes),
+                "statute": pa.array(columns.statutes, pa.string()),
+                "fields_disclosed": _list_column(columns.fields_disclosed),
+                "taxpayer_tin": pa.array(columns.taxpayer_tins, pa.string()),
+                "prev_hash": pa.array([prev_hash, *hashes[:-1]], pa.string()),
+                "entry_hash": pa.array(hashes, pa.string()),
+            }
+        )
+        batch_wide = {
+            "recorded_at": recorded_at,
+            "agency": columns.agency,
+            "actor": columns.actor,
+            "batch_id": columns.batch_id,
+            "legal_basis": columns.legal_basis,
+            "policy_version": columns.policy_version,
+            "model_version": columns.model_version,
+        }
+        try:
+            self.con.register(_VIEW, table)
+            try:
+                self.con.execute(
+                    f"INSERT INTO {ENTRIES_TABLE} ({_COLUMNS}) SELECT {_COLUMNS_SELECT} FROM {_VIEW}",
+                    [batch_wide[name] for name in ENTRY_FIELDS if name in batch_wide],
+                )
+            finally:
+                self.con.unregister(_VIEW)
+        except duckdb.ConstraintException as error:
+            self._forget()
+            raise LedgerError("another writer appended to the ledger concurrently; retry the transaction") from error
+        except BaseException:
+            self._forget()
+            raise
+        last = first + count - 1
+        self._seq_hint = last
+        self._head = (last, hashes[-1])
+        return Appended(first, last, hashes[-1], recorded_at)
 
     def _insert_values(self, entries: Sequence[LedgerEntry]) -> None:
         """One ``INSERT ... VALUES`` statement (atomic on its own) with the values as parameters."""
