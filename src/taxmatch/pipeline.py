@@ -207,8 +207,7 @@ def run_batch(
         with ledger.transaction():
             ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
             with writer:
-                for decision in decisions:
-                    writer.write(decision)
+                writer.write_many(decisions)
     except BaseException:
         # The writer removes its own temporary files; these are the renamed ones of a failed commit.
         for path in writer.paths().values():

@@ -129,3 +129,56 @@ def test_sha256_and_manifest_are_stable(tmp_path: Path) -> None:
     )
     assert json.loads(text) == manifest
     assert write_manifest(tmp_path / "out", dict(reversed(manifest.items()))).read_text(encoding="utf-8") == text
+
+
+def tricky_decisions() -> list[Decision]:
+    """Every trigger in every column (first cell, later cell, after an inner newline), quotes, commas, newlines."""
+    texts = ["plain", "=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", 'say "hi", ok', "two\nlines", "a\n=b", "", "Müller"]
+    decisions: list[Decision] = []
+    for i, text in enumerate(texts * 2):
+        other = texts[(i * 5 + 3) % len(texts)]
+        fields = {
+            "tin_last4": text, "first_name": other, "middle_name": text, "last_name": other, "suffix": text,
+            "street": other, "unit": text, "city": other, "state": text, "zip": other, "tax_year": 2020 + i % 3,
+            "match_probability": 0.9990004 + i / 1e7, "evidence": text, "tin": other, "phone": text,
+        }  # fmt: skip
+        decisions.append(Decision(text + str(i), Outcome.DISCLOSED, disclosure=Disclosure(**fields)))  # type: ignore[arg-type]
+        codes = (ReasonCode.INVALID_NAME, ReasonCode.INVALID_ZIP) if i % 2 else (ReasonCode.AMBIGUOUS,)
+        decisions.append(Decision(other, Outcome.REJECTED if i % 2 else Outcome.NOT_MATCHED, codes, detail=text))
+    decisions.append(Decision("=first", Outcome.REJECTED, (ReasonCode.MALFORMED_RECORD,)))
+    return decisions
+
+
+@pytest.mark.parametrize("extra", [(), ("tin", "phone")])
+@pytest.mark.parametrize("order", ["as is", "reversed", "one outcome"])
+def test_write_many_writes_the_bytes_of_write(tmp_path: Path, extra: tuple[str, ...], order: str) -> None:
+    decisions = tricky_decisions()
+    if order == "reversed":
+        decisions.reverse()
+    elif order == "one outcome":
+        decisions = [decision for decision in decisions if decision.outcome is Outcome.NOT_MATCHED]
+    with OutcomeWriter(tmp_path / "one", extra) as writer:
+        for decision in decisions:
+            writer.write(decision)
+    with OutcomeWriter(tmp_path / "many", extra) as many:
+        many.write_many(decisions[:5])
+        many.write_many([])
+        many.write_many(decisions[5:])
+    assert many.counts == writer.counts
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        assert (tmp_path / "many" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    cells = []
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        with (tmp_path / "many" / name).open(newline="", encoding="utf-8") as handle:
+            cells += [cell for row in csv.reader(handle) for cell in row]
+    assert "'=1+1" in cells and "'\tx" in cells and "a\n=b" in cells
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+def test_write_many_checks_every_decision_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="without a disclosure"), OutcomeWriter(tmp_path) as writer:
+        writer.write_many([DECISIONS[1], Decision("bad", Outcome.DISCLOSED)])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="not a valid Outcome"), OutcomeWriter(tmp_path) as writer:
+        writer.write_many([Decision("odd", "MAYBE")])  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -9,15 +9,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
 
-from taxmatch.records import DISCLOSED_COLUMNS, REASON_COLUMNS, Decision, Outcome
+from taxmatch.records import DISCLOSED_COLUMNS, REASON_COLUMNS, Decision, Disclosure, Outcome, ReasonCode
 
 __all__ = [
     "MANIFEST_FILENAME",
@@ -58,6 +61,16 @@ def spreadsheet_safe(value: str) -> str:
     return value
 
 
+# The dialect of every outcome file.
+_DIALECT: Final[dict[str, Any]] = {"delimiter": ",", "lineterminator": "\n", "quoting": csv.QUOTE_MINIMAL}
+# A cell that `spreadsheet_safe` would change, as it appears in CSV text that starts with a "\n":
+# after a delimiter or line end, maybe opening quotes (a cell starting with "\r" is quoted).
+# A hit inside a quoted cell is only a false alarm; no cell that starts with a trigger escapes it.
+_TRIGGER_IN_CSV: Final = re.compile('[,\n]"?[' + re.escape("".join(_FORMULA_TRIGGERS)) + "]")
+# The Disclosure fields of disclosed.csv written as they are: tin_last4 ... zip.
+_AS_IS: Final = attrgetter(*DISCLOSED_COLUMNS[1:11])
+
+
 class OutcomeWriter:
     """Writes every decision of a batch to one of the three outcome CSVs.
 
@@ -91,7 +104,7 @@ class OutcomeWriter:
                     delete=False,
                 )
                 self._files[outcome] = (handle, Path(handle.name))
-                writer = csv.writer(handle, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+                writer = csv.writer(handle, **_DIALECT)
                 header = (
                     (*DISCLOSED_COLUMNS, *self.extra_disclosed_columns)
                     if outcome is Outcome.DISCLOSED
@@ -159,6 +172,68 @@ class OutcomeWriter:
             ]
         self._writers[outcome].writerow([spreadsheet_safe(value or "") for value in row])
         self._counts[_COUNT_KEYS[outcome]] += 1
+
+    def write_many(self, decisions: Sequence[Decision]) -> None:
+        """`write` each decision, in order: the same bytes, for a whole batch at once.
+
+        `write` costs ~5 us a row, most of it a `spreadsheet_safe` call per cell. Here the
+        rows of each file are written as they are to one CSV text, and that text is searched
+        once for a cell starting with a formula trigger (`_TRIGGER_IN_CSV`); only if there
+        is one are the rows written again cell by cell through `spreadsheet_safe`. Every
+        decision is checked before anything is written.
+        """
+        if self._closed:
+            raise ValueError("OutcomeWriter is closed")
+        routed: dict[Outcome, list[Decision]] = {outcome: [] for outcome in OUTCOME_FILENAMES}
+        try:
+            for decision in decisions:
+                # An Outcome is a str enum: its value finds the same key.
+                routed[decision.outcome].append(decision)
+        except KeyError as error:
+            raise ValueError(f"{error.args[0]!r} is not a valid Outcome") from None
+        disclosed = routed[Outcome.DISCLOSED]
+        disclosures: list[Disclosure] = []
+        for decision in disclosed:
+            if decision.disclosure is None:
+                raise ValueError(f"request {decision.request_id!r}: DISCLOSED decision without a disclosure")
+            disclosures.append(decision.disclosure)
+        extra = attrgetter(*self.extra_disclosed_columns) if self.extra_disclosed_columns else None
+        # Row by row, each disclosure read once (a column at a time reads every object 14 times: ~2x slower).
+        rows: list[tuple[Any, ...]] = [
+            (
+                decision.request_id,
+                *_AS_IS(disclosure),
+                str(int(disclosure.tax_year)),
+                f"{disclosure.match_probability:.6f}",
+                disclosure.evidence,
+            )
+            for decision, disclosure in zip(disclosed, disclosures, strict=True)
+        ]
+        if extra is not None:
+            more = (lambda value: (value,)) if len(self.extra_disclosed_columns) == 1 else tuple
+            rows = [(*row, *more(extra(disclosure))) for row, disclosure in zip(rows, disclosures, strict=True)]
+        self._write_rows(Outcome.DISCLOSED, rows)
+        for outcome in (Outcome.REJECTED, Outcome.NOT_MATCHED):
+            reasons: dict[tuple[tuple[ReasonCode, ...], str], tuple[str, str]] = {}
+            for decision in routed[outcome]:
+                key = (decision.reason_codes, decision.detail)
+                if key not in reasons:
+                    reasons[key] = (";".join(code.value for code in decision.reason_codes), decision.reasons_text)
+            rows = [(d.request_id, *reasons[(d.reason_codes, d.detail)]) for d in routed[outcome]]
+            self._write_rows(outcome, rows)
+
+    def _write_rows(self, outcome: Outcome, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        buffer = io.StringIO()
+        csv.writer(buffer, **_DIALECT).writerows(rows)
+        text = buffer.getvalue()
+        if _TRIGGER_IN_CSV.search("\n" + text):
+            buffer = io.StringIO()
+            csv.writer(buffer, **_DIALECT).writerows([spreadsheet_safe(value or "") for value in row] for row in rows)
+            text = buffer.getvalue()
+        self._files[outcome][0].write(text)
+        self._counts[_COUNT_KEYS[outcome]] += len(rows)
 
     def close(self) -> None:
         """Flush, fsync and atomically rename the three files into place."""
