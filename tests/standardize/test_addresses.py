@@ -5,6 +5,7 @@ import time
 import pycrfsuite
 import pytest
 import usaddress
+import zipcodes
 
 from taxmatch.records import Address
 from taxmatch.standardize import addresses as _addresses
@@ -179,7 +180,7 @@ def test_flat_crf_items_are_usaddress_features(line: str) -> None:
     tokens = usaddress.tokenize(line)
     assert _addresses._TOKEN_RE.findall(line) == tokens
     expected = pycrfsuite.ItemSequence(usaddress.tokens2features(tokens)).items()
-    flat = _addresses._crf_items([_addresses._token_features(token) for token in tokens])
+    flat = _addresses._crf_items(tokens)
     got = pycrfsuite.ItemSequence(flat).items()
     assert [list(item.items()) for item in got] == [list(item.items()) for item in expected]
 
@@ -190,9 +191,9 @@ def test_model_words_are_read_from_the_model() -> None:
 
 
 def test_unknown_words_share_a_cache_key_known_words_do_not() -> None:
-    unknown = (_addresses._token_features("ZZYZXQ").key, _addresses._token_features("QZZYXZ").key)
+    unknown = (_addresses._token_key("ZZYZXQ"), _addresses._token_key("QZZYXZ"))
     assert unknown[0] == unknown[1]
-    assert _addresses._token_features("MAIN").key != _addresses._token_features("OAK").key
+    assert _addresses._token_key("MAIN") != _addresses._token_key("OAK")
 
 
 @pytest.mark.parametrize(
@@ -212,3 +213,85 @@ def test_house_number_templates_parse_as_a_fresh_parse(lines: tuple[str, ...]) -
     for line in lines:
         _addresses.parse_street.cache_clear()
         assert _addresses.parse_street(line) == _addresses._parse_street_line(line)[0]
+
+
+# --- The ZIP table file is zipcodes' own table, and is not trusted for another zipcodes. ---
+
+
+def test_zip_table_file_is_the_zipcodes_table() -> None:
+    source, table = _addresses._ZipTable.from_text(_addresses._ZIP_TABLE_FILE.read_text(encoding="ascii"))
+    assert source == _addresses._zipcodes_source()
+    assert table == _addresses._zip_table_from_zipcodes()
+    expected: dict[str, set[str]] = {}
+    for entry in zipcodes.list_all():
+        expected.setdefault(entry["zip_code"], set()).add(entry["state"])
+    assert sorted(table.entries()) == sorted((zip5, state) for zip5, states in expected.items() for state in states)
+    for number in range(100_000):
+        zip5 = f"{number:05d}"
+        assert zip_state(zip5) == frozenset(expected.get(zip5, ())), zip5
+
+
+@pytest.mark.parametrize("zip5", ["", "1234", "123456", "١٢٣٤٥", "6270A", "-1234", " 6270"])
+def test_zip_table_answers_only_five_ascii_digits(zip5: str) -> None:
+    assert zip_state(zip5) == frozenset()
+    assert not zip_exists(zip5)
+
+
+def test_zip_table_of_another_zipcodes_version_is_built_from_zipcodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    _addresses._zip_table.cache_clear()
+    monkeypatch.setattr(_addresses, "_zipcodes_source", lambda: "zipcodes 0.0-other")
+    try:
+        assert _addresses._zip_table() == _addresses._zip_table_from_zipcodes()
+        assert _addresses._zip_table() is not None and zip_state("62701") == {"IL"}
+    finally:
+        _addresses._zip_table.cache_clear()
+
+
+def test_zip_table_text_round_trips() -> None:
+    table = _addresses._ZipTable.from_entries([("00501", "NY"), ("00502", "NY"), ("00601", "PR"), ("99950", "AK")])
+    assert _addresses._ZipTable.from_text(table.to_text("test 1")) == ("test 1", table)
+    assert table.states_of("00502") == {"NY"} and table.states_of("00600") == frozenset()
+    with pytest.raises(ValueError):
+        _addresses._ZipTable.from_text("source x\nruns 0\nnot a bitmap\n")
+
+
+# --- street_name_words promises what a parse gives, without parsing. ---
+
+_WORDS = ("MAIN", "N", "A", "ST", "STREET", "UN", "KNOWN", "X", "XX", "FIRST", "FIFTH", "APT", "RD", "OF", "NA",
+          "O'BRIEN", "#", "&", "-", ",", "BOX", "PO", "NONE", "TEST", "AVE", "SE", "UNIT")  # fmt: skip
+
+
+def _lines() -> list[str]:
+    import random
+
+    pick = random.Random(20261125)
+    lines = [line for line in _AWKWARD_LINES if line]
+    for _ in range(1500):
+        words = [pick.choice(_WORDS) for _ in range(pick.randint(1, 5))]
+        lines.append(f"{pick.choice(['1', '12', '845', '1000', '62701'])} {' '.join(words)}")
+    return lines
+
+
+def test_street_name_words_bound_the_parse() -> None:
+    bounded = 0
+    for line in _lines():
+        words = _addresses.street_name_words(line)
+        if words is None:
+            continue
+        bounded += 1
+        parsed = _addresses._parse_street_line(line)[0]
+        assert parsed.parsed_ok, line
+        name = parsed.street_name.split()
+        if parsed.street_name in _addresses.ORDINALS.values() and not set(name) <= set(words):
+            assert any(_addresses.ORDINALS.get(word) == parsed.street_name for word in words), line
+            continue
+        remaining = list(words)
+        for word in name:
+            assert word in remaining, (line, parsed.street_name, words)
+            remaining.remove(word)
+    assert bounded > 500
+
+
+@pytest.mark.parametrize("line", ["MAIN ST", "12 5TH AVE", "12 MAIN ST APT 4", "PO BOX 12", "12 ÜBER ST", "12 #"])
+def test_street_name_words_refuse_what_they_cannot_bound(line: str) -> None:
+    assert _addresses.street_name_words(line) is None

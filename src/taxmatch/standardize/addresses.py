@@ -9,9 +9,12 @@ request batches repeat the same street lines many times over.
 
 from __future__ import annotations
 
+import base64
+import bisect
 import re
 import tempfile
 import unicodedata
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -146,7 +149,7 @@ SUFFIXES: dict[str, str] = {
 }
 
 # Street names that are ordinal words are compared as numerals: "Fifth Ave" is "5TH AVE".
-_ORDINALS: dict[str, str] = {
+ORDINALS: dict[str, str] = {
     "FIRST": "1ST",
     "SECOND": "2ND",
     "THIRD": "3RD",
@@ -258,6 +261,9 @@ class _StreetParse:
     parsed_ok: bool = False
 
 
+_NO_PARSE = _StreetParse()
+
+
 def normalize_state(text: str | None) -> str | None:
     """Two-letter code for a USPS abbreviation or a full name ('Illinois', 'il'), else None."""
     if not text:
@@ -294,24 +300,130 @@ def normalize_city(text: str | None) -> str:
     return _tidy(fold(text)) if text else ""
 
 
-@lru_cache(maxsize=1)
-def _zip_table() -> dict[str, frozenset[str]]:
+# The ZIP table is derived from zipcodes' bundled list once, offline, into a small file: building
+# it from `zipcodes.list_all()` at run time costs ~0.6 s of CPU (42,789 dicts built in Rust and
+# kept alive by zipcodes) in every batch and server start. The file names the zipcodes version it
+# was derived from; any other installed version is read the slow way, so the answer never
+# depends on a stale file. `python -m taxmatch.standardize.addresses` rewrites the file.
+_ZIP_TABLE_FILE = Path(__file__).with_name("zip_states.txt")
+_ZIP_COUNT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _ZipTable:
+    """Which five-digit ZIPs exist, and their states, as consecutive runs of ZIPs in one state set.
+
+    Sorted by ZIP, the 42,789 ZIPs fall into ~90 runs that share a state, so a bitmap of
+    existing ZIPs plus the first ZIP of each run is the whole table.
+    """
+
+    present: bytes  # bit (n % 8) of byte n // 8 is set when ZIP n exists
+    starts: tuple[int, ...]  # first ZIP of each run, ascending
+    states: tuple[frozenset[str], ...]  # the states of each run
+
+    def states_of(self, zip5: str) -> frozenset[str]:
+        # The table's keys are exactly five ASCII digits; int() would also read other digits.
+        if len(zip5) != 5 or not zip5.isascii() or not zip5.isdigit():
+            return _NO_STATES
+        number = int(zip5)
+        if not self.present[number >> 3] & (1 << (number & 7)):
+            return _NO_STATES
+        return self.states[bisect.bisect_right(self.starts, number) - 1]
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, str]]) -> _ZipTable:
+        """From (zip5, state) pairs; a ZIP listed under several states lies in all of them."""
+        by_zip: dict[int, set[str]] = {}
+        for zip5, state in entries:
+            if len(zip5) != 5 or not zip5.isascii() or not zip5.isdigit():
+                raise ValueError(f"not a five-digit ZIP: {zip5!r}")
+            by_zip.setdefault(int(zip5), set()).add(state)
+        present = bytearray(_ZIP_COUNT // 8)
+        starts: list[int] = []
+        states: list[frozenset[str]] = []
+        for number in sorted(by_zip):
+            present[number >> 3] |= 1 << (number & 7)
+            zip_states = frozenset(by_zip[number])
+            if not states or states[-1] != zip_states:
+                starts.append(number)
+                states.append(zip_states)
+        return cls(bytes(present), tuple(starts), tuple(states))
+
+    def entries(self) -> list[tuple[str, str]]:
+        return [
+            (f"{number:05d}", state)
+            for number in range(_ZIP_COUNT)
+            if self.present[number >> 3] & (1 << (number & 7))
+            for state in sorted(self.states[bisect.bisect_right(self.starts, number) - 1])
+        ]
+
+    def to_text(self, source: str) -> str:
+        runs = "\n".join(
+            f"{start:05d} {'+'.join(sorted(states))}" for start, states in zip(self.starts, self.states, strict=True)
+        )
+        bitmap = base64.encodebytes(self.present).decode("ascii")
+        return (
+            "# ZIP -> state table derived from the zipcodes package; written by\n"
+            "# `python -m taxmatch.standardize.addresses` (see _ZipTable). Do not edit by hand.\n"
+            f"source {source}\nruns {len(self.starts)}\n{runs}\nbitmap\n{bitmap}"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> tuple[str, _ZipTable]:
+        """(source, table); ValueError if the text is not a table `to_text` wrote."""
+        lines = [line for line in text.split("\n") if not line.startswith("#")]
+        source = lines[0].removeprefix("source ")
+        count = int(lines[1].removeprefix("runs "))
+        starts: list[int] = []
+        states: list[frozenset[str]] = []
+        for line in lines[2 : 2 + count]:
+            start, names = line.split(" ")
+            starts.append(int(start))
+            states.append(frozenset(names.split("+")))
+        if lines[2 + count] != "bitmap" or not lines[0].startswith("source "):
+            raise ValueError("malformed ZIP table")
+        present = base64.decodebytes("\n".join(lines[3 + count :]).encode("ascii"))
+        if len(present) != _ZIP_COUNT // 8 or starts != sorted(starts):
+            raise ValueError("malformed ZIP table")
+        return source, cls(present, tuple(starts), tuple(states))
+
+
+_NO_STATES: frozenset[str] = frozenset()
+
+
+def _zipcodes_source() -> str:
+    return f"zipcodes {zipcodes.__version__}"
+
+
+def _zip_table_from_zipcodes() -> _ZipTable:
     # One pass over the bundled list: zipcodes' own lookups scan it linearly per call.
     # Inactive ZIPs are kept: a previous address may predate a ZIP's retirement.
-    table: dict[str, set[str]] = {}
     # zipcodes ships no annotations.
-    for entry in zipcodes.list_all():  # type: ignore[no-untyped-call]
-        table.setdefault(str(entry["zip_code"]), set()).add(str(entry["state"]))
-    return {zip5: frozenset(states) for zip5, states in table.items()}
+    entries = zipcodes.list_all()  # type: ignore[no-untyped-call]
+    return _ZipTable.from_entries((str(entry["zip_code"]), str(entry["state"])) for entry in entries)
+
+
+@lru_cache(maxsize=1)
+def _zip_table() -> _ZipTable:
+    try:
+        source, table = _ZipTable.from_text(_ZIP_TABLE_FILE.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError, ValueError, IndexError):
+        return _zip_table_from_zipcodes()
+    return table if source == _zipcodes_source() else _zip_table_from_zipcodes()
+
+
+def write_zip_table(path: Path = _ZIP_TABLE_FILE) -> None:
+    """Derive the table file from the installed zipcodes package."""
+    path.write_text(_zip_table_from_zipcodes().to_text(_zipcodes_source()), encoding="ascii")
 
 
 def zip_exists(zip5: str) -> bool:
-    return zip5 in _zip_table()
+    return bool(_zip_table().states_of(zip5))
 
 
 def zip_state(zip5: str) -> frozenset[str]:
     """States the ZIP lies in (empty if the ZIP does not exist)."""
-    return _zip_table().get(zip5, frozenset())
+    return _zip_table().states_of(zip5)
 
 
 def _standard_direction(text: str) -> str:
@@ -321,7 +433,7 @@ def _standard_direction(text: str) -> str:
 
 def _standard_name(text: str) -> str:
     tidy = _tidy(text)
-    return _ORDINALS.get(tidy, tidy)
+    return ORDINALS.get(tidy, tidy)
 
 
 def _fallback_parse(line: str) -> _StreetParse:
@@ -434,8 +546,7 @@ _Attributes = tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class _TokenFeatures:
-    key: tuple[object, ...]  # feature values, an unknown word written as one value
+class _TokenAttributes:
     own: _Attributes  # the token's CRFsuite attributes, as pycrfsuite flattens its feature dict
     as_previous: _Attributes  # the same under "previous:" (seen from the next token)
     as_next: _Attributes  # the same under "next:" (seen from the previous token)
@@ -450,23 +561,31 @@ def _flatten(features: dict[str, object]) -> _Attributes:
     )
 
 
+# The key and the attributes are cached apart: every line needs its tokens' keys, but only a
+# line whose key sequence is new needs attributes (the CRF call), and house numbers, the most
+# varied tokens, almost never do.
 @lru_cache(maxsize=262_144)
-def _token_features(token: str) -> _TokenFeatures:
+def _token_key(token: str) -> tuple[object, ...]:
+    """The token's feature values, an unknown word written as one value."""
     features: dict[str, object] = dict(usaddress.tokenFeatures(token))
-    own = _flatten(features)
     word = features["word"]
     known = _model_words()
     if isinstance(word, str) and known is not None and word not in known:
         features["word"] = _UNKNOWN_WORD
-    return _TokenFeatures(
-        key=tuple(features.items()),
+    return tuple(features.items())
+
+
+@lru_cache(maxsize=65_536)
+def _token_attributes(token: str) -> _TokenAttributes:
+    own = _flatten(dict(usaddress.tokenFeatures(token)))
+    return _TokenAttributes(
         own=own,
         as_previous=tuple((f"previous:{name}", value) for name, value in own),
         as_next=tuple((f"next:{name}", value) for name, value in own),
     )
 
 
-def _crf_items(tokens: list[_TokenFeatures]) -> list[dict[str, float]]:
+def _crf_items(tokens: list[str]) -> list[dict[str, float]]:
     """The CRFsuite items of usaddress.tokens2features, flattened, attribute order included.
 
     tokens2features gives each token its own features, then (nested) the previous token's under
@@ -474,16 +593,17 @@ def _crf_items(tokens: list[_TokenFeatures]) -> list[dict[str, float]]:
     "address.end" on the last; the first token's copy seen from the second carries
     "address.start", the last's seen from the one before carries "address.end".
     """
-    last = len(tokens) - 1
+    features = [_token_attributes(token) for token in tokens]
+    last = len(features) - 1
     items: list[dict[str, float]] = []
-    for index, token in enumerate(tokens):
+    for index, token in enumerate(features):
         attributes = list(token.own)
         if index > 0:
-            attributes += tokens[index - 1].as_previous
+            attributes += features[index - 1].as_previous
             if index == 1:
                 attributes.append(("previous:address.start", 1.0))
         if index < last:
-            attributes += tokens[index + 1].as_next
+            attributes += features[index + 1].as_next
             if index + 1 == last:
                 attributes.append(("next:address.end", 1.0))
         if index == 0:
@@ -499,13 +619,12 @@ def _tag(line: str) -> dict[str, str]:
     tokens: list[str] = _TOKEN_RE.findall(_AMPERSAND_RE.sub("&", line))
     if not tokens:
         return {}
-    features = [_token_features(token) for token in tokens]
-    key = tuple(token.key for token in features)
+    key = tuple(map(_token_key, tokens))
     labels = _labels_by_features.get(key)
     if labels is None:
         # Flat items: pycrfsuite converts them to the same CRFsuite items as the nested dicts
         # of tokens2features, in a third of the time.
-        labels = tuple(usaddress.TAGGER.tag(_crf_items(features)))
+        labels = tuple(usaddress.TAGGER.tag(_crf_items(tokens)))
         if len(_labels_by_features) >= _LABEL_CACHE_SIZE:
             _labels_by_features.clear()
         _labels_by_features[key] = labels
@@ -537,18 +656,78 @@ _TEMPLATE_CACHE_SIZE = 65_536
 _templates: dict[tuple[tuple[object, ...], str], _StreetParse] = {}
 
 
+def split_house_number(line: str) -> tuple[str, str] | None:
+    """(number, rest) for a folded line '<digits> <rest>', else None."""
+    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
+    return None if lead is None else (lead.group(1), line[lead.end() :])
+
+
+def house_number_class(number: str) -> Hashable:
+    """Equal for two house numbers exactly when usaddress sees the same CRF features in them."""
+    return _token_key(number)
+
+
+def parse_street_shape(line: str) -> tuple[_StreetParse, bool]:
+    """`parse_street(line)` but possibly with another line's `house_number`, and whether it is shared.
+
+    Shared means: every line `<n> <rest>` with the same rest and an `n` of the same
+    `house_number_class` parses exactly like this one apart from `house_number`. Validation,
+    which never reads the house number, can then decide all those lines at once.
+    """
+    if not line:
+        return _NO_PARSE, False
+    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
+    if lead is None:
+        return parse_street(line), False
+    key = (_token_key(lead.group(1)), line[lead.end() :])
+    template = _templates.get(key)
+    if template is not None:
+        return template, True
+    parsed = parse_street(line)
+    # (A cached parse_street answer stores no template; reporting "not shared" is then merely slower.)
+    return parsed, key in _templates
+
+
+_LETTERS_RE = re.compile(r"[A-Z]+")
+
+
+def street_name_words(line: str) -> tuple[str, ...] | None:
+    """What `parse_street(line)` is bound to give, known without parsing; None if nothing certain.
+
+    For a folded ASCII line '<number> <rest>' with no other digit, whose letters the regex
+    reader accepts: the parse succeeds (`parsed_ok`), and its `street_name` is empty, or some of
+    the returned words (each at most once, in some order) joined by spaces, or, if that is one
+    ordinal word, its numeral ('FIFTH' -> '5TH').
+
+    Why: usaddress's reading is kept only if it has a house number (a token starting with a
+    digit: only the first) or a box number (a non-zero digit: only in the first token), so the
+    number is never part of the name; otherwise the regex reader, which accepts the line, gives
+    the name from the words after the number. Either way the name's words are the line's
+    letter runs after the number (`_tidy` keeps only letters and digits).
+    """
+    if not line.isascii():
+        return None
+    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
+    if lead is None:
+        return None
+    rest = line[lead.end() :]
+    if any(char.isdigit() for char in rest) or _LEADING_NUMBER_RE.match(_tidy(line.replace("#", " # "))) is None:
+        return None
+    return tuple(_LETTERS_RE.findall(rest))
+
+
 @lru_cache(maxsize=262_144)
 def parse_street(line: str) -> _StreetParse:
     """Parse one folded street line (it may hold a whole address: city, state and ZIP too)."""
     if not line:
-        return _StreetParse()
+        return _NO_PARSE
     lead = _LEADING_HOUSE_NUMBER_RE.match(line)
     if lead is None:
         return _parse_street_line(line)[0]
     number = lead.group(1)
     # The number is the line's first token and the rest tokenizes on its own (a token never
     # spans the space), so equal keys mean equal CRF feature sequences, hence equal labels.
-    key = (_token_features(number).key, line[lead.end(1) :])
+    key = (_token_key(number), line[lead.end() :])
     template = _templates.get(key)
     if template is not None:
         return _StreetParse(
@@ -631,7 +810,7 @@ def standardize_address(address: Address) -> StandardAddress:
     the line's own values fill the fields that are empty.
     """
     street = address.street or ""
-    line = parse_street(fold(street)) if street.strip() else _StreetParse()
+    line = parse_street(fold(street)) if street.strip() else _NO_PARSE
     state_text = address.state or line.state
     # An unknown state keeps its text so a comparison still sees it; validation rejects it.
     state = (normalize_state(state_text) or _tidy(fold(state_text))) if state_text else ""
@@ -652,3 +831,7 @@ def standardize_address(address: Address) -> StandardAddress:
         zip4=zip4,
         parsed_ok=line.parsed_ok,
     )
+
+
+if __name__ == "__main__":
+    write_zip_table()

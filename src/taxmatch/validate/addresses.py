@@ -13,19 +13,24 @@ ZIP_STATE_MISMATCH; neither a ZIP nor city and state -> INCOMPLETE_ADDRESS.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable
 from functools import lru_cache
 
 from taxmatch.records import Address, ReasonCode
 from taxmatch.settings import Policy
 from taxmatch.standardize.addresses import (
     DIRECTIONALS,
+    ORDINALS,
     SUFFIXES,
     _tidy,
     fold,
+    house_number_class,
     normalize_city,
     normalize_state,
     normalize_zip,
-    parse_street,
+    parse_street_shape,
+    split_house_number,
+    street_name_words,
     zip_state,
 )
 from taxmatch.validate.names import placeholder_key, placeholder_keys
@@ -67,22 +72,6 @@ def _is_nonsense(text: str, placeholders: frozenset[str]) -> bool:
         return True
     letters = placeholder_key(text)
     return letters in placeholders or bool(_REPEATED_LETTER_RE.match(letters))
-
-
-def _street_codes(street: str, street_name: str, parsed_ok: bool, placeholders: frozenset[str]) -> list[ReasonCode]:
-    if not street:
-        return [ReasonCode.INCOMPLETE_ADDRESS]
-    folded = fold(street)
-    if folded.isascii():
-        if _ascii_words_nonsense(folded, placeholders):
-            return [ReasonCode.INVALID_ADDRESS]
-    elif _words_nonsense(folded, placeholders):
-        return [ReasonCode.INVALID_ADDRESS]
-    if street_name and _is_nonsense(street_name, placeholders):
-        return [ReasonCode.INVALID_ADDRESS]
-    if not parsed_ok:
-        return [ReasonCode.INCOMPLETE_ADDRESS]
-    return []
 
 
 def _words_nonsense(folded: str, placeholders: frozenset[str]) -> bool:
@@ -132,6 +121,44 @@ def _ascii_words_nonsense(folded: str, placeholders: frozenset[str]) -> bool:
     return named_letters in placeholders or bool(_REPEATED_LETTER_RE.match(named_letters))
 
 
+def _tiles(target: str, pieces: tuple[str, ...]) -> bool:
+    """Whether `target` is some of `pieces` (each at most once) concatenated in some order."""
+    if not target:
+        return True
+    return any(
+        target.startswith(piece) and _tiles(target[len(piece) :], pieces[:index] + pieces[index + 1 :])
+        for index, piece in enumerate(pieces)
+    )
+
+
+@lru_cache(maxsize=4096)
+def _substrings(placeholders: frozenset[str]) -> frozenset[str]:
+    return frozenset(
+        key[start:end] for key in placeholders for start in range(len(key)) for end in range(start + 1, len(key) + 1)
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _words_can_name_nonsense(words: tuple[str, ...], placeholders: frozenset[str]) -> bool:
+    """Whether some street name `street_name_words` allows for these words is `_is_nonsense`.
+
+    Such a name is letters (every word has some), so it is nonsense exactly when its letters,
+    the chosen words concatenated, are a placeholder or one letter three or more times; or
+    when it is an ordinal word's numeral and that is nonsense.
+    """
+    if any(word in ORDINALS and _is_nonsense(ORDINALS[word], placeholders) for word in words):
+        return True
+    runs: dict[str, int] = {}
+    for word in words:
+        if word == word[0] * len(word):
+            runs[word[0]] = runs.get(word[0], 0) + len(word)
+    if any(length >= 3 for length in runs.values()):
+        return True
+    substrings = _substrings(placeholders)
+    pieces = tuple(sorted(word for word in words if word in substrings))
+    return bool(pieces) and any(_tiles(key, pieces) for key in placeholders)
+
+
 def check_address(address: Address, policy: Policy) -> list[ReasonCode]:
     return address_codes(address.street, address.city, address.state, address.zip, policy)
 
@@ -139,29 +166,145 @@ def check_address(address: Address, policy: Policy) -> list[ReasonCode]:
 def address_codes(
     street_text: str | None, city_text: str | None, state_text: str | None, zip_raw: str | None, policy: Policy
 ) -> list[ReasonCode]:
-    """`check_address` on the separate fields (the unit plays no part in validation).
+    """`check_address` on the separate fields (the unit plays no part in validation)."""
+    return list(address_rule(policy.name_placeholders)(street_text, city_text, state_text, zip_raw))
+
+
+AddressRule = Callable[[str | None, str | None, str | None, str | None], tuple[ReasonCode, ...]]
+# The street line's codes, then the city, state and ZIP the line itself holds (stand-ins for
+# empty fields).
+_StreetVerdict = tuple[tuple[ReasonCode, ...], str, str, str]
+
+_MEMO_LIMIT = 65_536
+_MISSING: tuple[ReasonCode, ...] = (ReasonCode.MISSING_ADDRESS,)
+_INCOMPLETE: tuple[ReasonCode, ...] = (ReasonCode.INCOMPLETE_ADDRESS,)
+_INVALID: tuple[ReasonCode, ...] = (ReasonCode.INVALID_ADDRESS,)
+_NO_STREET: _StreetVerdict = (_INCOMPLETE, "", "", "")
+# An ASCII street field that starts with a plain house number: fold() of it is the number, one
+# space, and fold() of the rest (fold only drops periods, squeezes and strips whitespace and
+# upper-cases), unless the rest folds to nothing.
+_ASCII_HOUSE_NUMBER_RE = re.compile(r"\s*([0-9]+)\s+(.+)", re.DOTALL)
+
+
+@lru_cache(maxsize=64)
+def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
+    """The address rule for one policy's placeholders, remembering verdicts across calls.
 
     Reads exactly the parts of `standardize_address` that the rules need (street name, parse
     success, and the line's own city/state/ZIP as stand-ins for empty fields), computed the same
     way but without building the rest (unit, city spelling, ZIP+4, the frozen dataclass).
-    """
-    street = (street_text or "").strip()
-    city = (city_text or "").strip()
-    state = (state_text or "").strip()
-    zip_text = (zip_raw or "").strip()
-    if not (street or city or state or zip_text):
-        return [ReasonCode.MISSING_ADDRESS]
-    placeholders = _placeholders(policy.name_placeholders)
-    if street:
-        # standardize_address parses fold() of the field as given; fold strips, so this is that parse.
-        line = parse_street(fold(street_text or ""))
-        codes = _street_codes(street, line.street_name, line.parsed_ok, placeholders)
-        line_city, line_state, line_zip = line.city, line.state, line.zip_text
-    else:
-        codes = [ReasonCode.INCOMPLETE_ADDRESS]
-        line_city = line_state = line_zip = ""
 
-    return codes + list(_place_codes(city_text, state_text, zip_raw, line_city, line_state, line_zip, placeholders))
+    Most street lines of a batch are distinct, but their verdict does not depend on the house
+    number: the placeholder test skips digit-only words, and the parse is shared by every line
+    with the same rest and a number of the same `house_number_class` (`parse_street_shape`).
+    So verdicts are remembered per (number class, rest of the line), and the ~5,000 distinct
+    rests of 100,000 requests cost one parse each per class.
+    """
+    placeholders = _placeholders(name_placeholders)
+    shared: dict[tuple[Hashable, str], _StreetVerdict] = {}
+    by_line: dict[str, _StreetVerdict] = {}
+    places: dict[tuple[str | None, str | None, str | None], tuple[tuple[ReasonCode, ...], bool]] = {}
+
+    def line_verdict(line: str, key: tuple[Hashable, str] | None) -> _StreetVerdict:
+        # `line` is fold() of a street field that is not blank.
+        parsed, is_shared = parse_street_shape(line)
+        nonsense = (_ascii_words_nonsense if line.isascii() else _words_nonsense)(line, placeholders)
+        if nonsense or (parsed.street_name and _is_nonsense(parsed.street_name, placeholders)):
+            codes = _INVALID
+        elif not parsed.parsed_ok:
+            codes = _INCOMPLETE
+        else:
+            codes = ()
+        verdict = (codes, parsed.city, parsed.state, parsed.zip_text)
+        memo, memo_key = (shared, key) if is_shared and key is not None else (by_line, line)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[memo_key] = verdict  # type: ignore[index]
+        return verdict
+
+    def street_verdict(street_text: str) -> _StreetVerdict | None:
+        if street_text.isascii():
+            lead = _ASCII_HOUSE_NUMBER_RE.fullmatch(street_text)
+            if lead is not None:
+                rest = fold(lead.group(2))
+                if rest:
+                    number = lead.group(1)
+                    key = (house_number_class(number), rest)
+                    verdict = shared.get(key)
+                    return verdict if verdict is not None else verdict_of(f"{number} {rest}", key)
+        if not street_text.strip():
+            return None
+        line = fold(street_text)
+        split = split_house_number(line)
+        return verdict_of(line, None if split is None else (house_number_class(split[0]), split[1]))
+
+    def verdict_of(line: str, key: tuple[Hashable, str] | None) -> _StreetVerdict:
+        known = by_line.get(line) if key is None else (shared.get(key) or by_line.get(line))
+        return known if known is not None else line_verdict(line, key)
+
+    # Per rest of a house-numbered ASCII line: its codes when they are certain without a parse,
+    # False when a parse must decide.
+    rest_codes: dict[str, tuple[ReasonCode, ...] | bool] = {}
+
+    def unparsed_codes(line: str) -> tuple[ReasonCode, ...] | bool:
+        # Same codes as line_verdict, for a house-numbered ASCII line, or False.
+        if _ascii_words_nonsense(line, placeholders):
+            return _INVALID
+        words = street_name_words(line)
+        if words is None or _words_can_name_nonsense(words, placeholders):
+            return False
+        return ()
+
+    def street_codes(street_text: str) -> tuple[ReasonCode, ...] | None:
+        """The street line's codes alone (None for a blank line): its own city, state and ZIP unread."""
+        if street_text.isascii():
+            lead = _ASCII_HOUSE_NUMBER_RE.fullmatch(street_text)
+            if lead is not None:
+                rest = fold(lead.group(2))
+                if rest:
+                    codes = rest_codes.get(rest)
+                    if codes is None:
+                        # Neither the placeholder test nor street_name_words reads the number.
+                        codes = unparsed_codes(f"{lead.group(1)} {rest}")
+                        if len(rest_codes) >= _MEMO_LIMIT:
+                            rest_codes.clear()
+                        rest_codes[rest] = codes
+                    if codes is not False:
+                        return codes  # type: ignore[return-value]
+        verdict = street_verdict(street_text)
+        return None if verdict is None else verdict[0]
+
+    def rule(
+        street_text: str | None, city_text: str | None, state_text: str | None, zip_raw: str | None
+    ) -> tuple[ReasonCode, ...]:
+        key = (city_text, state_text, zip_raw)
+        place = places.get(key)
+        if place is None:
+            # The line's city, state and ZIP are read only where the field is empty.
+            independent = bool((city_text or "").strip() and state_text and zip_raw)
+            codes = _place_codes(city_text, state_text, zip_raw, "", "", "", placeholders) if independent else ()
+            if len(places) >= _MEMO_LIMIT:
+                places.clear()
+            place = places[key] = (codes, independent)
+        place_codes, independent = place
+        if independent:
+            # A city is given, so the address is not missing.
+            line_codes = street_codes(street_text) if street_text else None
+            if line_codes is None:
+                line_codes = _INCOMPLETE
+        else:
+            verdict = street_verdict(street_text) if street_text else None
+            if verdict is None:
+                if not ((city_text or "").strip() or (state_text or "").strip() or (zip_raw or "").strip()):
+                    return _MISSING
+                verdict = _NO_STREET
+            line_codes, line_city, line_state, line_zip = verdict
+            place_codes = _place_codes(city_text, state_text, zip_raw, line_city, line_state, line_zip, placeholders)
+        if not place_codes:
+            return line_codes
+        return line_codes + place_codes if line_codes else place_codes
+
+    return rule
 
 
 # City, state and ZIP come in a few thousand combinations per batch, so their verdict is cached.
