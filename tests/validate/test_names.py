@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from taxmatch.records import ReasonCode
+from taxmatch.settings import Policy
+from taxmatch.validate import validate_request
 
-from conftest import Codes
+from conftest import AS_OF, VALID, Codes
 
 R = ReasonCode
 
@@ -71,3 +75,11 @@ def test_valid_suffixes(codes: Codes, suffix: str) -> None:
 @pytest.mark.parametrize("suffix", ["Junior Senior", "XYZ", "99", "UNKNOWN"])
 def test_invalid_suffixes(codes: Codes, suffix: str) -> None:
     assert codes(suffix=suffix) == [R.INVALID_NAME]
+
+
+def test_first_and_last_name_together_a_placeholder(policy: Policy) -> None:
+    # "John" and "Doe" are fine alone; together they are the placeholder JOHNDOE (also in any script).
+    for first, last in (("John", "Doe"), ("JOHN", "DOE"), ("Jöhn", "Doe"), ("John-", "Doe"), (" john ", " doe")):
+        codes = validate_request(dataclasses.replace(VALID, first_name=first, last_name=last), policy, AS_OF)
+        assert ReasonCode.INVALID_NAME in codes, (first, last)
+    assert validate_request(dataclasses.replace(VALID, first_name="John", last_name="Does"), policy, AS_OF) == []

@@ -77,3 +77,16 @@ def test_removal_period_applies_only_to_1253_a_1(codes: Codes) -> None:
     assert codes(removal_order_date=_days_ago(90), statute="8 USC 1253(a)(1)") == []
     # A subsection of a removal-period statute carries its removal period.
     assert codes(removal_order_date=_days_ago(30), statute="8 USC 1253(a)(1)(A)") == [R.INVALID_REMOVAL_ORDER_DATE]
+
+
+def test_a_number_shapes_decide_as_normalize_a_number() -> None:
+    # a_number_ok remembers the verdict per shape (digits as nines); it must equal the pattern's.
+    import itertools
+
+    from taxmatch.validate.removal_order import a_number_ok
+
+    pieces = ("", "A", "a", "-", " ", "  ", "1", "0", "12", "00", "123", "000", "456", "789", "٣", "x", "\t")
+    texts = {"".join(parts) for parts in itertools.product(pieces, repeat=4)}
+    texts |= {"A000000000", "000000000", "00000000", "A00000001", "A-000-000-000", "123456789", "0000000001"}
+    for text in sorted(texts):
+        assert a_number_ok(text) == (normalize_a_number(text) is not None), repr(text)

@@ -72,3 +72,21 @@ def test_random_garbage_never_raises_and_only_rejection_codes(policy: Policy) ->
         result = validate_request(RequestRecord(**values), policy, AS_OF)
         assert set(result) <= allowed
         assert result == sorted(set(result), key=list(ReasonCode).index)
+
+
+def test_validate_requests_is_validate_request_on_plain_data(policy: Policy) -> None:
+    import pickle
+
+    from taxmatch.validate import validate_requests
+
+    pick = random.Random(3)
+    requests = [VALID, RequestRecord(request_id="x")]
+    for index in range(300):
+        changes = {name: pick.choice(["", None, " x ", "Unknown", "12", "2024-01-15"]) for name in ("first_name",
+                   "street", "zip", "statute", "dob", "a_number") if pick.random() < 0.3}  # fmt: skip
+        requests.append(dataclasses.replace(VALID, request_id=f"r{index}", **changes))
+    # What a second process would receive and send back.
+    chunk = pickle.loads(pickle.dumps((requests, policy, AS_OF)))
+    verdicts = pickle.loads(pickle.dumps(validate_requests(*chunk)))
+    assert verdicts == [tuple(validate_request(request, policy, AS_OF)) for request in requests]
+    assert any(verdicts) and not all(verdicts)

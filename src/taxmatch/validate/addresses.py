@@ -138,7 +138,6 @@ def _substrings(placeholders: frozenset[str]) -> frozenset[str]:
     )
 
 
-@lru_cache(maxsize=65_536)
 def _words_can_name_nonsense(words: tuple[str, ...], placeholders: frozenset[str]) -> bool:
     """Whether some street name `street_name_words` allows for these words is `_is_nonsense`.
 
@@ -154,9 +153,15 @@ def _words_can_name_nonsense(words: tuple[str, ...], placeholders: frozenset[str
             runs[word[0]] = runs.get(word[0], 0) + len(word)
     if any(length >= 3 for length in runs.values()):
         return True
+    # Only words inside some placeholder can be part of one ("N", "ST"; not "OAK").
     substrings = _substrings(placeholders)
     pieces = tuple(sorted(word for word in words if word in substrings))
-    return bool(pieces) and any(_tiles(key, pieces) for key in placeholders)
+    return bool(pieces) and _pieces_make_placeholder(pieces, placeholders)
+
+
+@lru_cache(maxsize=4096)
+def _pieces_make_placeholder(pieces: tuple[str, ...], placeholders: frozenset[str]) -> bool:
+    return any(_tiles(key, pieces) for key in placeholders)
 
 
 def check_address(address: Address, policy: Policy) -> list[ReasonCode]:

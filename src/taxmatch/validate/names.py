@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
 from taxmatch.records import ReasonCode
@@ -57,23 +58,78 @@ def is_well_formed(name: str) -> bool:
 def check_names(
     first: str | None, middle: str | None, last: str | None, suffix: str | None, policy: Policy
 ) -> list[ReasonCode]:
-    first = (first or "").strip()
-    last = (last or "").strip()
-    middle = (middle or "").strip()
-    suffix = (suffix or "").strip()
-    codes: list[ReasonCode] = []
-    if not first or not last:
-        codes.append(ReasonCode.MISSING_NAME)
-    placeholders = placeholder_keys(policy.name_placeholders)
-    for name in (first, last):
-        if name and (not is_well_formed(name) or placeholder_key(name) in placeholders):
+    return list(name_rule(policy.name_placeholders)(first, middle, last, suffix))
+
+
+NameRule = Callable[[str | None, str | None, str | None, str | None], tuple[ReasonCode, ...]]
+_MEMO_LIMIT = 65_536
+# Per given or family name as written: (stripped, present, invalid, letters key if ASCII else None).
+_NameVerdict = tuple[str, bool, bool, str | None]
+
+
+@lru_cache(maxsize=64)
+def name_rule(name_placeholders: frozenset[str]) -> NameRule:
+    """The name rule for one policy's placeholders, remembering each name's verdict (names repeat)."""
+    placeholders = placeholder_keys(name_placeholders)
+    # The letters of first + last are those of first then last (for ASCII names), so they can be a
+    # placeholder only if the first name's letters begin one.
+    prefixes = frozenset(key[:end] for key in placeholders for end in range(len(key) + 1))
+    given: dict[str | None, _NameVerdict] = {}
+    family: dict[str | None, _NameVerdict] = {}
+    middles: dict[str | None, bool] = {}
+    suffixes: dict[str | None, bool] = {}
+
+    def name_verdict(raw: str | None, memo: dict[str | None, _NameVerdict]) -> _NameVerdict:
+        name = (raw or "").strip()
+        key = placeholder_key(name) if name else ""
+        verdict = (name, bool(name), bool(name) and (not is_well_formed(name) or key in placeholders),
+                   key if name.isascii() else None)  # fmt: skip
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[raw] = verdict
+        return verdict
+
+    def middle_invalid(raw: str | None) -> bool:
+        middle = (raw or "").strip()
+        invalid = False
+        if middle:
+            key = placeholder_key(middle)
+            invalid = key not in _NO_MIDDLE_NAME and (not is_well_formed(middle) or key in placeholders)
+        if len(middles) >= _MEMO_LIMIT:
+            middles.clear()
+        middles[raw] = invalid
+        return invalid
+
+    def suffix_invalid(raw: str | None) -> bool:
+        suffix = (raw or "").strip()
+        invalid = bool(suffix) and suffix.upper().replace(".", "").replace(",", "").replace(" ", "") not in SUFFIXES
+        if len(suffixes) >= _MEMO_LIMIT:
+            suffixes.clear()
+        suffixes[raw] = invalid
+        return invalid
+
+    def rule(first: str | None, middle: str | None, last: str | None, suffix: str | None) -> tuple[ReasonCode, ...]:
+        first_name, has_first, bad_first, first_key = given.get(first) or name_verdict(first, given)
+        last_name, has_last, bad_last, last_key = family.get(last) or name_verdict(last, family)
+        bad_middle = middles.get(middle)
+        if bad_middle is None:
+            bad_middle = middle_invalid(middle)
+        bad_suffix = suffixes.get(suffix)
+        if bad_suffix is None:
+            bad_suffix = suffix_invalid(suffix)
+        invalid = bad_first or bad_last or bad_middle or bad_suffix
+        if has_first and has_last and not invalid:
+            if first_key is not None and last_key is not None:
+                invalid = first_key in prefixes and first_key + last_key in placeholders
+            else:
+                invalid = placeholder_key(first_name + last_name) in placeholders
+            if not invalid:
+                return ()
+        codes: list[ReasonCode] = []
+        if not has_first or not has_last:
+            codes.append(ReasonCode.MISSING_NAME)
+        if invalid:
             codes.append(ReasonCode.INVALID_NAME)
-    if first and last and placeholder_key(first + last) in placeholders:
-        codes.append(ReasonCode.INVALID_NAME)
-    if middle:
-        key = placeholder_key(middle)
-        if key not in _NO_MIDDLE_NAME and (not is_well_formed(middle) or key in placeholders):
-            codes.append(ReasonCode.INVALID_NAME)
-    if suffix and suffix.upper().replace(".", "").replace(",", "").replace(" ", "") not in SUFFIXES:
-        codes.append(ReasonCode.INVALID_NAME)
-    return codes
+        return tuple(codes)
+
+    return rule

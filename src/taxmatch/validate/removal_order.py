@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from taxmatch.records import ReasonCode
@@ -32,13 +33,6 @@ def normalize_a_number(text: str | None) -> str | None:
     return digits.zfill(9)
 
 
-def _within_removal_period(
-    day: datetime.date, statute: str | None, days: int, statutes: tuple[str, ...], as_of: datetime.date
-) -> bool:
-    """True while the removal period of a removal-period statute has not yet run."""
-    return (as_of - day).days < days and cites_any(statute, statutes)
-
-
 def check_removal_order(
     a_number: str | None,
     order_date: str | None,
@@ -46,23 +40,80 @@ def check_removal_order(
     policy: Policy,
     as_of: datetime.date,
 ) -> list[ReasonCode]:
-    a_number = (a_number or "").strip()
-    order_date = (order_date or "").strip()
-    codes: list[ReasonCode] = []
-    if not a_number or not order_date:
-        codes.append(ReasonCode.MISSING_REMOVAL_ORDER)
-    if a_number and normalize_a_number(a_number) is None:
-        codes.append(ReasonCode.INVALID_A_NUMBER)
-    if order_date:
-        day = _parse_order_date(order_date)
-        if (
-            day is None
-            or not EARLIEST_ORDER_DATE <= day < as_of
-            or _within_removal_period(day, statute, policy.removal_period_days, policy.removal_period_statutes, as_of)
-        ):
+    rule = removal_order_rule(policy.removal_period_days, policy.removal_period_statutes, as_of)
+    return list(rule(a_number, order_date, statute))
+
+
+# Every ASCII digit as "9": whether `normalize_a_number` accepts a text depends only on where its
+# digits are (the pattern, the digit count), and on whether they are all zeros.
+_DIGITS_AS_NINE = str.maketrans("0123456789", "9999999999")
+_a_number_shapes: dict[str, bool] = {}
+
+
+def a_number_ok(text: str) -> bool:
+    """`normalize_a_number(text) is not None`, remembered per shape ('A-999-999-999'): A-numbers are all
+    distinct, their shapes few."""
+    shape = text.translate(_DIGITS_AS_NINE)
+    accepted = _a_number_shapes.get(shape)
+    if accepted is None:
+        accepted = normalize_a_number(shape) is not None
+        if len(_a_number_shapes) >= 4096:
+            _a_number_shapes.clear()
+        _a_number_shapes[shape] = accepted
+    # The shape's digits are nines, so only the real digits can all be zeros.
+    return accepted and text.count("0") != shape.count("9")
+
+
+RemovalOrderRule = Callable[[str | None, str | None, str | None], tuple[ReasonCode, ...]]
+_MEMO_LIMIT = 65_536
+_MISSING = (ReasonCode.MISSING_REMOVAL_ORDER,)
+_INVALID_DATE = (ReasonCode.INVALID_REMOVAL_ORDER_DATE,)
+# An order date as written: (present, invalid whatever the statute, inside the removal period).
+_DateVerdict = tuple[bool, bool, bool]
+
+
+@lru_cache(maxsize=64)
+def removal_order_rule(
+    removal_period_days: int, removal_period_statutes: tuple[str, ...], as_of: datetime.date
+) -> RemovalOrderRule:
+    """The removal order rule for one policy and as-of date, remembering order dates (they repeat)."""
+    dates: dict[str | None, _DateVerdict] = {}
+    statutes: dict[str | None, bool] = {}
+
+    def date_verdict(raw: str | None) -> _DateVerdict:
+        text = (raw or "").strip()
+        day = parse_date(text) if text else None
+        invalid = bool(text) and (day is None or not EARLIEST_ORDER_DATE <= day < as_of)
+        # A date still inside the removal period is invalid only under a removal-period statute.
+        in_period = bool(text) and not invalid and day is not None and (as_of - day).days < removal_period_days
+        verdict = (bool(text), invalid, in_period)
+        if len(dates) >= _MEMO_LIMIT:
+            dates.clear()
+        dates[raw] = verdict
+        return verdict
+
+    def rule(a_number: str | None, order_date: str | None, statute: str | None) -> tuple[ReasonCode, ...]:
+        has_date, bad_date, in_period = dates.get(order_date) or date_verdict(order_date)
+        if in_period:
+            cited = statutes.get(statute)
+            if cited is None:
+                cited = cites_any(statute, removal_period_statutes)
+                if len(statutes) >= _MEMO_LIMIT:
+                    statutes.clear()
+                statutes[statute] = cited
+            bad_date = cited
+        text = (a_number or "").strip()
+        has_a_number = bool(text)
+        bad_a_number = has_a_number and not a_number_ok(text)
+        if has_date and not bad_date and has_a_number and not bad_a_number:
+            return ()
+        codes: list[ReasonCode] = []
+        if not has_a_number or not has_date:
+            codes.append(ReasonCode.MISSING_REMOVAL_ORDER)
+        if bad_a_number:
+            codes.append(ReasonCode.INVALID_A_NUMBER)
+        if bad_date:
             codes.append(ReasonCode.INVALID_REMOVAL_ORDER_DATE)
-    return codes
+        return tuple(codes)
 
-
-# Order dates repeat across a batch (A-numbers do not); parse_date is a pure function.
-_parse_order_date = lru_cache(maxsize=65_536)(parse_date)
+    return rule
