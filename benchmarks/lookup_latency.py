@@ -78,6 +78,26 @@ def git_commit() -> str:
     return commit + ("+dirty-src" if dirty else "")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None where there is no /proc.
+
+    On a machine shared with other jobs the wall-clock latency measures the neighbours too; the
+    server's CPU time per lookup is what this code spends, whatever the load.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the ")" that ends the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_lookup_ms(before: float | None, after: float | None, lookups: int) -> float | None:
+    if before is None or after is None or not lookups:
+        return None
+    return round((after - before) * 1000 / lookups, 2)
+
+
 def start_server(home: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
     with log.open("w") as stderr:  # the access log, one line per lookup; read only if startup fails
         process = subprocess.Popen(
@@ -164,6 +184,7 @@ def main() -> None:
             for index in range(args.warmup):
                 client.post("/v1/lookup", json=requests[index % len(requests)]).raise_for_status()
             sequential: list[float] = []
+            server_cpu_before, client_cpu_before = cpu_seconds(process.pid), time.process_time()
             for index in range(args.lookups):
                 body = requests[(args.warmup + index) % len(requests)]
                 started = time.perf_counter()
@@ -172,6 +193,8 @@ def main() -> None:
                 response.raise_for_status()
                 outcome = response.json()["outcome"]
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            server_cpu_sequential = per_lookup_ms(server_cpu_before, cpu_seconds(process.pid), len(sequential))
+            client_cpu_sequential = round((time.process_time() - client_cpu_before) * 1000 / len(sequential), 2)
 
         lock = threading.Lock()
         counter = iter(range(args.concurrent_requests))
@@ -201,11 +224,13 @@ def main() -> None:
 
         threads = [threading.Thread(target=worker) for _ in range(args.clients)]
         started = time.perf_counter()
+        server_cpu_before = cpu_seconds(process.pid)
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        server_cpu_concurrent = per_lookup_ms(server_cpu_before, cpu_seconds(process.pid), len(concurrent))
         returns = sum(1 for _ in (data / "master.csv").open(encoding="utf-8")) - 1
         result: dict[str, Any] = {
             "benchmark": "lookup_latency",
@@ -213,7 +238,13 @@ def main() -> None:
             "people": args.people if args.data is None else people_in(data),
             "master_returns": returns,
             **timings,
-            "sequential": {"lookups": len(sequential), **summary(sequential), "outcomes": outcomes},
+            "sequential": {
+                "lookups": len(sequential),
+                **summary(sequential),
+                "outcomes": outcomes,
+                "server_cpu_ms_per_lookup": server_cpu_sequential,
+                "client_cpu_ms_per_lookup": client_cpu_sequential,
+            },
             "concurrent": {
                 "clients": args.clients,
                 "lookups": len(concurrent),
@@ -222,8 +253,12 @@ def main() -> None:
                 "seconds": round(wall, 2),
                 "throughput_per_s": round(len(concurrent) / wall, 1) if wall else None,
                 **summary(concurrent),
+                "server_cpu_ms_per_lookup": server_cpu_concurrent,
             },
             "targets": {"p50_ms": 10, "p99_ms": 50},
+            # What else ran: wall-clock figures are only comparable at similar load.
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
         }
         print(json.dumps(result))
     finally:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from taxmatch.api.app import LookupResponse
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.api.limits import ApiLimits
 
@@ -265,6 +266,7 @@ def test_lookup_agrees_with_batch_run_for_every_request(world: World) -> None:
         response = world.call("POST", "/v1/lookup", "ice_requester", json=row)
         assert response.status_code == 200, response.text
         answer = response.json()
+        LookupResponse.model_validate(answer)  # what /docs promises, though the route returns its JSON directly
         assert answer["request_id"] == row["request_id"]
         assert (answer["outcome"], ";".join(answer["reason_codes"])) == (outcome, codes), row["request_id"]
         if outcome == "DISCLOSED":
@@ -416,3 +418,27 @@ def test_rate_and_volume_limits() -> None:
     meter.take_volume("k1", 10)
     with pytest.raises(HTTPException):
         meter.take_volume("k1", 1)
+
+
+def test_volume_window_is_a_rolling_day() -> None:
+    from fastapi import HTTPException
+
+    from taxmatch.api.app import KeyMeter
+
+    now = [1_000.0]
+    meter = KeyMeter(ApiLimits(volume_limit_per_day=10), clock=lambda: now[0])
+    meter.take_volume("k1", 4)
+    now[0] += 0.5
+    meter.take_volume("k1", 3)  # same second as the first: one bucket
+    now[0] += 3_600.0
+    meter.take_volume("k1", 3)
+    for almost_a_day_later in (86_400.0 - 3_600.0, 86_400.0 - 3_600.0 + 0.5):
+        now[0] = 1_000.0 + almost_a_day_later
+        with pytest.raises(HTTPException):
+            meter.take_volume("k1", 1)
+    now[0] = 1_000.0 + 86_400.0 + 1.0  # the first second's 7 records are a day old
+    meter.take_volume("k1", 7)
+    with pytest.raises(HTTPException):
+        meter.take_volume("k1", 1)
+    now[0] += 3_601.0  # and now the 3 of the next hour
+    meter.take_volume("k1", 3)

@@ -143,14 +143,19 @@ class LedgerVerification(BaseModel):
 class KeyMeter:
     """Per-key rolling windows: requests per minute and records per day (in memory, per process)."""
 
-    def __init__(self, limits: ApiLimits) -> None:
+    def __init__(self, limits: ApiLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
+        self._clock = clock
         self._lock = threading.Lock()
         self._requests: dict[str, deque[float]] = defaultdict(deque)
+        # Per key: (first second, records) buckets of the last day and their running total. A
+        # sum over the window on every call cost a lookup more the more lookups the day had
+        # (0.3 ms after 10k, linear); buckets of one second bound the window to 86,400 entries.
         self._volume: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        self._volume_used: dict[str, int] = defaultdict(int)
 
     def hit(self, key_id: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._requests[key_id]
             while window and window[0] <= now - 60.0:
@@ -165,19 +170,25 @@ class KeyMeter:
             window.append(now)
 
     def take_volume(self, key_id: str, records: int) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._volume[key_id]
-            while window and window[0][0] <= now - 86_400.0:
-                window.popleft()
-            used = sum(count for _, count in window)
+            used = self._volume_used[key_id]
+            # A bucket leaves only when the last second it may hold is a day old: never early.
+            while window and window[0][0] + 1.0 <= now - 86_400.0:
+                used -= window.popleft()[1]
+            self._volume_used[key_id] = used
             if used + records > self.limits.volume_limit_per_day:
                 raise HTTPException(
                     429,
                     f"volume limit: at most {self.limits.volume_limit_per_day} records (lookups plus batch records) "
                     f"a day per key; {used} used in the last 24 hours",
                 )
-            window.append((now, records))
+            if window and now - window[-1][0] < 1.0:
+                window[-1] = (window[-1][0], window[-1][1] + records)
+            else:
+                window.append((now, records))
+            self._volume_used[key_id] = used + records
 
 
 # ---- authentication (module level: FastAPI resolves the string annotations in module globals) -----
@@ -304,7 +315,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             }
         },
     )
-    async def lookup(request: Request, key: RequesterKey) -> dict[str, Any]:
+    async def lookup(request: Request, key: RequesterKey) -> JSONResponse:
         """One request, decided exactly as in a batch; the as-of date is today (server time)."""
         body = await read_body(request, state.limits.max_lookup_body_bytes)
         try:
@@ -332,7 +343,9 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             (decision,) = await _in_thread(service.decide_and_account, datetime.date.today(), items, accounting)
         except MasterNotLoadedError:
             raise HTTPException(503, "no master file is loaded in this workspace") from None
-        return decision_as_json(decision, service.policy.extra_disclosed_columns)
+        # As a response, not a dict: the body is LookupResponse by construction (decision_as_json),
+        # and FastAPI would validate and re-encode it through pydantic on every lookup.
+        return JSONResponse(decision_as_json(decision, service.policy.extra_disclosed_columns))
 
     @app.post(
         "/v1/batches",

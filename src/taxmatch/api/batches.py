@@ -281,7 +281,8 @@ class BatchManager:
             end = min(position + self.chunk_records, len(items))
             chunk = items[position:end]
             with service.database() as con:
-                decisions = self._decide_chunk(chunk, duplicates[position:end], as_of)
+                with service.batch_threads():
+                    decisions = self._decide_chunk(chunk, duplicates[position:end], as_of)
                 events = service.events(chunk, decisions, accounting)
                 for decision in decisions:
                     counts[_COUNT_KEY[decision.outcome]] += 1

@@ -1,0 +1,85 @@
+"""The engine's on-demand reads: packed profile rows, returns read by TIN."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import duckdb
+import pytest
+
+from taxmatch.engine.duckdb_engine import MASTER_KEY_COLUMNS, DuckDBEngine
+from taxmatch.io.requests import read_requests
+from taxmatch.match.model import MODEL_INPUT_COLUMNS
+from taxmatch.records import RequestRecord
+from taxmatch.synth import generate
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]:
+    data = tmp_path_factory.mktemp("engine")
+    generate(data, people=600, requests=200, seed=5, as_of=datetime.date(2026, 11, 25))
+    engine = DuckDBEngine(duckdb.connect())
+    engine.load_master([data / "master.csv"], lambda problem: None)
+    engine.fit_model()
+    requests = [(index, item) for index, item in enumerate(read_requests(data / "requests.csv"))
+                if isinstance(item, RequestRecord)]  # fmt: skip
+    return engine, requests
+
+
+def test_point_row_holds_the_profile_columns(loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]) -> None:
+    engine, _ = loaded
+    columns = [column for column in MODEL_INPUT_COLUMNS if column != "unique_id"]
+    cursor = engine.connection.execute(f"SELECT point_row, {', '.join(columns)} FROM master_profiles")
+    rows = cursor.fetchall()
+    assert len(rows) > 600
+    lists = 0
+    for packed, *values in rows:
+        assert json.loads(packed) == values
+        lists += isinstance(values[columns.index("first_forms")], list)
+    assert lists == len(rows), "the list columns come back as lists from both"
+
+
+def test_lookups_of_a_master_without_point_rows_read_the_columns_alike(
+    loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
+) -> None:
+    engine, requests = loaded
+    sample = requests[:60]
+    packed = [pair for request in sample for pair in engine.score([request])]
+    assert len(packed) > 60
+    # A master loaded before point_row existed: the same profiles and indexes without it.
+    con = duckdb.connect()
+    legacy_engine = DuckDBEngine(con)
+    for table in ("master_returns", "master_profiles", "model_store", "name_lookup"):
+        relation = engine.connection.execute(f"SELECT * FROM {table}").to_arrow_table()
+        if table == "master_profiles":
+            relation = relation.drop_columns(["point_row"])
+        con.register("copied", relation)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM copied")
+        con.unregister("copied")
+    for table in engine.connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'tf_%'"
+    ).fetchall():
+        con.register("copied", engine.connection.execute(f"SELECT * FROM {table[0]}").to_arrow_table())
+        con.execute(f"CREATE TABLE {table[0]} AS SELECT * FROM copied")
+        con.unregister("copied")
+    for column in MASTER_KEY_COLUMNS:
+        con.execute(f"CREATE INDEX master_profiles_{column} ON master_profiles ({column})")
+    con.execute("CREATE INDEX master_returns_key_tin ON master_returns (key_tin)")
+    assert [pair for request in sample for pair in legacy_engine.score([request])] == packed
+
+
+def test_returns_of_orders_by_year_then_primary(loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]) -> None:
+    engine, _ = loaded
+    tins = [row[0] for row in engine.connection.execute(
+        "SELECT tin FROM master_returns GROUP BY tin ORDER BY count(*) DESC, tin LIMIT 20").fetchall()]  # fmt: skip
+    expected: dict[str, list[int]] = {}
+    for tin, return_id in engine.connection.execute(
+        "SELECT tin, return_id FROM master_returns WHERE tin IN (SELECT unnest($1)) "
+        "ORDER BY tin, tax_year DESC, role, return_id",
+        [tins],
+    ).fetchall():
+        expected.setdefault(tin, []).append(return_id)
+    got = engine.returns_of(tins)
+    assert {tin: [row.return_id for row in rows] for tin, rows in got.items()} == expected
+    assert any(len(ids) > 1 for ids in expected.values())
