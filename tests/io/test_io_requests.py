@@ -328,3 +328,104 @@ def test_quote_inside_a_field_is_literal_and_stray_cr_costs_one_row(tmp_path: Pa
     assert isinstance(second, MalformedRecord) and second.source_line == 3
     assert second.problem.startswith("line 3: not valid CSV")
     assert isinstance(third, RequestRecord) and third.source_line == 4
+
+
+# --- Plain CSV lines are read in blocks (without csv's line-by-line feed); the records must be
+# exactly those of the line-by-line reader, whatever the block holds. ---
+
+_PLAIN_CELLS = ("x", "", " y ", '"a,b"', '"say ""hi"""', '""', "é", "Ω")
+_AWKWARD_CELLS = ('ab"c', ' "q"', '"open', '"multi\nline"', "\x00", "\r", '"a"b')
+
+
+def _random_csv(seed: int) -> bytes:
+    import random
+
+    pick = random.Random(seed)
+    cells_of_file = _PLAIN_CELLS + (_AWKWARD_CELLS if pick.random() < 0.5 else ())
+    lines = [HEADER]
+    for index in range(pick.randint(0, 60)):
+        roll = pick.random()
+        if roll < 0.05:
+            lines.append("")
+        elif roll < 0.08:
+            lines.append("   ")
+        else:
+            cells = [f"r{index}" if pick.random() > 0.05 else ""]
+            cells += [
+                pick.choice(cells_of_file) if pick.random() < 0.1 else "v" for _ in range(len(REQUEST_COLUMNS) - 1)
+            ]
+            if pick.random() < 0.05:
+                cells.pop()
+            lines.append(",".join(cells))
+    ending = pick.choice(["\n", "\r\n"])
+    body = ending.join(lines) + (ending if pick.random() < 0.8 else "")
+    data = body.encode("utf-8")
+    if pick.random() < 0.1:
+        data = data.replace(b"v,", b"\xff,", 1)
+    return data
+
+
+def _line_by_line(monkeypatch: pytest.MonkeyPatch, data: bytes) -> list[RequestRecord | MalformedRecord]:
+    from taxmatch.io import requests as module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module._LineFeed, "take_plain_block", lambda self: None)
+        return list(read_requests_from_text(data, "csv"))
+
+
+def test_plain_blocks_read_as_line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taxmatch.io import requests as module
+
+    take = module._LineFeed.take_plain_block
+    blocks: list[tuple[int, list[str]] | None] = []
+
+    def recording(self: module._LineFeed) -> tuple[int, list[str]] | None:
+        blocks.append(take(self))
+        return blocks[-1]
+
+    plain = 0
+    for seed in range(400):
+        data = _random_csv(seed)
+        blocks.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(module._LineFeed, "take_plain_block", recording)
+            records = list(read_requests_from_text(data, "csv"))
+        plain += any(blocks)
+        assert records == _line_by_line(monkeypatch, data), data
+    assert 100 < plain < 400
+
+
+def test_plain_blocks_are_used_and_give_way_around_a_multiline_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taxmatch.io import requests as module
+
+    taken: list[int] = []
+    take = module._LineFeed.take_plain_block
+
+    def counting(self: module._LineFeed) -> tuple[int, list[str]] | None:
+        block = take(self)
+        taken.extend(range(block[0], block[0] + len(block[1])) if block else [])
+        return block
+
+    rows = [",".join(row(f"r{index}").values()) for index in range(3000)]
+    rows[1500] = rows[1500].replace("12 Main St", '"12 Main St\nApt 4"')
+    data = (HEADER + "\n" + "\n".join(rows) + "\n").encode()
+    monkeypatch.setattr(module._LineFeed, "take_plain_block", counting)
+    records = list(read_requests_from_text(data, "csv"))
+    assert [record.source_line for record in records] == [*range(2, 1503), *range(1504, 3003)]
+    assert isinstance(records[1500], RequestRecord) and records[1500].street == "12 Main St\nApt 4"
+    assert 2 in taken and 3002 in taken and 1502 not in taken
+    monkeypatch.undo()
+    assert records == _line_by_line(monkeypatch, data)
+
+
+@pytest.mark.parametrize("cell", [*_AWKWARD_CELLS, "\xff", "x\r\ny", "é" * 1200, "y" * 11_000, "z" * 100_001])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_one_awkward_cell_in_plain_lines_reads_as_line_by_line(
+    monkeypatch: pytest.MonkeyPatch, cell: str, ending: str
+) -> None:
+    rows = [",".join(row(f"r{index}").values()) for index in range(5)]
+    rows[2] = rows[2].replace("Springfield", cell)
+    data = (HEADER + ending + ending.join(rows) + ending).encode("utf-8", "surrogateescape")
+    if cell == "\xff":
+        data = data.replace("\xff".encode(), b"\xff")
+    assert list(read_requests_from_text(data, "csv")) == _line_by_line(monkeypatch, data)
