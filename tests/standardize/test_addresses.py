@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pycrfsuite
@@ -205,14 +206,33 @@ def test_unknown_words_share_a_cache_key_known_words_do_not() -> None:
         ("12345 SPRINGFIELD IL", "54321 SPRINGFIELD IL"),
         ("1 MAIN", "2 MAIN"),
         ("62701 N MAIN ST, SPRINGFIELD, IL 62701", "62702 N MAIN ST, SPRINGFIELD, IL 62701"),
+        ("PO BOX 1258", "PO BOX 3456", "PO BOX 1000", "PO BOX 0000", "PO BOX 0001", "PO BOX 10"),
+        ("P O BOX 12", "P O BOX 98", "P O BOX 00"),
+        ("RR 2 BOX 152", "RR 2 BOX 153", "RR 2 BOX 000"),
+        ("MAIN ST 12", "MAIN ST 34", "MAIN ST 0"),
+        ("SPRINGFIELD IL 62701", "SPRINGFIELD IL 62702"),
+        ("123 MAIN ST APT 4", "123 MAIN ST APT 5", "9 MAIN ST APT 5"),
     ],
 )
 def test_house_number_templates_parse_as_a_fresh_parse(lines: tuple[str, ...]) -> None:
-    # Lines differing only in the house number may reuse a template; the answer must be the
-    # uncached one.
+    # Lines differing only in the house (or box) number may reuse a template; the answer must be
+    # the uncached one, and a shared shape must be that answer apart from the number.
     for line in lines:
         _addresses.parse_street.cache_clear()
-        assert _addresses.parse_street(line) == _addresses._parse_street_line(line)[0]
+        fresh = _addresses._parse_street_line(line)[0]
+        assert _addresses.parse_street(line) == fresh
+        shape, shared = _addresses.parse_street_shape(line)
+        if shared:
+            assert dataclasses.replace(shape, house_number=fresh.house_number, po_box=fresh.po_box) == fresh
+
+
+def test_house_and_box_numbers_share_shapes() -> None:
+    assert _addresses.street_shape_key("PO BOX 1258") == _addresses.street_shape_key("PO BOX 3456")
+    assert _addresses.street_shape_key("PO BOX 1258") != _addresses.street_shape_key("PO BOX 0000")
+    assert _addresses.street_shape_key("12 OAK ST") == _addresses.street_shape_key("98 OAK ST")
+    assert _addresses.street_shape_key("OAK ST") is None
+    for line in ("PO BOX 1258", "PO BOX 3456", "12 OAK ST", "98 OAK ST"):
+        assert _addresses.parse_street_shape(line)[1]
 
 
 # --- The ZIP table file is zipcodes' own table, and is not trusted for another zipcodes. ---

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import re
 import tempfile
 import unicodedata
@@ -653,13 +654,7 @@ def _tag(line: str) -> dict[str, str]:
 # provably use the number as nothing but the house number are reused as templates (see below).
 _LEADING_HOUSE_NUMBER_RE = re.compile(r"([0-9]+) ")
 _TEMPLATE_CACHE_SIZE = 65_536
-_templates: dict[tuple[tuple[object, ...], str], _StreetParse] = {}
-
-
-def split_house_number(line: str) -> tuple[str, str] | None:
-    """(number, rest) for a folded line '<digits> <rest>', else None."""
-    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
-    return None if lead is None else (lead.group(1), line[lead.end() :])
+_templates: dict[Hashable, _StreetParse] = {}
 
 
 def house_number_class(number: str) -> Hashable:
@@ -667,19 +662,44 @@ def house_number_class(number: str) -> Hashable:
     return _token_key(number)
 
 
-def parse_street_shape(line: str) -> tuple[_StreetParse, bool]:
-    """`parse_street(line)` but possibly with another line's `house_number`, and whether it is shared.
+# Template keys. A line '<number> <rest>': (number class, rest). A line '<start> <number>' (a box
+# number, "PO BOX 1258"): (start, number class, whether the number has a non-zero digit).
+# The number is the first (last) token and the rest (start) tokenizes on its own: a token never
+# spans the space, and "&amp;"-style entities end in ";". So equal keys mean equal CRF feature
+# sequences, hence equal labels.
+_ShapeKey = tuple[tuple[object, ...], str] | tuple[str, tuple[object, ...], bool]
+_TRAILING_NUMBER_RE = re.compile(r"(.*\S) ([0-9]+)")
 
-    Shared means: every line `<n> <rest>` with the same rest and an `n` of the same
-    `house_number_class` parses exactly like this one apart from `house_number`. Validation,
-    which never reads the house number, can then decide all those lines at once.
+
+def street_shape_key(line: str) -> Hashable | None:
+    """The template key of a folded line (see `parse_street_shape`), or None if it has none."""
+    return _shape_key(line)[0]
+
+
+def _shape_key(line: str) -> tuple[_ShapeKey | None, str, bool]:
+    """(template key or None, the number it leaves out, whether that number leads the line)."""
+    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
+    if lead is not None:
+        return (_token_key(lead.group(1)), line[lead.end() :]), lead.group(1), True
+    trail = _TRAILING_NUMBER_RE.fullmatch(line)
+    if trail is not None:
+        number = trail.group(2)
+        return (trail.group(1), _token_key(number), number.strip("0") != ""), number, False
+    return None, "", False
+
+
+def parse_street_shape(line: str) -> tuple[_StreetParse, bool]:
+    """`parse_street(line)`, possibly with another line's house or box number, and whether shared.
+
+    Shared means: every line with the same `street_shape_key` parses exactly like this one apart
+    from `house_number` (a leading number) or `po_box` (a trailing one). Validation, which reads
+    neither, can then decide all those lines at once.
     """
     if not line:
         return _NO_PARSE, False
-    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
-    if lead is None:
+    key = _shape_key(line)[0]
+    if key is None:
         return parse_street(line), False
-    key = (_token_key(lead.group(1)), line[lead.end() :])
     template = _templates.get(key)
     if template is not None:
         return template, True
@@ -721,40 +741,32 @@ def parse_street(line: str) -> _StreetParse:
     """Parse one folded street line (it may hold a whole address: city, state and ZIP too)."""
     if not line:
         return _NO_PARSE
-    lead = _LEADING_HOUSE_NUMBER_RE.match(line)
-    if lead is None:
+    key, number, leading = _shape_key(line)
+    if key is None:
         return _parse_street_line(line)[0]
-    number = lead.group(1)
-    # The number is the line's first token and the rest tokenizes on its own (a token never
-    # spans the space), so equal keys mean equal CRF feature sequences, hence equal labels.
-    key = (_token_key(number), line[lead.end() :])
     template = _templates.get(key)
     if template is not None:
-        return _StreetParse(
-            house_number=number,
-            pre_directional=template.pre_directional,
-            street_name=template.street_name,
-            street_suffix=template.street_suffix,
-            post_directional=template.post_directional,
-            unit=template.unit,
-            po_box=template.po_box,
-            city=template.city,
-            state=template.state,
-            zip_text=template.zip_text,
-            parsed_ok=template.parsed_ok,
-        )
-    parsed, address_number = _parse_street_line(line)
-    # Reusable when the number alone was labelled AddressNumber (so every other component comes
-    # from the rest of the line) and the regex reader was never consulted (it reads the line).
-    if address_number == number and parsed.house_number == number:
+        if leading:
+            return dataclasses.replace(template, house_number=number)
+        return dataclasses.replace(template, po_box=number)
+    parsed, components = _parse_street_line(line)
+    # Reusable when the number alone was labelled AddressNumber (USPSBoxID), so every other
+    # component comes from the rest of the line, and the regex reader was never consulted (it
+    # reads the whole line). A box number is kept as it is written once it has a non-zero digit,
+    # which the key records.
+    if components is not None and (
+        (components.get("AddressNumber") == number and parsed.house_number == number)
+        if leading
+        else (components.get("USPSBoxID") == number and parsed.po_box == number)
+    ):
         if len(_templates) >= _TEMPLATE_CACHE_SIZE:
             _templates.clear()
         _templates[key] = parsed
     return parsed
 
 
-def _parse_street_line(line: str) -> tuple[_StreetParse, str | None]:
-    """The parse, and usaddress's AddressNumber component when the parse came from usaddress alone."""
+def _parse_street_line(line: str) -> tuple[_StreetParse, dict[str, str] | None]:
+    """The parse, and usaddress's components when the parse came from usaddress alone."""
     try:
         tagged = _tag(line)
     except usaddress.RepeatedLabelError:
@@ -780,9 +792,9 @@ def _parse_street_line(line: str) -> tuple[_StreetParse, str | None]:
         if fallback.parsed_ok:
             return fallback, None
         # The regex reader was consulted: whether it succeeds depends on the whole line.
-        address_number = None
+        components = None
     else:
-        address_number = parts.get("AddressNumber")
+        components = parts
     suffix_text = _tidy(parts.get("StreetNamePostType", ""))
     unit_text = " ".join(parts.get(label, "") for label in ("OccupancyType", "OccupancyIdentifier", "SubaddressType"))
     if "USPSBoxType" in parts and not parts.get("USPSBoxID"):
@@ -800,7 +812,7 @@ def _parse_street_line(line: str) -> tuple[_StreetParse, str | None]:
         zip_text=parts.get("ZipCode", ""),
         parsed_ok=bool(box_id or (house_number and street_name)),
     )
-    return parsed, address_number
+    return parsed, components
 
 
 def standardize_address(address: Address) -> StandardAddress:

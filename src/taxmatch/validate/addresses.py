@@ -29,8 +29,8 @@ from taxmatch.standardize.addresses import (
     normalize_state,
     normalize_zip,
     parse_street_shape,
-    split_house_number,
     street_name_words,
+    street_shape_key,
     zip_state,
 )
 from taxmatch.validate.names import placeholder_key, placeholder_keys
@@ -206,11 +206,11 @@ def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
     rests of 100,000 requests cost one parse each per class.
     """
     placeholders = _placeholders(name_placeholders)
-    shared: dict[tuple[Hashable, str], _StreetVerdict] = {}
+    shared: dict[Hashable, _StreetVerdict] = {}
     by_line: dict[str, _StreetVerdict] = {}
     places: dict[tuple[str | None, str | None, str | None], tuple[tuple[ReasonCode, ...], bool]] = {}
 
-    def line_verdict(line: str, key: tuple[Hashable, str] | None) -> _StreetVerdict:
+    def line_verdict(line: str, key: Hashable | None) -> _StreetVerdict:
         # `line` is fold() of a street field that is not blank.
         parsed, is_shared = parse_street_shape(line)
         nonsense = (_ascii_words_nonsense if line.isascii() else _words_nonsense)(line, placeholders)
@@ -240,10 +240,9 @@ def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
         if not street_text.strip():
             return None
         line = fold(street_text)
-        split = split_house_number(line)
-        return verdict_of(line, None if split is None else (house_number_class(split[0]), split[1]))
+        return verdict_of(line, street_shape_key(line))
 
-    def verdict_of(line: str, key: tuple[Hashable, str] | None) -> _StreetVerdict:
+    def verdict_of(line: str, key: Hashable | None) -> _StreetVerdict:
         known = by_line.get(line) if key is None else (shared.get(key) or by_line.get(line))
         return known if known is not None else line_verdict(line, key)
 
