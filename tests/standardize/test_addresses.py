@@ -315,3 +315,18 @@ def test_street_name_words_bound_the_parse() -> None:
 @pytest.mark.parametrize("line", ["MAIN ST", "12 5TH AVE", "12 MAIN ST APT 4", "PO BOX 12", "12 ÜBER ST", "12 #"])
 def test_street_name_words_refuse_what_they_cannot_bound(line: str) -> None:
     assert _addresses.street_name_words(line) is None
+
+
+def test_house_number_class_is_the_token_features() -> None:
+    # house_number_class skips usaddress for digit strings of a known (length, trailing zeros).
+    import random
+
+    pick = random.Random(5)
+    numbers = [str(n) for n in range(10_000)] + [f"{n:04d}" for n in range(1000)]
+    numbers += ["".join(pick.choice("0123456789") for _ in range(pick.randint(5, 12))) for _ in range(2000)]
+    for number in numbers:
+        assert _addresses.house_number_class(number) == _addresses._token_key(number), number
+    for a, b in (("12", "98"), ("100", "200"), ("1", "7")):
+        assert _addresses.house_number_class(a) == _addresses.house_number_class(b)
+    assert _addresses.house_number_class("12") != _addresses.house_number_class("10")
+    assert _addresses.house_number_class("12A") == _addresses._token_key("12A")

@@ -657,9 +657,21 @@ _TEMPLATE_CACHE_SIZE = 65_536
 _templates: dict[Hashable, _StreetParse] = {}
 
 
+# usaddress's features of a string of digits are its length and its trailing zeros (word, vowels,
+# punctuation, direction and street-name features are constant for digits; a test checks this
+# against usaddress), so numbers are classed by that shape without computing their features.
+_number_classes: dict[tuple[int, int], tuple[object, ...]] = {}
+
+
 def house_number_class(number: str) -> Hashable:
     """Equal for two house numbers exactly when usaddress sees the same CRF features in them."""
-    return _token_key(number)
+    if not (number.isdigit() and number.isascii()):
+        return _token_key(number)
+    shape = (len(number), len(number) - len(number.rstrip("0")))
+    known = _number_classes.get(shape)
+    if known is None:
+        known = _number_classes[shape] = _token_key(number)
+    return known
 
 
 # Template keys. A line '<number> <rest>': (number class, rest). A line '<start> <number>' (a box
@@ -667,7 +679,7 @@ def house_number_class(number: str) -> Hashable:
 # The number is the first (last) token and the rest (start) tokenizes on its own: a token never
 # spans the space, and "&amp;"-style entities end in ";". So equal keys mean equal CRF feature
 # sequences, hence equal labels.
-_ShapeKey = tuple[tuple[object, ...], str] | tuple[str, tuple[object, ...], bool]
+_ShapeKey = tuple[Hashable, str] | tuple[str, Hashable, bool]
 _TRAILING_NUMBER_RE = re.compile(r"(.*\S) ([0-9]+)")
 
 
@@ -680,11 +692,11 @@ def _shape_key(line: str) -> tuple[_ShapeKey | None, str, bool]:
     """(template key or None, the number it leaves out, whether that number leads the line)."""
     lead = _LEADING_HOUSE_NUMBER_RE.match(line)
     if lead is not None:
-        return (_token_key(lead.group(1)), line[lead.end() :]), lead.group(1), True
+        return (house_number_class(lead.group(1)), line[lead.end() :]), lead.group(1), True
     trail = _TRAILING_NUMBER_RE.fullmatch(line)
     if trail is not None:
         number = trail.group(2)
-        return (trail.group(1), _token_key(number), number.strip("0") != ""), number, False
+        return (trail.group(1), house_number_class(number), number.strip("0") != ""), number, False
     return None, "", False
 
 
