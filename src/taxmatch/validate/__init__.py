@@ -63,7 +63,8 @@ def _memoized(rule: Callable[[str | None], tuple[ReasonCode, ...]]) -> Callable[
     return remembered
 
 
-@lru_cache(maxsize=16)
+# A few rule sets at a time: each holds memos of up to 65,536 verdicts per field.
+@lru_cache(maxsize=4)
 def request_rules(policy: Policy, as_of: datetime.date) -> RequestCodes:
     """`validate_request` for one policy and as-of date, with every rule's verdicts remembered."""
     names = name_rule(policy.name_placeholders)

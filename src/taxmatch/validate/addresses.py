@@ -191,7 +191,8 @@ _NO_STREET: _StreetVerdict = (_INCOMPLETE, "", "", "")
 _ASCII_HOUSE_NUMBER_RE = re.compile(r"\s*([0-9]+)\s+(.+)", re.DOTALL)
 
 
-@lru_cache(maxsize=64)
+# A few rule sets at a time: each holds memos of up to 65,536 verdicts per field.
+@lru_cache(maxsize=4)
 def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
     """The address rule for one policy's placeholders, remembering verdicts across calls.
 

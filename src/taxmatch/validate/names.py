@@ -67,7 +67,8 @@ _MEMO_LIMIT = 65_536
 _NameVerdict = tuple[str, bool, bool, str | None]
 
 
-@lru_cache(maxsize=64)
+# A few rule sets at a time: each holds memos of up to 65,536 verdicts per field.
+@lru_cache(maxsize=4)
 def name_rule(name_placeholders: frozenset[str]) -> NameRule:
     """The name rule for one policy's placeholders, remembering each name's verdict (names repeat)."""
     placeholders = placeholder_keys(name_placeholders)

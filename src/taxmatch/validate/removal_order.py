@@ -72,7 +72,8 @@ _INVALID_DATE = (ReasonCode.INVALID_REMOVAL_ORDER_DATE,)
 _DateVerdict = tuple[bool, bool, bool]
 
 
-@lru_cache(maxsize=64)
+# A few rule sets at a time: each holds memos of up to 65,536 verdicts per field.
+@lru_cache(maxsize=4)
 def removal_order_rule(
     removal_period_days: int, removal_period_statutes: tuple[str, ...], as_of: datetime.date
 ) -> RemovalOrderRule:
