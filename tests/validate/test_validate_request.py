@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import string
+from pathlib import Path
 from typing import Any
 
 from taxmatch.records import REJECTION_CODES, ReasonCode, RequestRecord
@@ -90,3 +91,29 @@ def test_validate_requests_is_validate_request_on_plain_data(policy: Policy) -> 
     verdicts = pickle.loads(pickle.dumps(validate_requests(*chunk)))
     assert verdicts == [tuple(validate_request(request, policy, AS_OF)) for request in requests]
     assert any(verdicts) and not all(verdicts)
+
+
+def test_validate_file_gives_each_item_its_verdict(policy: Policy, tmp_path: Path) -> None:
+    import concurrent.futures
+    import csv
+
+    from taxmatch.io.requests import read_requests
+    from taxmatch.records import REQUEST_COLUMNS
+    from taxmatch.validate import validate_file
+
+    path = tmp_path / "requests.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REQUEST_COLUMNS)
+        writer.writerow([getattr(VALID, column) or "" for column in REQUEST_COLUMNS])
+        writer.writerow(["r2", "", "", "Garcia", *[""] * (len(REQUEST_COLUMNS) - 4)])
+        writer.writerow(["r3", "too", "few"])
+    expected = [
+        tuple(validate_request(item, policy, AS_OF)) if isinstance(item, RequestRecord) else None
+        for item in read_requests(path)
+    ]
+    assert expected[0] == () and expected[1] and expected[2] is None
+    assert validate_file(path, policy, AS_OF) == expected
+    # As the lead would run it: in another process.
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(validate_file, path, policy, AS_OF).result() == expected

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from pathlib import Path
 from typing import cast
 
+from taxmatch.io.requests import read_requests
 from taxmatch.records import ReasonCode, RequestRecord, sort_reason_codes
 from taxmatch.settings import Policy
 from taxmatch.validate.addresses import address_rule
@@ -29,6 +31,7 @@ __all__ = [
     "parse_statute",
     "parse_tax_years",
     "request_rules",
+    "validate_file",
     "validate_request",
     "validate_requests",
 ]
@@ -150,3 +153,13 @@ def validate_requests(
     """
     rules = request_rules(policy, as_of)
     return [tuple(rules(request)) for request in requests]
+
+
+def validate_file(path: Path, policy: Policy, as_of: datetime.date) -> list[tuple[ReasonCode, ...] | None]:
+    """The verdict of each item `read_requests(path)` yields, in order (None for a malformed one).
+
+    A path in and tuples out: another process can read and validate a batch while this one
+    reads it for scoring, without records crossing between them.
+    """
+    rules = request_rules(policy, as_of)
+    return [tuple(rules(item)) if isinstance(item, RequestRecord) else None for item in read_requests(path)]
