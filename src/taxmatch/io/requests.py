@@ -1,8 +1,7 @@
 """Streaming readers for request batches (CSV, NDJSON, Parquet).
 
 Every reader yields one `RequestRecord` or `MalformedRecord` per input record, in file
-order, holding at most one record (or one Parquet batch, or one block of at most 1 MiB of
-plain CSV lines) in memory. A bad record never
+order, holding at most one record (or one Parquet batch) in memory. A bad record never
 stops the file: it becomes a `MalformedRecord` naming its line, so that it still gets
 exactly one outcome line (`MALFORMED_RECORD`). Only problems with the file as a whole
 (missing, unreadable, unknown format, header without the required columns) raise
@@ -20,10 +19,8 @@ rule lives.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
@@ -184,14 +181,6 @@ def _only_escapes(text: str) -> bool:
 # --- CSV --------------------------------------------------------------------------
 
 
-# Plain lines are taken in blocks of at most this many lines or bytes (the memory bound).
-_PLAIN_BLOCK_LINES = 1_024
-_PLAIN_BLOCK_BYTES = 1 << 20
-# A CSV line (excel dialect) whose fields are each either free of quotes or wholly quoted, with
-# doubled quotes inside: csv ends such a line outside any quoted field.
-_SIMPLE_CSV_LINE_RE = re.compile(r'(?:[^",]*|"(?:[^"]|"")*")(?:,(?:[^",]*|"(?:[^"]|"")*"))*').fullmatch
-
-
 class _AbandonRecord(Exception):
     """Raised through csv.reader when a record grows past MAX_LINE_CHARS."""
 
@@ -227,50 +216,6 @@ class _LineFeed:
 
     def push_back(self, lines: list[tuple[int, bytes]]) -> None:
         self._pushback.extendleft(reversed(lines))
-
-    def take_plain_block(self) -> tuple[int, list[str]] | None:
-        """The next lines at once, if csv would read each as one record: (first line number,
-        lines without their line ends); else None, and the lines are fed one by one as usual.
-
-        Plain means: valid UTF-8, no NUL or lone carriage return, no line over MAX_LINE_CHARS, and
-        every field either unquoted without a quote or wholly quoted (`_SIMPLE_CSV_LINE_RE`). csv
-        then reads each line as one record, on its own, without this feed's per-line
-        bookkeeping. Only to be called between records.
-        """
-        if self._pushback:
-            return None
-        raw: list[bytes] = []
-        size = 0
-        for line in self._raw:
-            raw.append(line)
-            size += len(line)
-            if len(raw) >= _PLAIN_BLOCK_LINES or size >= _PLAIN_BLOCK_BYTES:
-                break
-        if not raw:
-            return None
-        first = self._next_number
-        self._next_number += len(raw)
-        block = b"".join(raw)
-        lines: list[str] | None = None
-        if (
-            first > 1  # the first line may start with a byte-order mark
-            and b"\x00" not in block
-            and block.count(b"\r") == block.count(b"\r\n")
-            and max(map(len, raw)) <= MAX_LINE_CHARS
-        ):
-            with contextlib.suppress(UnicodeDecodeError):
-                # A UTF-8 sequence never holds a newline byte, so the text splits into the same lines.
-                lines = block.decode("utf-8").split("\n")
-        if lines is not None:
-            if len(lines) > len(raw):
-                lines.pop()  # after the last line's newline
-            if b"\r" in block:
-                lines = [line.removesuffix("\r") for line in lines]
-            if b'"' in block and not all(_SIMPLE_CSV_LINE_RE(line) for line in lines if '"' in line):
-                lines = None
-        if lines is None:
-            self.push_back(list(enumerate(raw, start=first)))
-        return None if lines is None else (first, lines)
 
     def __next__(self) -> str:
         if self._pushback:
@@ -372,10 +317,6 @@ class _CsvStream:
         contract_order = self._in_contract_order
         while True:
             feed.start_record()
-            plain = feed.take_plain_block()
-            if plain is not None:
-                yield from self._plain_records(*plain)
-                continue
             try:
                 row = next(reader)
             except StopIteration:
@@ -404,32 +345,6 @@ class _CsvStream:
             # The raw byte count bounds every field, so short rows (nearly all) skip the scan.
             if feed.chars > MAX_FIELD_CHARS and (
                 max(map(len, row)) > MAX_FIELD_CHARS or sum(map(len, row)) > MAX_ROW_CHARS
-            ):
-                yield self._malformed(row, line)
-                continue
-            if contract_order:
-                values = [value.strip() or None for value in row]
-            else:
-                values = [None if index is None else (row[index].strip() or None) for index in indexes]
-            if values[_ID_INDEX] is None:
-                yield MalformedRecord(None, line, "request_id is missing")
-                continue
-            yield _record(values, (), line)
-
-    def _plain_records(self, first: int, lines: list[str]) -> Iterator[Item]:
-        """`records` for lines csv would split on commas alone (see `_LineFeed.take_plain_block`)."""
-        width = self._width
-        indexes = self._indexes
-        contract_order = self._in_contract_order
-        # csv reads the quoted lines, each as one whole record; the others are split on commas.
-        quoted_rows = csv.reader([text for text in lines if '"' in text])
-        for line, text in enumerate(lines, start=first):
-            row = next(quoted_rows) if '"' in text else text.split(",")
-            if len(row) == 1 and not row[0].strip():
-                continue  # csv gives [] for an empty line; a blank one is skipped the same way
-            if len(row) != width or (
-                len(text) > MAX_FIELD_CHARS
-                and (max(map(len, row)) > MAX_FIELD_CHARS or sum(map(len, row)) > MAX_ROW_CHARS)
             ):
                 yield self._malformed(row, line)
                 continue
