@@ -76,6 +76,11 @@ DENVER_LARIMER = Place("1520 Larimer St", "Denver", "CO", "80202")
 BOSTON_REVERE = Place("12 Revere St", "Boston", "MA", "02114")
 SEATTLE_HILL = Place("77 Hill Rd", "Seattle", "WA", "98104")
 DENVER_FIR = Place("930 Fir Ave", "Denver", "CO", "80202")
+PORTLAND_BIRCH = Place("318 Birch St", "Portland", "OR", "97205")
+TUCSON_MESQUITE = Place("2250 Mesquite Rd", "Tucson", "AZ", "85705")
+OMAHA_ELM = Place("1104 Elm St", "Omaha", "NE", "68102")
+ALBANY_STATE = Place("57 State St", "Albany", "NY", "12207")
+FRESNO_OLIVE = Place("820 Olive Ave", "Fresno", "CA", "93728")
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,19 @@ TWIN_DANIELLE = Taxpayer("908449659", "Danielle", "Abernathy", "1999-09-09")
 NEW_TENANT = Taxpayer("909551560", "Marcus", "Thornton", "1987-01-01")
 PRIYA = Taxpayer("901928374", "Priya", "Venkataraman", "1979-04-11")
 PAST_FILER = Taxpayer("904756192", "Gustavo", "Ferreira", "1968-02-28")
+SHORT_SURNAME = Taxpayer("901384756", "Wendell", "Doyle", "1958-06-19")
+ROSA = Taxpayer("903517284", "Rosa", "Quintanilla", "1983-10-02")
+GERARDO = Taxpayer("905862917", "Gerardo", "Villanueva", "1971-03-30")
+# Twins whose names are one letter apart (Mark files, Mary never does), and a husband whose
+# non-filing wife's name differs from his by its first letter (Gary, Mary).
+TWIN_MARK = Taxpayer("907952614", "Mark", "Ellsworth", "1994-02-11")
+GARY = Taxpayer("902619385", "Gary", "Lindgren", "1962-07-23")
 
 HANDCRAFTED = (
     SR, JR, FATHER_NO_SUFFIX, SON_JR, HUSBAND, GABRIEL, ROBERT_HUSBAND, MARIA_HOUSTON, MARIA_CHICAGO,
     TWO_SURNAMES, ROBERT, JOSE_LUIS, JOSE_ACCENT, MOHAMMED, MOVER, NEW_TENANT, MADISON, FLAT_2B,
-    TWIN_JORDAN, TWIN_TAYLOR, TWIN_DANIEL, TWIN_DANIELLE, PRIYA, PAST_FILER,
+    TWIN_JORDAN, TWIN_TAYLOR, TWIN_DANIEL, TWIN_DANIELLE, PRIYA, PAST_FILER, SHORT_SURNAME, ROSA, GERARDO,
+    TWIN_MARK, GARY,
 )  # fmt: skip
 
 
@@ -168,6 +181,11 @@ def handcrafted_rows() -> list[list[str]]:
     rows += returns(PRIYA, CHICAGO_LAKE_SHORE, RECENT)
     # Filed only long ago.
     rows += returns(PAST_FILER, DENVER_LARIMER, range(2016, 2019))
+    rows += returns(SHORT_SURNAME, PORTLAND_BIRCH, RECENT)
+    rows += returns(ROSA, TUCSON_MESQUITE, RECENT)
+    rows += returns(GERARDO, OMAHA_ELM, RECENT)
+    rows += returns(TWIN_MARK, ALBANY_STATE, RECENT)
+    rows += returns(GARY, FRESNO_OLIVE, RECENT)
     return rows
 
 
@@ -383,6 +401,51 @@ def test_accent_folding(engine: DuckDBEngine) -> None:
     decision = decide(engine, request("Jose", "Ramirez", PHOENIX_SAGUARO, dob=JOSE_ACCENT.dob))
     assert_disclosed(decision, JOSE_ACCENT, PHOENIX_SAGUARO)
     assert decision.disclosure is not None and decision.disclosure.evidence.startswith("name=exact;")
+
+
+def test_english_nickname_of_a_spanish_name(engine: DuckDBEngine) -> None:
+    decision = decide(engine, request("Jerry", "Villanueva", OMAHA_ELM, dob=GERARDO.dob))
+    assert_disclosed(decision, GERARDO, OMAHA_ELM)
+    assert decision.disclosure is not None and "first_nickname" in decision.disclosure.evidence
+
+
+def test_keying_error_in_a_short_surname_is_matched(engine: DuckDBEngine) -> None:
+    # DPYLE/DOYLE: Jaro-Winkler 0.88, below the fuzzy level; one neighbouring key.
+    decision = decide(engine, request("Wendell", "Dpyle", PORTLAND_BIRCH, dob=SHORT_SURNAME.dob))
+    assert_disclosed(decision, SHORT_SURNAME, PORTLAND_BIRCH)
+    assert decision.disclosure is not None and "last_typo" in decision.disclosure.evidence
+
+
+def test_doubled_final_letter_is_a_typo_not_a_gendered_name(engine: DuckDBEngine) -> None:
+    decision = decide(engine, request("Rosaa", "Quintanilla", TUCSON_MESQUITE, dob=ROSA.dob))
+    assert_disclosed(decision, ROSA, TUCSON_MESQUITE)
+    assert decision.disclosure is not None and "first_fuzzy" in decision.disclosure.evidence
+
+
+def test_non_filing_twin_one_letter_apart_is_not_matched(engine: DuckDBEngine) -> None:
+    # Mary and Mark: four letters, one substitution, same date of birth and address. Two people.
+    decision = decide(engine, request("Mary", "Ellsworth", ALBANY_STATE, dob=TWIN_MARK.dob))
+    assert_not_matched(decision, NOT_FOUND)
+
+
+@pytest.mark.parametrize("dob", [None, "1964-01-15"], ids=["no-dob", "her-dob"])
+def test_non_filing_wife_whose_name_differs_by_its_first_letter_is_not_matched(
+    engine: DuckDBEngine, dob: str | None
+) -> None:
+    decision = decide(engine, request("Mary", "Lindgren", FRESNO_OLIVE, dob=dob))
+    assert_not_matched(decision, NOT_FOUND)
+
+
+def test_middle_initial_is_evidence(engine: DuckDBEngine) -> None:
+    """The same request scores higher with the return's middle initial, lower with another one."""
+
+    def weight(middle: str | None) -> float:
+        pairs = engine.score([(0, request("Bob", "Kowalczyk", DENVER_ASPEN, middle=middle))])
+        return max(pair.match_weight for pair in pairs if pair.tin == ROBERT.tin)
+
+    agreeing, absent, conflicting = weight("Allen"), weight(None), weight("Zachary")
+    assert agreeing - absent > 2
+    assert absent - conflicting > 2
 
 
 def test_transliteration(engine: DuckDBEngine) -> None:

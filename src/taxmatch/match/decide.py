@@ -26,8 +26,8 @@ from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy
 
 CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "street_typo"})
-AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "translit"})
-AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "translit"})
+AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "typo", "translit"})
+AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "typo", "translit"})
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,14 @@ NAMES_SWAPPED = "first_name_l = last_name_r AND last_name_l = first_name_r"
 # Gabriel/Gabriela, Daniel/Danielle, Antonio/Antonia: one letter or ending apart, and two people.
 # A level of its own, ahead of `nickname` and `fuzzy` (the nickname table links Daniel and
 # Danielle, Jaro-Winkler finds them close), so they are never taken for one name.
+# An A added to a name that already ends in A (ROSA/ROSAA, LISA/LISAA) is a doubled key, not an
+# ending: no given name pairs that way, so it is left to the typo levels.
 GENDERED_ENDINGS = ("A", "E", "LE", "NE", "INE", "ETTE", "IA", "NA", "LA")
 _ENDINGS_SQL = ", ".join(f"'{ending}'" for ending in GENDERED_ENDINGS)
 _LONGER_BY_AN_ENDING = (
     "(starts_with(first_name_{a}, first_name_{b})"
-    " AND substr(first_name_{a}, length(first_name_{b}) + 1) IN (" + _ENDINGS_SQL + "))"
+    " AND substr(first_name_{a}, length(first_name_{b}) + 1) IN (" + _ENDINGS_SQL + ")"
+    " AND NOT (substr(first_name_{b}, -1) = 'A' AND substr(first_name_{a}, length(first_name_{b}) + 1) = 'A'))"
 )
 GENDER_VARIANT = (
     _LONGER_BY_AN_ENDING.format(a="l", b="r")
@@ -75,20 +78,49 @@ GENDER_VARIANT = (
     " AND list_sort([substr(first_name_l, -1), substr(first_name_r, -1)]) = ['A', 'O'])"
 )
 
+# One keying error (a neighbouring key, two letters swapped, one dropped or doubled) that
+# Jaro-Winkler scores below 0.9 because the name is short (SNITH/SMITH, MQRIA/MARIA: 0.88-0.89).
+# The first letter must agree (it is the one least often mistyped, and Mary/Gary, Dana/Lana are
+# two names), and the longer name needs five letters: among four-letter names one edit joins too
+# many distinct names (Mark/Mary, John/Joan, Eric/Erin).
+TYPO_MIN_LENGTH = 5
+
+
+def _one_keying_error_sql(column: str) -> str:
+    return (
+        f"damerau_levenshtein({column}_l, {column}_r) <= 1"
+        f" AND substr({column}_l, 1, 1) = substr({column}_r, 1, 1)"
+        f" AND greatest(length({column}_l), length({column}_r)) >= {TYPO_MIN_LENGTH}"
+    )
+
+
+# A middle name moved into the given name (request MARIA, middle GUADALUPE; return MARIA GUADALUPE
+# with another middle name): the request's middle initial is the initial of the other side's second
+# given word. Weak agreement, never a conflict.
+MIDDLE_IN_GIVEN = (
+    "(middle_initial_l = substr(split_part(first_name_r, ' ', 2), 1, 1)"
+    " OR middle_initial_r = substr(split_part(first_name_l, ' ', 2), 1, 1))"
+)
+
 # Why each level exists (docs/matching.md says more):
 # first name   exact (with term frequency: a shared rare name says more than a shared JOHN), swapped
 #              given/family order, nickname (Bob/Robert, Pepe/Jose), gender_variant (Gabriel/Gabriela:
 #              two people, never agreement), fuzzy (a typo), translit
 #              (Mohammed/Muhammad: same consonant skeleton), initial (weak, never enough to disclose).
-# last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, translit.
+#              typo (one keying error in a short name, Jaro-Winkler misses it).
+# last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, typo, translit.
+# middle       exact initial (a shared initial is ~4 bits: what tells Bob Smith at an address from
+#              a stranger when no date of birth is given), in_given (moved into the given name),
+#              different (a request rarely gets a middle name wrong: evidence against, not a veto).
 # dob          exact, keying_error (one digit, or day and month swapped: weak agreement, never a veto).
 # tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
 # address      exact, street_typo, other_unit (same building, another door: never corroborates), zip_only.
 M_PRIORS: dict[str, dict[str, float]] = {
-    "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.05,
-                   "translit": 0.03, "initial": 0.01, "different": 0.019999},
-    "last_name": {"exact": 0.78, "swapped": 0.01, "one_surname": 0.13, "fuzzy": 0.04, "translit": 0.03,
+    "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.04,
+                   "typo": 0.02, "translit": 0.03, "initial": 0.01, "different": 0.009999},
+    "last_name": {"exact": 0.77, "swapped": 0.01, "one_surname": 0.13, "fuzzy": 0.03, "typo": 0.02, "translit": 0.03,
                   "different": 0.01},
+    "middle_initial": {"exact": 0.90, "in_given": 0.02, "different": 0.08},
     "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
     "tin": {"exact": 0.97, "keying_error": 0.02, "different": 0.01},
     "address": {"exact": 0.80, "street_typo": 0.15, "other_unit": 0.01, "zip_only": 0.03, "different": 0.01},
@@ -113,6 +145,7 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.CustomLevel(GENDER_VARIANT), "gender_variant", "first_name"),
             _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
+            _level(cll.CustomLevel(_one_keying_error_sql("first_name")), "typo", "first_name"),
             # A skeleton of two letters is too little to say two given names are one (Susan, Sean: SN).
             _level(
                 cll.CustomLevel("first_skeleton_l = first_skeleton_r AND length(first_skeleton_l) >= 3"),
@@ -139,8 +172,18 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.CustomLevel(NAMES_SWAPPED), "swapped", "last_name"),
             _level(cll.ArrayIntersectLevel("surname_tokens", min_intersection=1), "one_surname", "last_name"),
             _level(cll.JaroWinklerLevel("last_name", 0.9), "fuzzy", "last_name"),
+            _level(cll.CustomLevel(_one_keying_error_sql("last_name")), "typo", "last_name"),
             _level(cll.ExactMatchLevel("last_skeleton"), "translit", "last_name"),
             _level(cll.ElseLevel(), "different", "last_name"),
+        ],
+    )
+    middle_initial = cl.CustomComparison(
+        output_column_name="middle_initial",
+        comparison_levels=[
+            cll.NullLevel("middle_initial"),
+            _level(cll.ExactMatchLevel("middle_initial"), "exact", "middle_initial"),
+            _level(cll.CustomLevel(MIDDLE_IN_GIVEN), "in_given", "middle_initial"),
+            _level(cll.ElseLevel(), "different", "middle_initial"),
         ],
     )
     dob = cl.CustomComparison(
@@ -196,7 +239,7 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.ElseLevel(), "different", "address"),
         ],
     )
-    return [first_name, last_name, dob, tin, address]
+    return [first_name, last_name, middle_initial, dob, tin, address]
 
 
 def blocking_rules() -> list[Any]:
@@ -278,12 +321,37 @@ def _dob_keying_error(left: str | None, right: str | None) -> bool:
     return DamerauLevenshtein.distance(left, right) <= 1 or swapped
 
 
+def _longer_by_an_ending(longer: str, shorter: str) -> bool:
+    ending = longer[len(shorter) :]
+    return longer.startswith(shorter) and ending in GENDERED_ENDINGS and not (shorter[-1:] == "A" and ending == "A")
+
+
 def _gender_variant(left: str, right: str) -> bool:
-    if left.startswith(right) and left[len(right) :] in GENDERED_ENDINGS:
-        return True
-    if right.startswith(left) and right[len(left) :] in GENDERED_ENDINGS:
+    if _longer_by_an_ending(left, right) or _longer_by_an_ending(right, left):
         return True
     return len(left) == len(right) > 2 and left[:-1] == right[:-1] and sorted((left[-1], right[-1])) == ["A", "O"]
+
+
+def _one_keying_error(left: str, right: str) -> bool:
+    return (
+        DamerauLevenshtein.distance(left, right) <= 1
+        and left[:1] == right[:1]
+        and max(len(left), len(right)) >= TYPO_MIN_LENGTH
+    )
+
+
+def _second_given_initial(first_name: str | None) -> str:
+    """DuckDB's substr(split_part(x, ' ', 2), 1, 1): '' when there is no second word."""
+    parts = (first_name or "").split(" ")
+    return parts[1][:1] if len(parts) > 1 else ""
+
+
+def _middle_in_given(left: Side, right: Side) -> bool:
+    left_middle: str = left["middle_initial"]
+    right_middle: str = right["middle_initial"]
+    return left_middle == _second_given_initial(right["first_name"]) or right_middle == _second_given_initial(
+        left["first_name"]
+    )
 
 
 Condition = Callable[[Side, Side], bool]
@@ -298,6 +366,7 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("gender_variant", lambda left, right: _gender_variant(left["first_name"], right["first_name"])),
         ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
+        ("typo", lambda left, right: _one_keying_error(left["first_name"], right["first_name"])),
         (
             "translit",
             lambda left, right: (
@@ -319,7 +388,14 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("swapped", _swapped),
         ("one_surname", lambda left, right: _lists_intersect(left["surname_tokens"], right["surname_tokens"])),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["last_name"], right["last_name"], 0.9)),
+        ("typo", lambda left, right: _one_keying_error(left["last_name"], right["last_name"])),
         ("translit", lambda left, right: _equal(left["last_skeleton"], right["last_skeleton"])),
+        ("different", None),
+    ),
+    "middle_initial": (
+        ("missing", lambda left, right: left["middle_initial"] is None or right["middle_initial"] is None),
+        ("exact", lambda left, right: left["middle_initial"] == right["middle_initial"]),
+        ("in_given", _middle_in_given),
         ("different", None),
     ),
     "dob": (

@@ -31,6 +31,9 @@ SPANISH_NICKNAMES: dict[str, tuple[str, ...]] = {
     "CHAYO": ("ROSARIO",), "CHARITO": ("ROSARIO",), "CHELO": ("CONSUELO",), "LICHA": ("ALICIA",),
     "NENE": (), "PATY": ("PATRICIA",), "PATI": ("PATRICIA",), "VERO": ("VERONICA",), "ROCI": ("ROCIO",),
     "LULU": ("LOURDES", "LUISA"), "TACHO": ("ANASTASIO",), "GOYO": ("GREGORIO",), "PANCHA": ("FRANCISCA",),
+    # English hypocorisms in common US use for Spanish names, which the English table lists only for
+    # the English name (Jerry: Gerald; Gerardo is Gerard).
+    "JERRY": ("GERARDO", "GERARD"), "GERRY": ("GERARDO", "GERARD"),
 }  # fmt: skip
 
 SURNAME_PARTICLES: frozenset[str] = frozenset({"DE", "DEL", "LA", "LAS", "LOS", "Y", "DA", "DOS", "VAN", "VON"})

@@ -1,0 +1,91 @@
+"""The name levels added for recall, in SQL and in their Python twins, on pairs chosen to sit at their edges."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from taxmatch.match.model import (
+    GENDER_VARIANT,
+    MIDDLE_IN_GIVEN,
+    _gender_variant,
+    _middle_in_given,
+    _one_keying_error,
+    _one_keying_error_sql,
+)
+
+
+def _sql(condition: str, **columns: str | None) -> bool:
+    names = ", ".join(columns)
+    placeholders = ", ".join("?" for _ in columns)
+    found = duckdb.sql(
+        f"SELECT coalesce(({condition}), false) FROM (SELECT {placeholders}) AS t({names})",
+        params=list(columns.values()),
+    ).fetchone()
+    assert found is not None
+    return bool(found[0])
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ("SNITH", "SMITH", True),  # a neighbouring key
+        ("MPORE", "MOORE", True),
+        ("PAYEL", "PATEL", True),
+        ("MQRIA", "MARIA", True),
+        ("DABIS", "DAVIS", True),
+        ("JSESICA", "JESSICA", True),  # two letters swapped
+        ("LINDA", "LINDAA", True),  # a doubled letter
+        ("MARY", "MARK", False),  # four letters: too many real names one edit apart
+        ("JOHN", "JOAN", False),
+        ("MARY", "GARY", False),  # the first letter differs
+        ("DANA", "LANA", False),
+        ("MARIA", "MARTHA", False),  # two edits
+        ("SMITH", "SMYTHE", False),
+    ],
+)
+def test_one_keying_error(left: str, right: str, expected: bool) -> None:
+    assert _one_keying_error(left, right) is expected
+    assert _sql(_one_keying_error_sql("first_name"), first_name_l=left, first_name_r=right) is expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ("GABRIEL", "GABRIELA", True),
+        ("DANIEL", "DANIELLE", True),
+        ("RENE", "RENEE", True),
+        ("ANTONIO", "ANTONIA", True),
+        ("ROSA", "ROSAA", False),  # a doubled key: no name is made by a second A
+        ("LISAA", "LISA", False),
+        ("PATRICIA", "PATRICIAA", False),
+        ("ROSA", "ROSE", False),
+    ],
+)
+def test_gender_variant(left: str, right: str, expected: bool) -> None:
+    assert _gender_variant(left, right) is expected
+    assert _sql(GENDER_VARIANT, first_name_l=left, first_name_r=right) is expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        (("MARIA", "G"), ("MARIA GUADALUPE", "A"), True),  # request's middle is the return's second given name
+        (("MARIA GUADALUPE", "A"), ("MARIA", "G"), True),
+        (("MARIA", "G"), ("MARIA", "A"), False),
+        (("JOHN", "P"), (None, "A"), False),
+        (("JOHN PAUL", "A"), ("JOHN", "B"), False),
+    ],
+)
+def test_middle_in_given(left: tuple[str | None, str], right: tuple[str | None, str], expected: bool) -> None:
+    sides = {
+        "first_name_l": left[0],
+        "middle_initial_l": left[1],
+        "first_name_r": right[0],
+        "middle_initial_r": right[1],
+    }
+    python = _middle_in_given(
+        {"first_name": left[0], "middle_initial": left[1]}, {"first_name": right[0], "middle_initial": right[1]}
+    )
+    assert python is expected
+    assert _sql(MIDDLE_IN_GIVEN, **sides) is expected
