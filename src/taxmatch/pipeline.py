@@ -21,7 +21,7 @@ from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
 from taxmatch.match.candidates import CandidatePair
-from taxmatch.match.decide import Choice, choose_taxpayer, disclose
+from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
 from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
 
@@ -77,8 +77,19 @@ def decide_requests(
         pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in chunk}
         for pair in engine.score(chunk):
             pairs_by_request[pair.request_index].append(pair)
+        # A request left ambiguous by a Jr/Sr namesake found elsewhere is decided again with what the
+        # master says of those namesakes (one read for the chunk): most cannot be the best's Jr/Sr.
+        decided: list[tuple[int, RequestRecord, Choice | ReasonCode]] = []
+        facts_wanted: set[str] = set()
         for index, request in chunk:
             choice = choose_taxpayer(pairs_by_request[index], policy)
+            if choice is ReasonCode.AMBIGUOUS:
+                facts_wanted |= generation_facts_wanted(pairs_by_request[index], policy)
+            decided.append((index, request, choice))
+        facts = engine.taxpayer_facts(facts_wanted)
+        for index, request, choice in decided:
+            if choice is ReasonCode.AMBIGUOUS and facts:
+                choice = choose_taxpayer(pairs_by_request[index], policy, facts)
             if isinstance(choice, Choice):
                 chosen.append((index, request, choice))
             else:

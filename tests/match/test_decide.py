@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from taxmatch.match.candidates import CandidatePair, ReturnRow
-from taxmatch.match.decide import Choice, choose_taxpayer, disclose
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
 from taxmatch.records import Outcome, ReasonCode
 from taxmatch.settings import Policy
 
@@ -104,6 +104,55 @@ def test_twin_with_another_first_name_is_told_apart() -> None:
 def test_a_strong_rival_anywhere_shares_the_probability() -> None:
     rival_elsewhere = scored(STRONG, 0.999, return_id=3, tin="323456789", address_level="zip_only")
     assert choose_taxpayer([STRONG, rival_elsewhere], POLICY) is ReasonCode.AMBIGUOUS
+
+
+# The best taxpayer has no suffix and the request no date of birth; a namesake elsewhere files as JR.
+UNCONFIRMED = STRONG._replace(dob_level="missing")
+JR_ELSEWHERE = scored(UNCONFIRMED, 1e-6, return_id=4, tin="423456789", address_level="different", return_suffix="JR")
+
+
+def facts(addresses: set[str], years: set[int], initials: set[str]) -> TaxpayerFacts:
+    return TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
+
+
+def test_a_suffixed_namesake_elsewhere_makes_it_ambiguous_without_facts() -> None:
+    assert choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY) is ReasonCode.AMBIGUOUS
+    assert generation_facts_wanted([UNCONFIRMED, JR_ELSEWHERE], POLICY) == {UNCONFIRMED.tin, JR_ELSEWHERE.tin}
+
+
+def test_facts_are_wanted_only_when_a_suffixed_namesake_could_change_the_answer() -> None:
+    assert generation_facts_wanted([UNCONFIRMED], POLICY) == frozenset()
+    assert generation_facts_wanted([STRONG, JR_ELSEWHERE._replace(dob_level="exact")], POLICY) == frozenset()
+    asked_for_jr = [UNCONFIRMED._replace(request_suffix="JR"), JR_ELSEWHERE._replace(request_suffix="JR")]
+    assert generation_facts_wanted(asked_for_jr, POLICY) == frozenset()
+
+
+def test_a_namesake_who_could_be_his_son_keeps_it_ambiguous() -> None:
+    father = facts({"62701|12"}, {1960}, {"J"})
+    known = {UNCONFIRMED.tin: father, JR_ELSEWHERE.tin: facts({"30301|4"}, {1986}, {"J"})}
+    assert choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, known) is ReasonCode.AMBIGUOUS
+    # Unknown birth years or middle initials link them too, and so does any address filed from by both.
+    unknown = {UNCONFIRMED.tin: father, JR_ELSEWHERE.tin: facts({"30301|4"}, set(), set())}
+    assert choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, unknown) is ReasonCode.AMBIGUOUS
+    shared = {UNCONFIRMED.tin: father, JR_ELSEWHERE.tin: facts({"62701|12"}, {1961}, {"K"})}
+    assert choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, shared) is ReasonCode.AMBIGUOUS
+    missing = {UNCONFIRMED.tin: father}
+    assert choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, missing) is ReasonCode.AMBIGUOUS
+
+
+def test_a_namesake_who_cannot_be_his_father_or_son_is_passed_over() -> None:
+    best = facts({"62701|12"}, {1960}, {"J"})
+    other_middle = {UNCONFIRMED.tin: best, JR_ELSEWHERE.tin: facts({"30301|4"}, {1986}, {"R"})}
+    choice = choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, other_middle)
+    assert isinstance(choice, Choice) and choice.tin == UNCONFIRMED.tin
+    same_generation = {UNCONFIRMED.tin: best, JR_ELSEWHERE.tin: facts({"30301|4"}, {1965}, {"J"})}
+    assert isinstance(choose_taxpayer([UNCONFIRMED, JR_ELSEWHERE], POLICY, same_generation), Choice)
+
+
+def test_facts_never_clear_the_best_taxpayers_own_suffix() -> None:
+    own = UNCONFIRMED._replace(return_suffix="SR")
+    known = {own.tin: facts({"62701|12"}, {1960}, {"J"})}
+    assert choose_taxpayer([own], POLICY, known) is ReasonCode.AMBIGUOUS
 
 
 def test_a_vetoed_relative_does_not_make_it_ambiguous() -> None:

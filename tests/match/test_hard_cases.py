@@ -17,6 +17,7 @@ import pytest
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.master import MasterRowProblem
+from taxmatch.match.decide import choose_taxpayer, generation_facts_wanted
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision, Outcome, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
@@ -81,6 +82,10 @@ TUCSON_MESQUITE = Place("2250 Mesquite Rd", "Tucson", "AZ", "85705")
 OMAHA_ELM = Place("1104 Elm St", "Omaha", "NE", "68102")
 ALBANY_STATE = Place("57 State St", "Albany", "NY", "12207")
 FRESNO_OLIVE = Place("820 Olive Ave", "Fresno", "CA", "93728")
+PEORIA_ADAMS = Place("611 Adams St", "Peoria", "IL", "61602")
+ROCKFORD_STATE = Place("1930 State St", "Rockford", "IL", "61102")
+EL_PASO_MESA = Place("4020 Mesa St", "El Paso", "TX", "79902")
+LUBBOCK_AVE_Q = Place("2215 Avenue Q", "Lubbock", "TX", "79411")
 
 
 @dataclass(frozen=True)
@@ -127,12 +132,18 @@ GERARDO = Taxpayer("905862917", "Gerardo", "Villanueva", "1971-03-30")
 # non-filing wife's name differs from his by its first letter (Gary, Mary).
 TWIN_MARK = Taxpayer("907952614", "Mark", "Ellsworth", "1994-02-11")
 GARY = Taxpayer("902619385", "Gary", "Lindgren", "1962-07-23")
+# Namesakes with a Jr in another city of the state: one is a stranger (another middle name, three
+# years apart), the other the best taxpayer's son (his whole name, 28 years younger).
+BRENNAN = Taxpayer("903275146", "Walter", "Brennan", "1990-05-14", middle="James")
+BRENNAN_JR_STRANGER = Taxpayer("905416278", "Walter", "Brennan", "1993-08-02", middle="Lee", suffix="JR")
+KETTERING = Taxpayer("907138452", "Ambrose", "Kettering", "1950-11-20", middle="Dale")
+KETTERING_JR_SON = Taxpayer("902593716", "Ambrose", "Kettering", "1978-04-09", middle="Dale", suffix="JR")
 
 HANDCRAFTED = (
     SR, JR, FATHER_NO_SUFFIX, SON_JR, HUSBAND, GABRIEL, ROBERT_HUSBAND, MARIA_HOUSTON, MARIA_CHICAGO,
     TWO_SURNAMES, ROBERT, JOSE_LUIS, JOSE_ACCENT, MOHAMMED, MOVER, NEW_TENANT, MADISON, FLAT_2B,
     TWIN_JORDAN, TWIN_TAYLOR, TWIN_DANIEL, TWIN_DANIELLE, PRIYA, PAST_FILER, SHORT_SURNAME, ROSA, GERARDO,
-    TWIN_MARK, GARY,
+    TWIN_MARK, GARY, BRENNAN, BRENNAN_JR_STRANGER, KETTERING, KETTERING_JR_SON,
 )  # fmt: skip
 
 
@@ -186,6 +197,10 @@ def handcrafted_rows() -> list[list[str]]:
     rows += returns(GERARDO, OMAHA_ELM, RECENT)
     rows += returns(TWIN_MARK, ALBANY_STATE, RECENT)
     rows += returns(GARY, FRESNO_OLIVE, RECENT)
+    rows += returns(BRENNAN, PEORIA_ADAMS, RECENT)
+    rows += returns(BRENNAN_JR_STRANGER, ROCKFORD_STATE, RECENT)
+    rows += returns(KETTERING, EL_PASO_MESA, RECENT)
+    rows += returns(KETTERING_JR_SON, LUBBOCK_AVE_Q, RECENT)
     return rows
 
 
@@ -309,6 +324,22 @@ def test_father_without_suffix_and_jr_son_with_the_fathers_dob(engine: DuckDBEng
 def test_father_without_suffix_and_jr_son_with_the_sons_tin(engine: DuckDBEngine) -> None:
     decision = decide(engine, request("Clarence", "Pemberton", SPRINGFIELD_LINDEN, tin=SON_JR.tin))
     assert_disclosed(decision, SON_JR, SPRINGFIELD_LINDEN)
+
+
+def test_a_stranger_with_the_same_name_and_a_jr_elsewhere_leaves_it_unambiguous(engine: DuckDBEngine) -> None:
+    # The Jr is found (same name, same state), and without what his returns say he would count.
+    pairs = engine.score([(0, request("Walter", "Brennan", PEORIA_ADAMS))])
+    assert BRENNAN_JR_STRANGER.tin in generation_facts_wanted(pairs, POLICY)
+    assert choose_taxpayer(pairs, POLICY) is ReasonCode.AMBIGUOUS
+    decision = decide(engine, request("Walter", "Brennan", PEORIA_ADAMS))
+    assert_disclosed(decision, BRENNAN, PEORIA_ADAMS)
+
+
+def test_a_jr_elsewhere_who_could_be_the_son_keeps_it_ambiguous(engine: DuckDBEngine) -> None:
+    decision = decide(engine, request("Ambrose", "Kettering", EL_PASO_MESA))
+    assert_not_matched(decision, {ReasonCode.AMBIGUOUS})
+    decision = decide(engine, request("Ambrose", "Kettering", EL_PASO_MESA, dob=KETTERING.dob))
+    assert_disclosed(decision, KETTERING, EL_PASO_MESA)
 
 
 # ---- household members and namesakes ----------------------------------------------------------

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
-from taxmatch.match.candidates import CandidatePair, ReturnRow, distinct_pairs
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
 from taxmatch.match.python_scorer import PythonScorer
@@ -624,6 +624,38 @@ class DuckDBEngine:
         for found in returns:
             by_tin.setdefault(found.tin, []).append(found)
         return by_tin
+
+    def taxpayer_facts(self, tins: Iterable[str]) -> dict[str, TaxpayerFacts]:
+        """Addresses, years of birth and middle initials over all profiles of each TIN (for the
+        generation rule): index point reads for a few, one join for many."""
+        wanted = sorted(set(tins))
+        if not wanted:
+            return {}
+        columns = "p.tin, p.key_address, p.dob, p.middle_initial"
+        if len(wanted) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            query = " UNION ALL ".join(
+                f"SELECT {columns} FROM master_profiles p WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
+            )
+            rows = self.connection.execute(query).fetchall()
+        else:
+            self.connection.register("wanted_tins", pa.table({"tin": pa.array(wanted, type=pa.string())}))
+            rows = self.connection.execute(
+                f"SELECT {columns} FROM master_profiles p JOIN wanted_tins w ON w.tin = p.key_tin"
+            ).fetchall()
+            self.connection.unregister("wanted_tins")
+        found: dict[str, tuple[set[str], set[int], set[str]]] = {}
+        for tin, address, dob, middle_initial in rows:
+            addresses, birth_years, middle_initials = found.setdefault(str(tin), (set(), set(), set()))
+            if address:
+                addresses.add(str(address))
+            if dob:
+                birth_years.add(int(str(dob)[:4]))
+            if middle_initial:
+                middle_initials.add(str(middle_initial))
+        return {
+            tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
+            for tin, (addresses, years, initials) in found.items()
+        }
 
 
 _REQUEST_RAW_COLUMNS = (

@@ -61,3 +61,14 @@ class ReturnRow:
     state: str
     zip: str
     phone: str
+
+
+@dataclass(frozen=True)
+class TaxpayerFacts:
+    """What a taxpayer's returns say beyond one pair: every address filed from (zip5|house number),
+    every year of birth and every middle initial. The generation rule reads them to tell the best
+    taxpayer's own Jr/Sr from an unrelated namesake who happens to carry a suffix."""
+
+    addresses: frozenset[str]
+    birth_years: frozenset[int]
+    middle_initials: frozenset[str]

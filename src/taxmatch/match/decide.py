@@ -18,10 +18,10 @@ Precision before recall. A taxpayer is disclosed only when all of these hold:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from taxmatch.match.candidates import CandidatePair, ReturnRow
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 from taxmatch.settings import Policy
 
@@ -84,23 +84,59 @@ def _evidence(pair: CandidatePair) -> str:
 MIN_CANDIDATE_WEIGHT = -20.0
 
 GENERATIONAL_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V"})
+# A child named after a parent is born at least this many years after them.
+MIN_GENERATION_GAP_YEARS = 14
 
 
-def _generation_unconfirmed(best: CandidatePair, pairs: Sequence[CandidatePair], vetoed: set[str]) -> bool:
+def _could_be_other_generation(best: TaxpayerFacts | None, namesake: TaxpayerFacts | None) -> bool:
+    """Whether a namesake with a Jr/Sr could be the best taxpayer's father or son.
+
+    A Jr carries his father's whole name, middle name included, and is a generation younger; so
+    a middle initial that differs on every return, or dates of birth too close for a parent
+    and child, make two unrelated people — unless they ever filed from one address (then they
+    are assumed related, whatever their returns say). What is unknown links them.
+    """
+    if best is None or namesake is None or best.addresses & namesake.addresses:
+        return True
+    if best.middle_initials and namesake.middle_initials and not best.middle_initials & namesake.middle_initials:
+        return False
+    gaps = [abs(ours - theirs) for ours in best.birth_years for theirs in namesake.birth_years]
+    return not (gaps and all(gap < MIN_GENERATION_GAP_YEARS for gap in gaps))
+
+
+def _generation_confirmed(best: CandidatePair) -> bool:
+    return best.dob_level in ("exact", "keying_error") or best.tin_level in ("exact", "keying_error")
+
+
+def _is_suffixed_namesake(pair: CandidatePair, best: CandidatePair, vetoed: set[str]) -> bool:
+    return (
+        pair.tin != best.tin
+        and pair.tin not in vetoed
+        and pair.first_name_level == "exact"
+        and pair.last_name_level == "exact"
+        and pair.return_suffix in GENERATIONAL_SUFFIXES
+    )
+
+
+def _generation_unconfirmed(
+    best: CandidatePair, pairs: Sequence[CandidatePair], vetoed: set[str], facts: Mapping[str, TaxpayerFacts]
+) -> bool:
     """A Jr/Sr that the request does not settle.
 
     A return that says SR implies a JR (who may not file, or file elsewhere), so when any
-    return of the best taxpayer — or of an unvetoed namesake found anywhere — carries a
-    generational suffix the request does not repeat, or the request carries one no such return
-    repeats, only a date of birth or TIN that agrees can say which generation is meant.
+    return of the best taxpayer — or of an unvetoed namesake found anywhere who could be his
+    father or son (`_could_be_other_generation`; without facts, any) — carries a generational
+    suffix the request does not repeat, or the request carries one no such return repeats, only
+    a date of birth or TIN that agrees can say which generation is meant.
     """
-    if best.dob_level in ("exact", "keying_error") or best.tin_level in ("exact", "keying_error"):
+    if _generation_confirmed(best):
         return False
+    best_facts = facts.get(best.tin)
     same_name = [
         pair
         for pair in pairs
         if pair.tin == best.tin
-        or (pair.tin not in vetoed and pair.first_name_level == "exact" and pair.last_name_level == "exact")
+        or (_is_suffixed_namesake(pair, best, vetoed) and _could_be_other_generation(best_facts, facts.get(pair.tin)))
     ]
     on_returns = {pair.return_suffix for pair in same_name} & GENERATIONAL_SUFFIXES
     requested = {best.request_suffix} & GENERATIONAL_SUFFIXES
@@ -119,8 +155,15 @@ def _posterior(best_weight: float, other_weights: Sequence[float]) -> float:
     return 1.0 / (1.0 + math.pow(2.0, -best_weight) + rest)
 
 
-def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | ReasonCode:
-    """The one taxpayer a request points to, or the reason there is none."""
+@dataclass(frozen=True)
+class _Ranking:
+    pairs: list[CandidatePair]
+    vetoed: set[str]
+    strongest: dict[str, CandidatePair]
+    ranked: list[CandidatePair]  # the strongest corroborated pair of each unvetoed taxpayer, best first
+
+
+def _rank(pairs: Sequence[CandidatePair], policy: Policy) -> _Ranking | ReasonCode:
     strongest_weight: dict[str, float] = {}
     for pair in pairs:
         strongest_weight[pair.tin] = max(pair.match_weight, strongest_weight.get(pair.tin, -math.inf))
@@ -139,11 +182,45 @@ def choose_taxpayer(pairs: Sequence[CandidatePair], policy: Policy) -> Choice | 
     ranked = sorted(corroborated.values(), key=lambda pair: (-pair.match_weight, pair.tin))
     if not ranked or ranked[0].match_probability < policy.candidate_floor:
         return ReasonCode.BELOW_THRESHOLD
+    return _Ranking(pairs, vetoed, strongest, ranked)
+
+
+def generation_facts_wanted(pairs: Sequence[CandidatePair], policy: Policy) -> frozenset[str]:
+    """The TINs whose `TaxpayerFacts` could change `choose_taxpayer`'s answer for these pairs.
+
+    Empty unless the best taxpayer is unconfirmed by date of birth or TIN, the request has no
+    suffix of its own, and some namesake found elsewhere carries a Jr/Sr: then the best and
+    those namesakes.
+    """
+    ranking = _rank(pairs, policy)
+    if isinstance(ranking, ReasonCode):
+        return frozenset()
+    best = ranking.ranked[0]
+    if _generation_confirmed(best) or best.request_suffix in GENERATIONAL_SUFFIXES:
+        return frozenset()
+    namesakes = {pair.tin for pair in ranking.pairs if _is_suffixed_namesake(pair, best, ranking.vetoed)}
+    return frozenset({best.tin, *namesakes}) if namesakes else frozenset()
+
+
+def choose_taxpayer(
+    pairs: Sequence[CandidatePair], policy: Policy, facts: Mapping[str, TaxpayerFacts] | None = None
+) -> Choice | ReasonCode:
+    """The one taxpayer a request points to, or the reason there is none.
+
+    `facts` (from `generation_facts_wanted`'s TINs) lets the generation rule pass over namesakes
+    who cannot be the best taxpayer's Jr/Sr; without them every suffixed namesake counts.
+    """
+    ranking = _rank(pairs, policy)
+    if isinstance(ranking, ReasonCode):
+        return ranking
+    pairs, vetoed, strongest, ranked = ranking.pairs, ranking.vetoed, ranking.strongest, ranking.ranked
     best = ranked[0]
     # The household rule: another taxpayer at a corroborated address whose name agrees as well,
     # with nothing given (date of birth, TIN, suffix) that vetoes them, cannot be told apart from
     # the best by what the request says, whatever the probabilities are.
-    if any(_as_close_a_name(other, best) for other in ranked[1:]) or _generation_unconfirmed(best, pairs, vetoed):
+    if any(_as_close_a_name(other, best) for other in ranked[1:]) or _generation_unconfirmed(
+        best, pairs, vetoed, facts or {}
+    ):
         return ReasonCode.AMBIGUOUS
     if not _names_agree(best):
         return ReasonCode.BELOW_THRESHOLD
