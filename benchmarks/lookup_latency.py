@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from _common import git_commit
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.settings import Workspace
 
@@ -62,20 +63,6 @@ def people_in(data: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return people if isinstance(people, int) else None
-
-
-def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty-src" if dirty else "")
 
 
 def cpu_seconds(pid: int) -> float | None:

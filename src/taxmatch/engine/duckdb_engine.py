@@ -6,7 +6,8 @@ this module only runs them.
 
 Tables:
 - master_returns   one row per usable master row, raw display fields + model input columns
-- master_profiles  one row per distinct (taxpayer, model input columns): what is blocked and scored
+- master_profiles  one row per distinct (taxpayer, model input columns): what is blocked and scored;
+                   point_row packs its model input columns for the on-demand reads
 - model_store      fitted model JSON by version (the newest row is current)
 - name_lookup      per distinct folded name: the names it may stand for, its transliteration skeleton
 """
