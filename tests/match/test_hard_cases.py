@@ -86,6 +86,7 @@ PEORIA_ADAMS = Place("611 Adams St", "Peoria", "IL", "61602")
 ROCKFORD_STATE = Place("1930 State St", "Rockford", "IL", "61102")
 EL_PASO_MESA = Place("4020 Mesa St", "El Paso", "TX", "79902")
 LUBBOCK_AVE_Q = Place("2215 Avenue Q", "Lubbock", "TX", "79411")
+SACRAMENTO_J = Place("1717 J St", "Sacramento", "CA", "95811")
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,15 @@ GARY = Taxpayer("902619385", "Gary", "Lindgren", "1962-07-23")
 BRENNAN = Taxpayer("903275146", "Walter", "Brennan", "1990-05-14", middle="James")
 BRENNAN_JR_STRANGER = Taxpayer("905416278", "Walter", "Brennan", "1993-08-02", middle="Lee", suffix="JR")
 KETTERING = Taxpayer("907138452", "Ambrose", "Kettering", "1950-11-20", middle="Dale")
+# A husband whose non-filing wife's compound given name shares his first syllable.
+JI_HOON = Taxpayer("908315729", "Ji-hoon", "Choi", "1988-03-03")
 KETTERING_JR_SON = Taxpayer("902593716", "Ambrose", "Kettering", "1978-04-09", middle="Dale", suffix="JR")
 
 HANDCRAFTED = (
     SR, JR, FATHER_NO_SUFFIX, SON_JR, HUSBAND, GABRIEL, ROBERT_HUSBAND, MARIA_HOUSTON, MARIA_CHICAGO,
     TWO_SURNAMES, ROBERT, JOSE_LUIS, JOSE_ACCENT, MOHAMMED, MOVER, NEW_TENANT, MADISON, FLAT_2B,
     TWIN_JORDAN, TWIN_TAYLOR, TWIN_DANIEL, TWIN_DANIELLE, PRIYA, PAST_FILER, SHORT_SURNAME, ROSA, GERARDO,
-    TWIN_MARK, GARY, BRENNAN, BRENNAN_JR_STRANGER, KETTERING, KETTERING_JR_SON,
+    TWIN_MARK, GARY, BRENNAN, BRENNAN_JR_STRANGER, KETTERING, KETTERING_JR_SON, JI_HOON,
 )  # fmt: skip
 
 
@@ -201,6 +204,7 @@ def handcrafted_rows() -> list[list[str]]:
     rows += returns(BRENNAN_JR_STRANGER, ROCKFORD_STATE, RECENT)
     rows += returns(KETTERING, EL_PASO_MESA, RECENT)
     rows += returns(KETTERING_JR_SON, LUBBOCK_AVE_Q, RECENT)
+    rows += returns(JI_HOON, SACRAMENTO_J, RECENT)
     return rows
 
 
@@ -464,6 +468,14 @@ def test_non_filing_wife_whose_name_differs_by_its_first_letter_is_not_matched(
     engine: DuckDBEngine, dob: str | None
 ) -> None:
     decision = decide(engine, request("Mary", "Lindgren", FRESNO_OLIVE, dob=dob))
+    assert_not_matched(decision, NOT_FOUND)
+
+
+@pytest.mark.parametrize("dob", [None, "1990-09-14"], ids=["no-dob", "her-dob"])
+def test_non_filing_wife_whose_compound_name_shares_his_first_word_is_not_matched(
+    engine: DuckDBEngine, dob: str | None
+) -> None:
+    decision = decide(engine, request("Ji-yeon", "Choi", SACRAMENTO_J, dob=dob))
     assert_not_matched(decision, NOT_FOUND)
 
 

@@ -8,14 +8,17 @@ import pytest
 from taxmatch.match.model import (
     GENDER_VARIANT,
     MIDDLE_IN_GIVEN,
+    NICKNAME,
+    PYTHON_LEVELS,
     _gender_variant,
     _middle_in_given,
     _one_keying_error,
     _one_keying_error_sql,
 )
+from taxmatch.standardize.names import given_name_forms
 
 
-def _sql(condition: str, **columns: str | None) -> bool:
+def _sql(condition: str, **columns: str | list[str] | None) -> bool:
     names = ", ".join(columns)
     placeholders = ", ".join("?" for _ in columns)
     found = duckdb.sql(
@@ -89,3 +92,32 @@ def test_middle_in_given(left: tuple[str | None, str], right: tuple[str | None, 
     )
     assert python is expected
     assert _sql(MIDDLE_IN_GIVEN, **sides) is expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ("BOB", "ROBERT", True),
+        ("MARIA", "MARIA GUADALUPE", True),  # a compound name's first word
+        ("JOSE LUIS", "PEPE", True),
+        ("JUAN CARLOS", "JUAN PABLO", False),  # two compound names: two people
+        ("JI YEON", "JI HOON", False),
+        ("MIN JI", "MIN JUN", False),
+        ("BOB", "MARY", False),
+    ],
+)
+def test_nickname(left: str, right: str, expected: bool) -> None:
+    sides = {
+        "first_name_l": left,
+        "first_name_r": right,
+        "first_forms_l": list(given_name_forms(left)),
+        "first_forms_r": list(given_name_forms(right)),
+    }
+    (_, condition) = next(level for level in PYTHON_LEVELS["first_name"] if level[0] == "nickname")
+    assert condition is not None
+    python = condition(
+        {"first_name": left, "first_forms": sides["first_forms_l"]},
+        {"first_name": right, "first_forms": sides["first_forms_r"]},
+    )
+    assert python is expected
+    assert _sql(NICKNAME, **sides) is expected

@@ -102,6 +102,15 @@ MIDDLE_IN_GIVEN = (
     " OR middle_initial_r = substr(split_part(first_name_l, ' ', 2), 1, 1))"
 )
 
+# Given names that share a form (Bob/Robert; a compound name's first word: Maria Guadalupe/Maria).
+# Two compound names that differ are two people even when their first words agree (Juan Carlos and
+# Juan Pablo are brothers; Korean Ji-yeon and Ji-hoon a couple): their first words are no form of
+# each other, so the level needs at least one side of a single word.
+NICKNAME = (
+    'array_length(list_intersect("first_forms_l", "first_forms_r")) >= 1'
+    " AND NOT (contains(first_name_l, ' ') AND contains(first_name_r, ' '))"
+)
+
 # Why each level exists (docs/matching.md says more):
 # first name   exact (with term frequency: a shared rare name says more than a shared JOHN), swapped
 #              given/family order, nickname (Bob/Robert, Pepe/Jose), gender_variant (Gabriel/Gabriela:
@@ -143,7 +152,7 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.ExactMatchLevel("first_name", term_frequency_adjustments=True), "exact", "first_name"),
             _level(cll.CustomLevel(NAMES_SWAPPED), "swapped", "first_name"),
             _level(cll.CustomLevel(GENDER_VARIANT), "gender_variant", "first_name"),
-            _level(cll.ArrayIntersectLevel("first_forms", min_intersection=1), "nickname", "first_name"),
+            _level(cll.CustomLevel(NICKNAME), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
             _level(cll.CustomLevel(_one_keying_error_sql("first_name")), "typo", "first_name"),
             # A skeleton of two letters is too little to say two given names are one (Susan, Sean: SN).
@@ -364,7 +373,13 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("exact", lambda left, right: left["first_name"] == right["first_name"]),
         ("swapped", _swapped),
         ("gender_variant", lambda left, right: _gender_variant(left["first_name"], right["first_name"])),
-        ("nickname", lambda left, right: _lists_intersect(left["first_forms"], right["first_forms"])),
+        (
+            "nickname",
+            lambda left, right: (
+                _lists_intersect(left["first_forms"], right["first_forms"])
+                and not (" " in left["first_name"] and " " in right["first_name"])
+            ),
+        ),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
         ("typo", lambda left, right: _one_keying_error(left["first_name"], right["first_name"])),
         (
