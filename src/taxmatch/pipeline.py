@@ -10,7 +10,9 @@ import datetime
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +32,10 @@ if TYPE_CHECKING:
 from taxmatch.validate import validate_request
 from taxmatch.validate.tax_period import parse_tax_years
 
-# Requests scored per Splink run: bounds memory (pairs are materialized per chunk).
-SCORING_CHUNK_REQUESTS = 50_000
+# Requests validated and scored together. Small enough that validating the next chunk in Python
+# overlaps DuckDB scoring this one (DuckDB releases the GIL while it works), large enough that the
+# query's fixed costs (staging, one pass over the master per blocking key) stay small.
+SCORING_CHUNK_ITEMS = 25_000
 
 Progress = Callable[[str, int, int], None]
 
@@ -47,11 +51,103 @@ def decide_requests(
     items: Sequence[Item],
     progress: Progress = _no_progress,
 ) -> list[Decision]:
-    """Exactly one decision per item, in input order."""
+    """Exactly one decision per item, in input order.
+
+    Chunk by chunk: validate (this thread), then score and choose (one worker thread). While
+    the worker scores chunk k in DuckDB, which releases the GIL, this thread validates chunk
+    k+1. Every engine call runs on the worker, one at a time, so the connection needs no lock;
+    the decisions do not depend on the chunking.
+    """
     decisions: list[Decision | None] = [None] * len(items)
     seen_ids: set[str] = set()
+    chosen: list[tuple[int, RequestRecord, Choice]] = []
+    scored = valid_total = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-engine") as engine_thread:
+        in_flight: deque[tuple[int, Future[list[tuple[int, RequestRecord, Choice | ReasonCode]]]]] = deque()
+
+        def collect() -> None:
+            nonlocal scored
+            count, future = in_flight.popleft()
+            for index, request, choice in future.result():
+                if isinstance(choice, Choice):
+                    chosen.append((index, request, choice))
+                else:
+                    decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
+            scored += count
+            progress("scored", scored, max(valid_total, scored))
+
+        for start in range(0, len(items), SCORING_CHUNK_ITEMS):
+            to_score = _validate_chunk(items, start, start + SCORING_CHUNK_ITEMS, policy, as_of, seen_ids, decisions)
+            valid_total += len(to_score)
+            progress("validated", min(start + SCORING_CHUNK_ITEMS, len(items)), len(items))
+            in_flight.append((len(to_score), engine_thread.submit(_score_and_choose, engine, policy, to_score)))
+            # One chunk queued behind the one scoring is enough to keep the worker busy.
+            while len(in_flight) > 2:
+                collect()
+        while in_flight:
+            collect()
+
+        periods: dict[int, tuple[int, int]] = {}
+        for index, request, _ in chosen:
+            years = parse_tax_years(request.tax_years)
+            assert years is not None, "validation guarantees a tax period"
+            periods[index] = years
+        # One read of the disclosed returns for the whole batch, not one per chunk.
+        latest = engine_thread.submit(
+            engine.latest_returns, [(index, choice.tin, *periods[index]) for index, _, choice in chosen]
+        ).result()
+    for index, request, choice in chosen:
+        decisions[index] = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
+
+    assert all(decision is not None for decision in decisions)
+    return [decision for decision in decisions if decision is not None]
+
+
+def _score_and_choose(
+    engine: DuckDBEngine, policy: Policy, to_score: list[tuple[int, RequestRecord]]
+) -> list[tuple[int, RequestRecord, Choice | ReasonCode]]:
+    """Score a chunk of valid requests and choose each one's taxpayer (or say why none)."""
+    pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in to_score}
+    for pair in engine.score(to_score):
+        pairs_by_request[pair.request_index].append(pair)
+    # A request left ambiguous by a Jr/Sr namesake found elsewhere is decided again with what the
+    # master says of those namesakes (one read for the chunk): most cannot be the best's Jr/Sr.
+    decided: list[tuple[int, RequestRecord, Choice | ReasonCode]] = []
+    facts_wanted: set[str] = set()
+    for index, request in to_score:
+        choice = choose_taxpayer(pairs_by_request[index], policy)
+        if choice is ReasonCode.AMBIGUOUS:
+            facts_wanted |= generation_facts_wanted(pairs_by_request[index], policy)
+        decided.append((index, request, choice))
+    facts = engine.taxpayer_facts(facts_wanted)
+    if not facts:
+        return decided
+    return [
+        (
+            index,
+            request,
+            choose_taxpayer(pairs_by_request[index], policy, facts) if choice is ReasonCode.AMBIGUOUS else choice,
+        )
+        for index, request, choice in decided
+    ]
+
+
+def _validate_chunk(
+    items: Sequence[Item],
+    start: int,
+    stop: int,
+    policy: Policy,
+    as_of: datetime.date,
+    seen_ids: set[str],
+    decisions: list[Decision | None],
+) -> list[tuple[int, RequestRecord]]:
+    """Reject what fails validation (in `decisions`); return the rest, with their item index, to score.
+
+    `seen_ids` carries over from chunk to chunk, in input order: the first of a repeated id wins.
+    """
     to_score: list[tuple[int, RequestRecord]] = []
-    for index, item in enumerate(items):
+    for index in range(start, min(stop, len(items))):
+        item = items[index]
         request_id = outcome_request_id(item)
         if isinstance(item, MalformedRecord):
             decisions[index] = Decision(
@@ -69,45 +165,7 @@ def decide_requests(
             decisions[index] = Decision(request_id, Outcome.REJECTED, tuple(codes))
         else:
             to_score.append((index, item))
-    progress("validated", len(items), len(items))
-
-    chosen: list[tuple[int, RequestRecord, Choice]] = []
-    for start in range(0, len(to_score), SCORING_CHUNK_REQUESTS):
-        chunk = to_score[start : start + SCORING_CHUNK_REQUESTS]
-        pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in chunk}
-        for pair in engine.score(chunk):
-            pairs_by_request[pair.request_index].append(pair)
-        # A request left ambiguous by a Jr/Sr namesake found elsewhere is decided again with what the
-        # master says of those namesakes (one read for the chunk): most cannot be the best's Jr/Sr.
-        decided: list[tuple[int, RequestRecord, Choice | ReasonCode]] = []
-        facts_wanted: set[str] = set()
-        for index, request in chunk:
-            choice = choose_taxpayer(pairs_by_request[index], policy)
-            if choice is ReasonCode.AMBIGUOUS:
-                facts_wanted |= generation_facts_wanted(pairs_by_request[index], policy)
-            decided.append((index, request, choice))
-        facts = engine.taxpayer_facts(facts_wanted)
-        for index, request, choice in decided:
-            if choice is ReasonCode.AMBIGUOUS and facts:
-                choice = choose_taxpayer(pairs_by_request[index], policy, facts)
-            if isinstance(choice, Choice):
-                chosen.append((index, request, choice))
-            else:
-                decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
-        progress("scored", min(start + len(chunk), len(to_score)), len(to_score))
-
-    # One read of the disclosed returns for the whole batch, not one per chunk.
-    periods: dict[int, tuple[int, int]] = {}
-    for index, request, _ in chosen:
-        years = parse_tax_years(request.tax_years)
-        assert years is not None, "validation guarantees a tax period"
-        periods[index] = years
-    latest = engine.latest_returns([(index, choice.tin, *periods[index]) for index, _, choice in chosen])
-    for index, request, choice in chosen:
-        decisions[index] = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
-
-    assert all(decision is not None for decision in decisions)
-    return [decision for decision in decisions if decision is not None]
+    return to_score
 
 
 @dataclass(frozen=True)

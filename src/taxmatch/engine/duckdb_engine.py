@@ -412,20 +412,21 @@ class DuckDBEngine:
             return self._score_points(rows)
         _, scorer = self._scorer()
         self._stage_requests(rows)
-        query = f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_profiles')}, {scorer.ctes} " + (
-            # Distinct evidence only (match.candidates.distinct_pairs), of candidate taxpayers only.
+        carried = ("request_index", "return_id", "pair_tin", "suffix_l", "suffix_r", "tin_l")
+        query = (
+            f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_profiles')}, "
+            f"{scorer.common_table_expressions(carried)} "
+            # Distinct evidence only (match.candidates.distinct_pairs), of candidate taxpayers only: the
+            # grouping keeps every taxpayer's strongest pair, so filtering after it is the same filter.
             f"""SELECT request_index, min(return_id) AS return_id, pair_tin, match_probability, match_weight,
                        gamma_first_name, gamma_last_name, gamma_dob, gamma_address, gamma_tin,
-                       suffix_l, suffix_r, tin_l
-            FROM (
-                SELECT i.request_index, s.return_id, i.pair_tin, s.match_probability, s.match_weight,
-                       s.gamma_first_name, s.gamma_last_name, s.gamma_dob, s.gamma_address, s.gamma_tin,
-                       coalesce(i.suffix_l, '') AS suffix_l, coalesce(i.suffix_r, '') AS suffix_r,
-                       coalesce(i.tin_l, '') AS tin_l,
-                       max(s.match_weight) OVER (PARTITION BY i.request_index, i.pair_tin) AS taxpayer_strongest
-                FROM scored_pairs s JOIN scored_pairs_input i USING (request_uid, return_id))
-            WHERE taxpayer_strongest >= {MIN_CANDIDATE_WEIGHT}
-            GROUP BY ALL
+                       coalesce(suffix_l, '') AS suffix_l, coalesce(suffix_r, '') AS suffix_r,
+                       coalesce(tin_l, '') AS tin_l
+            FROM scored_pairs
+            GROUP BY request_index, pair_tin, match_probability, match_weight,
+                     gamma_first_name, gamma_last_name, gamma_dob, gamma_address, gamma_tin,
+                     coalesce(suffix_l, ''), coalesce(suffix_r, ''), coalesce(tin_l, '')
+            QUALIFY max(match_weight) OVER (PARTITION BY request_index, pair_tin) >= {MIN_CANDIDATE_WEIGHT}
             ORDER BY request_index, return_id, match_weight DESC"""
         )
         labels = [
@@ -729,15 +730,27 @@ def _standardized_ctes(source: str, carried_columns: str) -> str:
 
 
 def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, source: str) -> str:
-    """`scored_pairs_input`: each blocked (request row, return) pair with both sides' model columns."""
-    blocked = " UNION ".join(
-        f"SELECT l.unique_id AS request_uid, r.return_id FROM {requests_relation} l "
-        f"JOIN {source} r ON l.{request_column} = r.{master_column}"
-        for request_column, master_column in BLOCK_KEY_JOINS
-    )
+    """`scored_pairs_input`: each blocked (request row, return) pair once, with both sides' model columns.
+
+    One join per blocking key, each leaving out the pairs an earlier key already gave: the union
+    of disjoint parts needs no de-duplication, and every join builds its hash table on the
+    requests and streams the (much larger) master past it, wide rows and all, instead of
+    collecting pair ids first and joining both sides back on them.
+    """
     sides = ", ".join(
         f"l.{column} AS {column}_l, r.{column} AS {column}_r" for column in MODEL_INPUT_COLUMNS if column != "unique_id"
     )
+    parts = []
+    for position, (request_column, master_column) in enumerate(BLOCK_KEY_JOINS):
+        earlier = "".join(
+            f" AND (l.{earlier_request} = r.{earlier_master}) IS NOT TRUE"
+            for earlier_request, earlier_master in BLOCK_KEY_JOINS[:position]
+        )
+        parts.append(
+            f"SELECT l.unique_id AS request_uid, r.return_id "
+            f"FROM {requests_relation} l JOIN {source} r ON l.{request_column} = r.{master_column}{earlier}"
+        )
+    blocked = "\n        UNION ALL ".join(parts)
     term_frequencies = "".join(
         f", tfl_{column}.tf_{column} AS tf_{column}_l, tfr_{column}.tf_{column} AS tf_{column}_r"
         for column in scorer.term_frequency_columns
@@ -747,9 +760,10 @@ def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, sour
         f" LEFT JOIN tf_{column} tfr_{column} ON tfr_{column}.{column} = r.{column}"
         for column in scorer.term_frequency_columns
     )
-    return f"""scored_pairs_input AS (
-        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin,
-               {sides}{term_frequencies}
-        FROM ({blocked}) p
+    return f"""blocked_pairs AS ({blocked}),
+    scored_pairs_input AS (
+        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin, {sides}{term_frequencies}
+        FROM blocked_pairs p
         JOIN {requests_relation} l ON l.unique_id = p.request_uid
-        JOIN {source} r ON r.return_id = p.return_id{term_frequency_joins})"""
+        JOIN (SELECT * FROM {source} WHERE return_id IN (SELECT return_id FROM blocked_pairs)) r
+          ON r.return_id = p.return_id{term_frequency_joins})"""

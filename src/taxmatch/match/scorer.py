@@ -29,8 +29,31 @@ class CompiledScorer:
     level_labels: dict[str, dict[int, str]]
     # `CASE ... END as gamma_<name>` for each comparison, over `<column>_l` / `<column>_r`.
     case_statements: dict[str, str]
-    # Common table expressions, to follow a `scored_pairs_input AS (...)` one; they define `scored_pairs`.
-    ctes: str
+    term_frequency_select: str
+    gamma_select: str
+    gamma_names: str
+    match_weight: str
+
+    def common_table_expressions(self, carried_columns: tuple[str, ...] = ("request_uid", "return_id")) -> str:
+        """CTEs to follow a `scored_pairs_input AS (...)` one; they define `scored_pairs`.
+
+        `carried_columns` of `scored_pairs_input` pass through to `scored_pairs` untouched, so a
+        caller needs no join back to the pair input for what it wants beside the scores.
+        """
+        carried = ", ".join(carried_columns)
+        return f"""with_gammas AS (
+  SELECT {carried}, {self.term_frequency_select}{self.gamma_select}
+  FROM scored_pairs_input
+), with_weight AS (
+  SELECT {carried}, {self.gamma_names}, {self.match_weight} AS match_weight
+  FROM with_gammas
+), scored_pairs AS (
+  SELECT {carried}, {self.gamma_names}, match_weight,
+    CASE WHEN match_weight >= 0 THEN 1.0 / (1.0 + power(cast(2 AS float8), -match_weight))
+         ELSE power(cast(2 AS float8), match_weight) / (1.0 + power(cast(2 AS float8), match_weight))
+    END AS match_probability
+  FROM with_weight
+)"""
 
 
 def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
@@ -70,18 +93,14 @@ def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
     gamma_names = ", ".join(f"gamma_{name}" for name in names)
     unique_tf_columns = tuple(dict.fromkeys(tf_columns))
     tf_names = "".join(f"tf_{column}_l, tf_{column}_r, " for column in unique_tf_columns)
-    ctes = f"""with_gammas AS (
-  SELECT request_uid, return_id, {tf_names}{gammas}
-  FROM scored_pairs_input
-), with_weight AS (
-  SELECT request_uid, return_id, {gamma_names}, {match_weight} AS match_weight
-  FROM with_gammas
-), scored_pairs AS (
-  SELECT request_uid, return_id, {gamma_names}, match_weight,
-    CASE WHEN match_weight >= 0 THEN 1.0 / (1.0 + power(cast(2 AS float8), -match_weight))
-         ELSE power(cast(2 AS float8), match_weight) / (1.0 + power(cast(2 AS float8), match_weight))
-    END AS match_probability
-  FROM with_weight
-)"""
     case_statements = dict(zip(names, gamma_columns, strict=True))
-    return CompiledScorer(tuple(names), unique_tf_columns, _level_labels(model), case_statements, ctes)
+    return CompiledScorer(
+        tuple(names),
+        unique_tf_columns,
+        _level_labels(model),
+        case_statements,
+        tf_names,
+        gammas,
+        gamma_names,
+        match_weight,
+    )
