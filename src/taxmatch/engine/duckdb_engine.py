@@ -5,7 +5,7 @@ This module owns every table of the workspace database except the ledger's. SQL 
 this module only runs them.
 
 Tables:
-- master_returns   one row per usable master row, raw display fields + model input columns
+- master_returns   one row per usable master row: the fields as filed (what is disclosed), TIN key
 - master_profiles  one row per distinct (taxpayer, model input columns): what is blocked and scored;
                    point_row packs its model input columns for the on-demand reads
 - model_store      fitted model JSON by version (the newest row is current)
@@ -47,22 +47,25 @@ class MasterNotLoadedError(RuntimeError):
         super().__init__("no master file is loaded in this workspace; run `taxmatch master load FILE` first")
 
 
+# Over the source row `s` joined to its per-value standardizations: `first`, `middle`, `last` and
+# `city` (tm_fold_name of that field, in `folded`), `place` (street and unit parts) and `n` (the
+# street name). Each regular expression runs once per distinct value, not once per row: a master
+# of 3M returns has a few hundred thousand distinct streets and names.
 _MODEL_INPUT_SELECT = """
-    nullif(tm_fold_name(first_name), '') AS first_name,
-    nullif(substr(tm_fold_name(middle_name), 1, 1), '') AS middle_initial,
-    nullif(tm_fold_name(last_name), '') AS last_name,
-    list_filter(string_split(tm_fold_name(last_name), ' '),
+    nullif(coalesce(first.folded, ''), '') AS first_name,
+    nullif(substr(coalesce(middle.folded, ''), 1, 1), '') AS middle_initial,
+    nullif(coalesce(last.folded, ''), '') AS last_name,
+    list_filter(string_split(coalesce(last.folded, ''), ' '),
         t -> t <> '' AND t NOT IN ('DE', 'DEL', 'LA', 'LAS', 'LOS', 'Y', 'DA', 'DOS', 'VAN', 'VON')) AS surname_tokens,
-    nullif(tm_suffix(suffix), '') AS suffix,
-    nullif(dob, '') AS dob,
-    tm_tin(tin) AS tin,
-    coalesce(nullif(tm_house_number(street), ''), nullif(tm_po_box(street), '')) AS house_number,
-    CASE WHEN tm_house_number(street) = '' AND tm_po_box(street) <> '' THEN 'PO BOX'
-         ELSE nullif(n.street_name, '') END AS street_name,
-    nullif(tm_unit(unit, street), '') AS unit,
-    nullif(tm_zip5(zip), '') AS zip5,
-    nullif(tm_fold_name(city), '') AS city,
-    nullif(tm_state(state), '') AS state
+    nullif(tm_suffix(s.suffix), '') AS suffix,
+    nullif(s.dob, '') AS dob,
+    tm_tin(s.tin) AS tin,
+    place.house_number AS house_number,
+    CASE WHEN place.is_po_box THEN 'PO BOX' ELSE nullif(n.street_name, '') END AS street_name,
+    place.unit_standard AS unit,
+    nullif(tm_zip5(s.zip), '') AS zip5,
+    nullif(coalesce(city.folded, ''), '') AS city,
+    nullif(tm_state(s.state), '') AS state
 """
 
 
@@ -97,6 +100,9 @@ NAME_KEY_COLUMNS = ("key_name", "key_full_name")
 MAX_RETURNS_PER_NAME_KEY = 100
 # Requests up to this many are looked up by index point reads; larger ones by joins over the master.
 POINT_LOOKUP_MAX_REQUEST_ROWS = 64
+# Every master row standardized (model input columns and keys): a TEMP table that lives from the
+# load to the model fit that follows it, never written to the workspace database.
+MASTER_STANDARDIZED = "master_standardized"
 
 
 class DuckDBEngine:
@@ -139,9 +145,11 @@ class DuckDBEngine:
         self._compiled.clear()
         self._python_scorers.clear()
         self._has_point_rows = None
-        con.execute("DROP TABLE IF EXISTS master_staging")
+        # Staging, checking and the full standardized rows are TEMP tables: only what is read after
+        # the load (the returns to disclose from, the profiles to score, their indexes) is written
+        # to the encrypted database, which is most of what a load costs.
         staging_columns = ", ".join(f"{column} VARCHAR" for column in (*MASTER_COLUMNS, "source_file"))
-        con.execute(f"CREATE TABLE master_staging ({staging_columns}, source_line BIGINT)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE master_staging ({staging_columns}, source_line BIGINT)")
         for path in files:
             for batch in read_master(path, on_problem, on_bytes):
                 con.register("master_batch", batch)
@@ -149,7 +157,7 @@ class DuckDBEngine:
                 con.unregister("master_batch")
         trimmed = ", ".join(f"trim({column}) AS {column}" for column in MASTER_COLUMNS)
         con.execute(
-            f"""CREATE OR REPLACE TABLE master_checked AS SELECT *, {ROW_PROBLEM_SQL} AS problem
+            f"""CREATE OR REPLACE TEMP TABLE master_checked AS SELECT *, {ROW_PROBLEM_SQL} AS problem
             FROM (SELECT {trimmed}, source_file, source_line FROM master_staging)"""
         )
         con.execute("DROP TABLE master_staging")
@@ -159,31 +167,40 @@ class DuckDBEngine:
         ).fetchall():
             on_problem(MasterRowProblem(str(file_name), int(line), str(problem)))
         con.execute("DELETE FROM master_checked WHERE problem IS NOT NULL")
+        con.execute(f"DROP TABLE IF EXISTS {MASTER_STANDARDIZED}")
+        self._create_standardized(
+            MASTER_STANDARDIZED,
+            "master_checked",
+            """row_number() OVER (ORDER BY source_file, source_line) AS return_id,
+               CAST(tax_year AS INTEGER) AS tax_year,
+               lower(role) AS role,
+               first_name AS first_name_raw, middle_name AS middle_name_raw,
+               last_name AS last_name_raw, suffix AS suffix_raw,
+               street AS street_raw, unit AS unit_raw, city AS city_raw, state AS state_raw,
+               zip AS zip_raw, phone AS phone_raw""",
+            temporary=True,
+            order_by="return_id",
+        )
+        con.execute("DROP TABLE master_checked")
+        for column in NAME_KEY_COLUMNS:
+            # A name shared by more returns than this finds namesakes, not the person (the
+            # address key does that); capping it bounds the candidates of a JOHN SMITH request.
+            con.execute(
+                f"""UPDATE {MASTER_STANDARDIZED} SET {column} = NULL WHERE {column} IN (
+                    SELECT {column} FROM {MASTER_STANDARDIZED} WHERE {column} IS NOT NULL
+                    GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_NAME_KEY})"""
+            )
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DROP TABLE IF EXISTS master_profiles")
             con.execute("DROP TABLE IF EXISTS master_returns")
-            self._create_standardized(
-                "master_returns",
-                "master_checked",
-                """row_number() OVER (ORDER BY source_file, source_line) AS return_id,
-                   CAST(tax_year AS INTEGER) AS tax_year,
-                   lower(role) AS role,
-                   first_name AS first_name_raw, middle_name AS middle_name_raw,
-                   last_name AS last_name_raw, suffix AS suffix_raw,
-                   street AS street_raw, unit AS unit_raw, city AS city_raw, state AS state_raw,
-                   zip AS zip_raw, phone AS phone_raw""",
-                temporary=False,
-                order_by="return_id",
+            # The returns as filed, to disclose from; read by TIN (key_tin is the TIN).
+            con.execute(
+                f"""CREATE TABLE master_returns AS
+                SELECT return_id, tin, tax_year, role, first_name_raw, middle_name_raw, last_name_raw, suffix_raw,
+                       street_raw, unit_raw, city_raw, state_raw, zip_raw, phone_raw, key_tin
+                FROM {MASTER_STANDARDIZED} ORDER BY return_id"""
             )
-            for column in NAME_KEY_COLUMNS:
-                # A name shared by more returns than this finds namesakes, not the person (the
-                # address key does that); capping it bounds the candidates of a JOHN SMITH request.
-                con.execute(
-                    f"""UPDATE master_returns SET {column} = NULL WHERE {column} IN (
-                        SELECT {column} FROM master_returns WHERE {column} IS NOT NULL
-                        GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_NAME_KEY})"""
-                )
             # What is scored: one row per distinct (taxpayer, standardized name, date of birth,
             # address). A taxpayer filing from one address under one name for years is one profile,
             # not one row per year: 1M people, 3.0M returns, 1.3M profiles. The lowest return id
@@ -199,14 +216,12 @@ class DuckDBEngine:
                 f"""CREATE TABLE master_profiles AS
                 SELECT *, {_POINT_ROW_SQL} AS point_row FROM (
                     SELECT min(return_id) AS return_id, {profile_columns}
-                    FROM master_returns GROUP BY ALL)
+                    FROM {MASTER_STANDARDIZED} GROUP BY ALL)
                 ORDER BY return_id"""
             )
             for column in MASTER_KEY_COLUMNS:
                 con.execute(f"CREATE INDEX master_profiles_{column} ON master_profiles ({column})")
-            # The returns of a chosen taxpayer are read by TIN (key_tin is the TIN).
             con.execute("CREATE INDEX master_returns_key_tin ON master_returns (key_tin)")
-            con.execute("DROP TABLE master_checked")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -220,9 +235,10 @@ class DuckDBEngine:
     ) -> None:
         """CREATE TABLE target: carried columns, model input columns and block keys, by the shared macros."""
         con = self.connection
+        # Distinct raw names first, then fold: one regular expression per name, not per row.
         self._refresh_name_lookup(
-            f"SELECT tm_fold_name(first_name) AS name FROM {source} "
-            f"UNION SELECT tm_fold_name(last_name) AS name FROM {source}"
+            f"SELECT tm_fold_name(raw) AS name FROM (SELECT first_name AS raw FROM {source} "
+            f"UNION SELECT last_name FROM {source})"
         )
         con.execute(
             f"""CREATE {"TEMP " if temporary else ""}TABLE {target} AS
@@ -266,11 +282,15 @@ class DuckDBEngine:
 
     def _model_input_view(self, source: str, name: str) -> None:
         """The Splink input shape of a standardized table: `unique_id` plus the model input columns."""
-        unique_id = "return_id" if source == "master_returns" else "unique_id"
+        unique_id = "return_id" if source in (MASTER_STANDARDIZED, "master_profiles") else "unique_id"
         columns = ", ".join(column for column in MODEL_INPUT_COLUMNS if column != "unique_id")
         self.connection.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT {unique_id} AS unique_id, {columns} FROM {source}"
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {unique_id} AS unique_id, {columns} FROM {source}"
         )
+
+    def _has_table(self, name: str) -> bool:
+        found = self.connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()
+        return bool(found and found[0])
 
     def fit_model(self) -> str:
         """Estimate u from random pairs of the master; store and return the model version."""
@@ -278,10 +298,12 @@ class DuckDBEngine:
 
         if not self.master_is_loaded():
             raise MasterNotLoadedError()
-        counts = self.connection.execute("SELECT count(*), count(DISTINCT tin) FROM master_returns").fetchone()
+        if not self._has_table(MASTER_STANDARDIZED):
+            raise RuntimeError("a model is fitted right after `load_master`, on the same connection")
+        counts = self.connection.execute(f"SELECT count(*), count(DISTINCT tin) FROM {MASTER_STANDARDIZED}").fetchone()
         assert counts is not None
         returns, taxpayers = int(counts[0]), int(counts[1])
-        self._model_input_view("master_returns", "model_input_master")
+        self._model_input_view(MASTER_STANDARDIZED, "model_input_master")
         database_api = DuckDBAPI(connection=self.connection)
         master = database_api.register("model_input_master")
         linker = Linker(master, settings_creator("dedupe_only", taxpayers), log_level=logging.WARNING)
@@ -301,6 +323,7 @@ class DuckDBEngine:
         )
         self._current_model = None
         self._drop_splink_tables()
+        self.connection.execute(f"DROP TABLE {MASTER_STANDARDIZED}")
         return version
 
     def _count_address_u(self, model: dict[str, Any], returns: int) -> None:
@@ -324,7 +347,7 @@ class DuckDBEngine:
             self.connection.execute(
                 f"""SELECT gamma_address, count(*) FROM (
                     SELECT {case_statement} FROM (
-                        SELECT {sides} FROM master_returns a JOIN master_returns b
+                        SELECT {sides} FROM {MASTER_STANDARDIZED} a JOIN {MASTER_STANDARDIZED} b
                         ON a.key_address = b.key_address AND a.return_id < b.return_id AND a.tin <> b.tin))
                 GROUP BY gamma_address"""
             ).fetchall()
@@ -345,7 +368,7 @@ class DuckDBEngine:
             self.connection.execute(
                 f"""CREATE OR REPLACE TABLE tf_{column} AS
                 SELECT {column}, count(*) / sum(count(*)) OVER () AS tf_{column}
-                FROM master_returns WHERE {column} IS NOT NULL GROUP BY {column}"""
+                FROM {MASTER_STANDARDIZED} WHERE {column} IS NOT NULL GROUP BY {column}"""
             )
 
     def current_model(self) -> tuple[str, dict[str, Any]]:
@@ -555,7 +578,7 @@ class DuckDBEngine:
         _, model = self.current_model()
         self._stage_requests(list(_request_input_rows(requests)))
         self._model_input_view("request_inputs", "model_input_requests")
-        self._model_input_view("master_returns", "model_input_master")
+        self._model_input_view("master_profiles", "model_input_master")
         database_api = DuckDBAPI(connection=self.connection)
         left = database_api.register("model_input_requests")
         right = database_api.register("model_input_master")
@@ -720,12 +743,37 @@ _POINT_ROW_SQL = f"CAST(json_array({', '.join(_POINT_ROW_COLUMNS)}) AS VARCHAR)"
 
 
 def _standardized_ctes(source: str, carried_columns: str) -> str:
-    """CTEs ending in `standardized`: carried columns, model input columns (but first_forms) and block keys."""
-    cores = street_name_sql(f"SELECT tm_street_core(street) AS street_core FROM {source}")
-    return f"""street_names AS ({cores}),
+    """CTEs ending in `standardized`: carried columns, model input columns (but first_forms) and block keys.
+
+    The standardization macros run on distinct values (names, street lines) and are joined back:
+    the same macros on the same values, so the same result as calling them row by row.
+    """
+    return f"""name_values AS (
+            SELECT DISTINCT value FROM (
+                SELECT first_name AS value FROM {source} UNION ALL SELECT middle_name FROM {source}
+                UNION ALL SELECT last_name FROM {source} UNION ALL SELECT city FROM {source})
+            WHERE value IS NOT NULL),
+        folded AS (SELECT value, tm_fold_name(value) AS folded FROM name_values),
+        place_values AS (SELECT DISTINCT street AS place_street, unit AS place_unit FROM {source}),
+        places AS (
+            SELECT place_street, place_unit,
+                   coalesce(nullif(tm_house_number(place_street), ''), nullif(tm_po_box(place_street), ''))
+                       AS house_number,
+                   tm_house_number(place_street) = '' AND tm_po_box(place_street) <> '' AS is_po_box,
+                   tm_street_core(place_street) AS street_core,
+                   nullif(tm_unit(place_unit, place_street), '') AS unit_standard
+            FROM place_values),
+        street_names AS ({street_name_sql("SELECT street_core FROM places")}),
         standardized_columns AS (
             SELECT {carried_columns}, {_MODEL_INPUT_SELECT}
-            FROM {source} s LEFT JOIN street_names n ON n.street_core = tm_street_core(s.street)),
+            FROM {source} s
+            LEFT JOIN folded first ON first.value = s.first_name
+            LEFT JOIN folded middle ON middle.value = s.middle_name
+            LEFT JOIN folded last ON last.value = s.last_name
+            LEFT JOIN folded city ON city.value = s.city
+            LEFT JOIN places place
+              ON place.place_street IS NOT DISTINCT FROM s.street AND place.place_unit IS NOT DISTINCT FROM s.unit
+            LEFT JOIN street_names n ON n.street_core = place.street_core),
         standardized AS (SELECT *, {_BLOCK_KEY_SELECT} FROM standardized_columns)"""
 
 
