@@ -18,8 +18,10 @@ import copy
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 import duckdb
@@ -150,11 +152,10 @@ class DuckDBEngine:
         # to the encrypted database, which is most of what a load costs.
         staging_columns = ", ".join(f"{column} VARCHAR" for column in (*MASTER_COLUMNS, "source_file"))
         con.execute(f"CREATE OR REPLACE TEMP TABLE master_staging ({staging_columns}, source_line BIGINT)")
-        for path in files:
-            for batch in read_master(path, on_problem, on_bytes):
-                con.register("master_batch", batch)
-                con.execute("INSERT INTO master_staging SELECT * FROM master_batch")
-                con.unregister("master_batch")
+        for batch in _read_ahead(batch for path in files for batch in read_master(path, on_problem, on_bytes)):
+            con.register("master_batch", batch)
+            con.execute("INSERT INTO master_staging SELECT * FROM master_batch")
+            con.unregister("master_batch")
         trimmed = ", ".join(f"trim({column}) AS {column}" for column in MASTER_COLUMNS)
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE master_checked AS SELECT *, {ROW_PROBLEM_SQL} AS problem
@@ -681,6 +682,46 @@ class DuckDBEngine:
             tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
             for tin, (addresses, years, initials) in found.items()
         }
+
+
+def _read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """The batches of `batches`, read on a thread up to `depth` ahead of the consumer.
+
+    Parsing CSV is Python (it holds the GIL), inserting a batch is DuckDB (it releases it): done
+    on two threads they overlap. Reading is sequential, so problems are reported in file order;
+    an error while reading is raised here, in the consumer.
+    """
+    queue: Queue[tuple[pa.Table | None, BaseException | None]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put((batch, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((None, None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put((None, error))
+
+    reader = threading.Thread(target=produce, name="taxmatch-master-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            batch, error = queue.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        reader.join()
 
 
 _REQUEST_RAW_COLUMNS = (
