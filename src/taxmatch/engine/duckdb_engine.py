@@ -105,6 +105,9 @@ POINT_LOOKUP_MAX_REQUEST_ROWS = 64
 # Every master row standardized (model input columns and keys): a TEMP table that lives from the
 # load to the model fit that follows it, never written to the workspace database.
 MASTER_STANDARDIZED = "master_standardized"
+# DuckDB's memory during a master load and the fit after it: 1M people (3M returns) stay under a
+# 4 GB peak of the whole process with it, at the cost of some spilling.
+LOAD_MEMORY_LIMIT = "2.5GB"
 
 
 class DuckDBEngine:
@@ -147,6 +150,9 @@ class DuckDBEngine:
         self._compiled.clear()
         self._python_scorers.clear()
         self._has_point_rows = None
+        # DuckDB would otherwise keep every TEMP table below in memory (its default limit is 80% of
+        # the machine); past this it spills them, encrypted, to the workspace's temp directory.
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
         # Staging, checking and the full standardized rows are TEMP tables: only what is read after
         # the load (the returns to disclose from, the profiles to score, their indexes) is written
         # to the encrypted database, which is most of what a load costs.
