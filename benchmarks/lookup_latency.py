@@ -79,6 +79,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set so far (VmHWM, Linux /proc), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def per_lookup_ms(before: float | None, after: float | None, lookups: int) -> float | None:
     if before is None or after is None or not lookups:
         return None
@@ -218,6 +229,7 @@ def main() -> None:
             thread.join()
         wall = time.perf_counter() - started
         server_cpu_concurrent = per_lookup_ms(server_cpu_before, cpu_seconds(process.pid), len(concurrent))
+        server_rss = peak_rss_mb(process.pid)
         returns = sum(1 for _ in (data / "master.csv").open(encoding="utf-8")) - 1
         result: dict[str, Any] = {
             "benchmark": "lookup_latency",
@@ -242,6 +254,7 @@ def main() -> None:
                 **summary(concurrent),
                 "server_cpu_ms_per_lookup": server_cpu_concurrent,
             },
+            "server_peak_rss_mb": server_rss,
             "targets": {"p50_ms": 10, "p99_ms": 50},
             # What else ran: wall-clock figures are only comparable at similar load.
             "load_average_1m": round(os.getloadavg()[0], 2),

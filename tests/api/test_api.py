@@ -281,6 +281,36 @@ def test_lookup_agrees_with_batch_run_for_every_request(world: World) -> None:
     assert {outcome for outcome, _, _ in expected.values()} == {"DISCLOSED", "REJECTED", "NOT_MATCHED"}
 
 
+def test_concurrent_lookups_beside_a_batch_answer_as_the_batch(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = expected_outcomes(world.expected_dir)
+    rows = [
+        row for row in read_rows(world.data / "requests.csv") if expected[row["request_id"]][1] != "MALFORMED_RECORD"
+    ]
+    headers = {"Authorization": f"Bearer {world.keys['ice_requester']}"}
+
+    def lookups(part: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+        with httpx.Client(base_url=world.server.base_url, headers=headers, timeout=60) as client:
+            answers = []
+            for row in part:
+                response = client.post("/v1/lookup", json=row)
+                assert response.status_code == 200, response.text
+                answer = response.json()
+                answers.append((answer["request_id"], answer["outcome"], ";".join(answer["reason_codes"])))
+            return answers
+
+    # A batch holds the database in chunks meanwhile (its chunks take every DuckDB thread back).
+    batch = submit(world, "ice_requester", (world.data / "requests.csv").read_bytes())
+    assert batch.status_code == 202
+    with ThreadPoolExecutor(8) as pool:
+        answered = [answer for part in pool.map(lookups, [rows[start::8] for start in range(8)]) for answer in part]
+    assert len(answered) == len(rows)
+    for request_id, outcome, codes in answered:
+        assert (outcome, codes) == expected[request_id][:2], request_id
+    assert world.wait_done(batch.json()["batch_id"])["status"] == "done"
+
+
 def test_lookup_422_names_the_field(world: World) -> None:
     response = world.call("POST", "/v1/lookup", "ice_requester", json={**INVALID_REQUEST, "frist_name": "ANA"})
     assert response.status_code == 422

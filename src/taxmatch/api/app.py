@@ -10,13 +10,16 @@ verify the ledger; ``admin`` may do both (batches still only of its own agency).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import json
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -230,6 +233,11 @@ class ApiState:
         self.meter = KeyMeter(limits)
         self.service: Service | None = None
         self.batches: BatchManager | None = None
+        # Lookups are decided one at a time anyway (one database connection, one lock): one
+        # thread of their own, fed first in first out, answers them in arrival order. In the
+        # shared thread pool eight waiting lookups raced for the lock, and the unlucky waited
+        # several turns (concurrent p99). Also a cheaper hand-off than the pool's.
+        self.lookup_executor: ThreadPoolExecutor | None = None
 
     def require_service(self) -> tuple[Service, BatchManager]:
         if self.service is None or self.batches is None:
@@ -258,10 +266,13 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             service.close()
             raise
         state.service, state.batches = service, batches
+        state.lookup_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-lookups")
         try:
             yield
         finally:
             state.service = state.batches = None
+            state.lookup_executor.shutdown(wait=True, cancel_futures=True)
+            state.lookup_executor = None
             batches.stop()
             service.close()
 
@@ -338,9 +349,13 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         # Through the NDJSON reader, so a lookup is read exactly as the same object in a batch would be.
         items = list(read_requests_from_text(json.dumps(mapping, ensure_ascii=False), "ndjson"))
         service, _ = state.require_service()
+        executor = state.lookup_executor
+        if executor is None:
+            raise HTTPException(503, "the server is starting or stopping")
         accounting = Accounting(agency=key.agency, actor=f"api:{key.key_id}", batch_id=LOOKUP_BATCH_ID)
+        decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting)
         try:
-            (decision,) = await _in_thread(service.decide_and_account, datetime.date.today(), items, accounting)
+            (decision,) = await asyncio.get_running_loop().run_in_executor(executor, decide)
         except MasterNotLoadedError:
             raise HTTPException(503, "no master file is loaded in this workspace") from None
         # As a response, not a dict: the body is LookupResponse by construction (decision_as_json),
