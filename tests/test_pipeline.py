@@ -1,12 +1,20 @@
-"""The pipeline's accounting: batch ledger columns are the events lookups record, one by one."""
+"""The pipeline: batch ledger columns are the events lookups record, one by one; chunking changes no decision."""
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
+
+import duckdb
 import pytest
 
+from taxmatch import pipeline
+from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.io.requests import read_requests
 from taxmatch.pipeline import Accounting, ledger_columns, ledger_events
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
+from taxmatch.synth import generate
 
 
 def disclosure(tin: str) -> Disclosure:
@@ -53,3 +61,24 @@ def test_ledger_columns_are_the_ledger_events(policy: Policy) -> None:
         "8 U.S.C. 1326",
         "8 U.S.C. 1326",
     ]
+
+
+def test_chunked_and_single_chunk_paths_decide_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch of more than one chunk is validated and scored on two threads; one chunk (a lookup)
+    # on the calling thread. Same decisions, repeated ids across chunk borders included.
+    data = tmp_path / "data"
+    generate(data, people=300, requests=120, seed=3, as_of=datetime.date(2026, 11, 25))
+    engine = DuckDBEngine(duckdb.connect())
+    engine.load_master([data / "master.csv"], lambda problem: None)
+    engine.fit_model()
+    items = list(read_requests(data / "requests.csv"))
+    items += items[5:9]  # repeated request ids, in later chunks than their first
+    policy, as_of = Policy.default(), datetime.date(2026, 11, 25)
+    whole = pipeline.decide_requests(engine, policy, as_of, items)
+    one_by_one = [pipeline.decide_requests(engine, policy, as_of, [item])[0] for item in items[:40]]
+    monkeypatch.setattr(pipeline, "SCORING_CHUNK_ITEMS", 7)
+    chunked = pipeline.decide_requests(engine, policy, as_of, items)
+    assert chunked == whole
+    assert one_by_one == whole[:40]
+    assert {decision.outcome for decision in whole} == set(Outcome)
+    assert sum(ReasonCode.DUPLICATE_REQUEST_ID in decision.reason_codes for decision in whole) >= 4

@@ -56,23 +56,49 @@ def decide_requests(
     Chunk by chunk: validate (this thread), then score and choose (one worker thread). While
     the worker scores chunk k in DuckDB, which releases the GIL, this thread validates chunk
     k+1. Every engine call runs on the worker, one at a time, so the connection needs no lock;
-    the decisions do not depend on the chunking.
+    the decisions do not depend on the chunking. A single chunk (a lookup) runs on this thread.
     """
     decisions: list[Decision | None] = [None] * len(items)
     seen_ids: set[str] = set()
     chosen: list[tuple[int, RequestRecord, Choice]] = []
     scored = valid_total = 0
+
+    def take(results: list[tuple[int, RequestRecord, Choice | ReasonCode]]) -> None:
+        for index, request, choice in results:
+            if isinstance(choice, Choice):
+                chosen.append((index, request, choice))
+            else:
+                decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
+
+    def periods_of_chosen() -> dict[int, tuple[int, int]]:
+        periods: dict[int, tuple[int, int]] = {}
+        for index, request, _ in chosen:
+            years = parse_tax_years(request.tax_years)
+            assert years is not None, "validation guarantees a tax period"
+            periods[index] = years
+        return periods
+
+    if len(items) <= SCORING_CHUNK_ITEMS:
+        # One chunk (every lookup): nothing to overlap, and a worker thread per call would cost a
+        # lookup ~0.3-0.6 ms (start, two hand-offs, join). Same steps, on this thread.
+        to_score = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions)
+        progress("validated", len(items), len(items))
+        take(_score_and_choose(engine, policy, to_score))
+        progress("scored", len(to_score), len(to_score))
+        periods = periods_of_chosen()
+        latest = engine.latest_returns([(index, choice.tin, *periods[index]) for index, _, choice in chosen])
+        for index, request, choice in chosen:
+            decisions[index] = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
+        assert all(decision is not None for decision in decisions)
+        return [decision for decision in decisions if decision is not None]
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-engine") as engine_thread:
         in_flight: deque[tuple[int, Future[list[tuple[int, RequestRecord, Choice | ReasonCode]]]]] = deque()
 
         def collect() -> None:
             nonlocal scored
             count, future = in_flight.popleft()
-            for index, request, choice in future.result():
-                if isinstance(choice, Choice):
-                    chosen.append((index, request, choice))
-                else:
-                    decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
+            take(future.result())
             scored += count
             progress("scored", scored, max(valid_total, scored))
 
@@ -87,11 +113,7 @@ def decide_requests(
         while in_flight:
             collect()
 
-        periods: dict[int, tuple[int, int]] = {}
-        for index, request, _ in chosen:
-            years = parse_tax_years(request.tax_years)
-            assert years is not None, "validation guarantees a tax period"
-            periods[index] = years
+        periods = periods_of_chosen()
         # One read of the disclosed returns for the whole batch, not one per chunk.
         latest = engine_thread.submit(
             engine.latest_returns, [(index, choice.tin, *periods[index]) for index, _, choice in chosen]
