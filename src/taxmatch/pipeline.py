@@ -35,7 +35,7 @@ from taxmatch.validate.tax_period import parse_tax_years
 # Requests validated and scored together. Small enough that validating the next chunk in Python
 # overlaps DuckDB scoring this one (DuckDB releases the GIL while it works), large enough that the
 # query's fixed costs (staging, one pass over the master per blocking key) stay small.
-SCORING_CHUNK_ITEMS = 25_000
+SCORING_CHUNK_ITEMS = 100_000
 
 Progress = Callable[[str, int, int], None]
 

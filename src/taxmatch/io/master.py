@@ -8,6 +8,7 @@ master rows are taxpayer data and must not reach a log.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 MASTER_COLUMNS: tuple[str, ...] = (
@@ -84,10 +86,99 @@ def _check_header(path: Path, found: list[str]) -> None:
         )
 
 
+# Bytes that make a physical line something else than one record (or need Python's lenient
+# decoding): a quote may hide a newline, a carriage return or a blank line shifts line numbers,
+# and invalid UTF-8 or a NUL byte must cost one row, not the file.
+_PLAIN_SCAN_BYTES = 16 << 20
+
+
+def _plain_lines(path: Path) -> bool:
+    """Whether every physical line after the header is exactly one record of valid UTF-8 text.
+
+    Then Arrow's C++ reader (10x faster than the csv module) reads the file with the same
+    records, and a record's line number is its position; otherwise the csv module reads it.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    previous = b"\n"  # a blank first line is a blank line
+    with path.open("rb") as binary:
+        while chunk := binary.read(_PLAIN_SCAN_BYTES):
+            if b'"' in chunk or b"\r" in chunk or b"\x00" in chunk or b"\n\n" in chunk:
+                return False
+            if previous == b"\n" and chunk[:1] == b"\n":
+                return False
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return False
+            previous = chunk[-1:]
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_plain_csv(
+    path: Path, on_problem: Callable[[MasterRowProblem], None], on_bytes: Callable[[int], None]
+) -> Iterator[pa.Table]:
+    """`_read_csv` for a file of plain lines (`_plain_lines`), by Arrow's streaming CSV reader."""
+    with path.open("rb") as binary:
+        header_line = binary.readline().decode("utf-8-sig")
+        header = [column.strip().lower() for column in next(csv.reader([header_line]), [])]
+        if not header_line:
+            raise MasterFileError(f"{path}: the file is empty (no header row)")
+        _check_header(path, header)
+        width = len(header)
+        positions = [header.index(column) if column in header else None for column in MASTER_COLUMNS]
+        skipped: set[int] = set()
+
+        def ragged(row: pa_csv.InvalidRow) -> str:
+            # Arrow numbers the lines of what it reads, which starts after the header line.
+            line = int(row.number) + 1
+            # A plain-lines file has no blank line, so every invalid row has fields: report it.
+            on_problem(MasterRowProblem(path.name, line, f"{row.actual_columns} fields where the header has {width}"))
+            skipped.add(line)
+            return "skip"
+
+        reader = pa_csv.open_csv(
+            binary,
+            read_options=pa_csv.ReadOptions(
+                use_threads=False, block_size=_PLAIN_SCAN_BYTES, column_names=[f"c{i}" for i in range(width)]
+            ),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=ragged),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={f"c{i}": pa.string() for i in range(width)}, strings_can_be_null=False
+            ),
+        )
+        next_line = 2
+        last_position = 0
+        for batch in reader:
+            lines: list[int] = []
+            while len(lines) < batch.num_rows:
+                if next_line not in skipped:
+                    lines.append(next_line)
+                next_line += 1
+            empty = pa.array([""] * batch.num_rows, type=pa.string())
+            arrays = {
+                column: batch.column(position) if position is not None else empty
+                for column, position in zip(MASTER_COLUMNS, positions, strict=True)
+            }
+            arrays["source_file"] = pa.array([path.name] * batch.num_rows, type=pa.string())
+            arrays["source_line"] = pa.array(lines, type=pa.int64())
+            yield pa.table(arrays)
+            position = binary.tell()
+            on_bytes(position - last_position)
+            last_position = position
+        on_bytes(path.stat().st_size - last_position)
+
+
 def _read_csv(
     path: Path, on_problem: Callable[[MasterRowProblem], None], on_bytes: Callable[[int], None]
 ) -> Iterator[pa.Table]:
     """Structural reading only (ragged rows); values are checked in SQL after staging."""
+    if _plain_lines(path):
+        yield from _read_plain_csv(path, on_problem, on_bytes)
+        return
     with path.open("rb") as binary:
         # Decode leniently so one bad byte costs one row, not the file; SQL then rejects the row.
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
