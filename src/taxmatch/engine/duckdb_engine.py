@@ -463,26 +463,12 @@ class DuckDBEngine:
             [scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16)]
             for name in ("first_name", "last_name", "dob", "address", "tin")
         ]
-        first, last, dob, address, tin = labels
-        # Gamma -1 (missing) is index 0 of each list, hence the +1.
-        return [
-            CandidatePair(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                first[row[5] + 1],
-                last[row[6] + 1],
-                dob[row[7] + 1],
-                address[row[8] + 1],
-                tin[row[9] + 1],
-                row[10],
-                row[11],
-                row[12],
-            )
-            for row in self.connection.execute(query).fetchall()
-        ]
+        # Column by column through Arrow: a third of the cost of Python tuples row by row.
+        columns = [column.to_pylist() for column in self.connection.execute(query).to_arrow_table().columns]
+        # Gamma -1 (missing) is index 0 of each list of labels, hence the +1.
+        for position, level_labels in zip(range(5, 10), labels, strict=True):
+            columns[position] = [level_labels[gamma + 1] for gamma in columns[position]]
+        return list(map(CandidatePair, *columns))
 
     def _python_scorer(self) -> PythonScorer:
         version, model = self.current_model()
