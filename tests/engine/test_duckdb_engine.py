@@ -8,7 +8,7 @@ import json
 import duckdb
 import pytest
 
-from taxmatch.engine.duckdb_engine import MASTER_KEY_COLUMNS, DuckDBEngine
+from taxmatch.engine.duckdb_engine import MASTER_KEY_COLUMNS, DuckDBEngine, ModelOutdatedError
 from taxmatch.io.requests import read_requests
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
@@ -83,3 +83,24 @@ def test_returns_of_orders_by_year_then_primary(loaded: tuple[DuckDBEngine, list
     got = engine.returns_of(tins)
     assert {tin: [row.return_id for row in rows] for tin, rows in got.items()} == expected
     assert any(len(ids) > 1 for ids in expected.values())
+
+
+def test_a_model_fitted_with_other_comparisons_is_refused_with_the_fix(
+    loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
+) -> None:
+    engine, _ = loaded
+    version, model = engine.current_model()
+    older = json.loads(json.dumps(model))
+    # As a model fitted before the middle-initial comparison existed.
+    older["comparisons"] = [c for c in older["comparisons"] if c["output_column_name"] != "middle_initial"]
+    other = DuckDBEngine(engine.connection)
+    engine.connection.execute(
+        "INSERT INTO model_store (version, model_json, fitted_at) VALUES ('model-older', ?, now() + INTERVAL 1 DAY)",
+        [json.dumps(older)],
+    )
+    try:
+        with pytest.raises(ModelOutdatedError, match="master load"):
+            other.current_model()
+    finally:
+        engine.connection.execute("DELETE FROM model_store WHERE version = 'model-older'")
+    assert DuckDBEngine(engine.connection).current_model()[0] == version

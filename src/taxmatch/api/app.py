@@ -356,8 +356,9 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting)
         try:
             (decision,) = await asyncio.get_running_loop().run_in_executor(executor, decide)
-        except MasterNotLoadedError:
-            raise HTTPException(503, "no master file is loaded in this workspace") from None
+        except MasterNotLoadedError as error:
+            # No master, or one whose model this version cannot read: the message says which, and what to do.
+            raise HTTPException(503, str(error)) from None
         # As a response, not a dict: the body is LookupResponse by construction (decision_as_json),
         # and FastAPI would validate and re-encode it through pydantic on every lookup.
         return JSONResponse(decision_as_json(decision, service.policy.extra_disclosed_columns))
@@ -396,8 +397,9 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             raise HTTPException(429, f"at most {state.limits.max_active_batches_per_key} unfinished batches per key")
         try:
             service.model_version()
-        except MasterNotLoadedError:
-            raise HTTPException(503, "no master file is loaded in this workspace") from None
+        except MasterNotLoadedError as error:
+            # No master, or one whose model this version cannot read: the message says which, and what to do.
+            raise HTTPException(503, str(error)) from None
         state.meter.take_volume(key.key_id, len(items))
         accepted = await _in_thread(batches.submit, key.agency, key.key_id, kind, body, items, datetime.date.today())
         return {"batch_id": accepted.batch_id, "status_url": f"/v1/batches/{accepted.batch_id}"}

@@ -45,8 +45,35 @@ U_SAMPLE_SEED = 20261125
 
 
 class MasterNotLoadedError(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("no master file is loaded in this workspace; run `taxmatch master load FILE` first")
+    def __init__(
+        self, message: str = "no master file is loaded in this workspace; run `taxmatch master load FILE` first"
+    ) -> None:
+        super().__init__(message)
+
+
+class ModelOutdatedError(MasterNotLoadedError):
+    """The workspace's model was fitted by a taxmatch whose comparisons differ from this one's.
+
+    Its levels would not mean what this version's decision rule reads them as, so nothing is
+    scored with it: the master must be loaded (and the model fitted) again.
+    """
+
+    def __init__(self, version: str) -> None:
+        super().__init__(
+            f"the model of this workspace ({version}) was fitted by another version of taxmatch, whose "
+            "comparisons differ from this one's; run `taxmatch master load FILE` again to refit it"
+        )
+
+
+def _comparison_shape(model: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each comparison's name and its levels' labels: what the decision rule and the Python twin read."""
+    return [
+        (
+            str(comparison["output_column_name"]),
+            [str(level.get("label_for_charts", "")) for level in comparison["comparison_levels"]],
+        )
+        for comparison in model["comparisons"]
+    ]
 
 
 # Over the source row `s` joined to its per-value standardizations: `first`, `middle`, `last` and
@@ -387,7 +414,11 @@ class DuckDBEngine:
             ).fetchone()
             if row is None:
                 raise MasterNotLoadedError()
-            self._current_model = (str(row[0]), json.loads(row[1]))
+            model = json.loads(row[1])
+            expected = settings_creator("link_only", 2).create_settings_dict("duckdb")
+            if _comparison_shape(model) != _comparison_shape(expected):
+                raise ModelOutdatedError(str(row[0]))
+            self._current_model = (str(row[0]), model)
         return self._current_model
 
     def _drop_splink_tables(self) -> None:
