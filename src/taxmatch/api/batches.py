@@ -283,7 +283,7 @@ class BatchManager:
             with service.database() as con:
                 with service.batch_threads():
                     decisions = self._decide_chunk(chunk, duplicates[position:end], as_of)
-                events = service.events(chunk, decisions, accounting)
+                events = service.event_columns(chunk, decisions, accounting)
                 for decision in decisions:
                     counts[_COUNT_KEY[decision.outcome]] += 1
                 table = pa.table(
@@ -294,7 +294,7 @@ class BatchManager:
                     }
                 )
                 with service.ledger.transaction():
-                    service.ledger.append(events)
+                    service.ledger.append_columns(events)
                     con.register("api_chunk", table)
                     try:
                         con.execute("INSERT INTO api_batch_decisions SELECT * FROM api_chunk")

@@ -24,7 +24,15 @@ from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SEC
 from taxmatch.database import open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import Item
-from taxmatch.ledger import Ledger, LedgerEvent, VerifyResult, export_public_key, signing_key, verify_database
+from taxmatch.ledger import (
+    EventColumns,
+    Ledger,
+    LedgerEvent,
+    VerifyResult,
+    export_public_key,
+    signing_key,
+    verify_database,
+)
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision
 from taxmatch.settings import Policy, Workspace
@@ -141,6 +149,13 @@ class Service:
         """The same ledger events `taxmatch batch run` records, from the key's identity."""
         recorded = pipeline.Accounting(accounting.agency, accounting.batch_id, accounting.actor, self.model_version())
         return pipeline.ledger_events(items, decisions, recorded, self.policy)
+
+    def event_columns(
+        self, items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting
+    ) -> EventColumns:
+        """`events` by column, for `Ledger.append_columns`: what a batch chunk records."""
+        recorded = pipeline.Accounting(accounting.agency, accounting.batch_id, accounting.actor, self.model_version())
+        return pipeline.ledger_columns(items, decisions, recorded, self.policy)
 
     def decide_and_account(self, as_of: datetime.date, items: Sequence[Item], accounting: Accounting) -> list[Decision]:
         """Decide and record every outcome in the ledger, in one hold of the lock.
