@@ -639,16 +639,26 @@ class DuckDBEngine:
                 }
             ),
         )
-        rows = con.execute(
+        result = con.execute(
             f"""SELECT w.wanted_key, {_RETURN_COLUMNS}
             FROM master_returns m JOIN wanted_returns w
               ON w.tin = m.tin AND m.tax_year BETWEEN w.first_year AND w.last_year
             QUALIFY row_number() OVER (PARTITION BY w.wanted_key ORDER BY m.tax_year DESC, m.role, m.return_id) = 1"""
-        ).fetchall()
+        ).to_arrow_table()
         con.unregister("wanted_returns")
+        # Column by column through Arrow, as `_return_row` would read each row: text fields never None.
+        keys, return_ids, tins, years, roles, *texts = (column.to_pylist() for column in result.columns)
+        returns = map(
+            ReturnRow,
+            return_ids,
+            map(str, tins),
+            years,
+            map(str, roles),
+            *([value or "" for value in text] for text in texts),
+        )
         found: dict[int, list[ReturnRow]] = {key: [] for key, _, _, _ in wanted}
-        for row in rows:
-            found[int(row[0])] = [_return_row(row[1:])]
+        for key, found_return in zip(keys, returns, strict=True):
+            found[key] = [found_return]
         return found
 
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
