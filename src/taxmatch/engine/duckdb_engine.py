@@ -15,6 +15,7 @@ Tables:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -63,6 +64,12 @@ class ModelOutdatedError(MasterNotLoadedError):
             f"the model of this workspace ({version}) was fitted by another version of taxmatch, whose "
             "comparisons differ from this one's; run `taxmatch master load FILE` again to refit it"
         )
+
+
+@functools.cache
+def _expected_comparison_shape() -> list[tuple[str, list[str]]]:
+    """This version's comparisons, built once per process (Splink takes tens of milliseconds)."""
+    return _comparison_shape(settings_creator("link_only", 2).create_settings_dict("duckdb"))
 
 
 def _comparison_shape(model: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -358,6 +365,8 @@ class DuckDBEngine:
         self._current_model = None
         self._drop_splink_tables()
         self.connection.execute(f"DROP TABLE {MASTER_STANDARDIZED}")
+        # The load's memory cap (`load_master`) ends with the fit that follows the load.
+        self.connection.execute("RESET memory_limit")
         return version
 
     def _count_address_u(self, model: dict[str, Any], returns: int) -> None:
@@ -415,8 +424,7 @@ class DuckDBEngine:
             if row is None:
                 raise MasterNotLoadedError()
             model = json.loads(row[1])
-            expected = settings_creator("link_only", 2).create_settings_dict("duckdb")
-            if _comparison_shape(model) != _comparison_shape(expected):
+            if _comparison_shape(model) != _expected_comparison_shape():
                 raise ModelOutdatedError(str(row[0]))
             self._current_model = (str(row[0]), model)
         return self._current_model
@@ -639,26 +647,16 @@ class DuckDBEngine:
                 }
             ),
         )
-        result = con.execute(
+        rows = con.execute(
             f"""SELECT w.wanted_key, {_RETURN_COLUMNS}
             FROM master_returns m JOIN wanted_returns w
               ON w.tin = m.tin AND m.tax_year BETWEEN w.first_year AND w.last_year
             QUALIFY row_number() OVER (PARTITION BY w.wanted_key ORDER BY m.tax_year DESC, m.role, m.return_id) = 1"""
-        ).to_arrow_table()
+        ).fetchall()
         con.unregister("wanted_returns")
-        # Column by column through Arrow, as `_return_row` would read each row: text fields never None.
-        keys, return_ids, tins, years, roles, *texts = (column.to_pylist() for column in result.columns)
-        returns = map(
-            ReturnRow,
-            return_ids,
-            map(str, tins),
-            years,
-            map(str, roles),
-            *([value or "" for value in text] for text in texts),
-        )
         found: dict[int, list[ReturnRow]] = {key: [] for key, _, _, _ in wanted}
-        for key, found_return in zip(keys, returns, strict=True):
-            found[key] = [found_return]
+        for row in rows:
+            found[int(row[0])] = [_return_row(row[1:])]
         return found
 
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
@@ -854,10 +852,10 @@ def _standardized_ctes(source: str, carried_columns: str) -> str:
 def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, source: str) -> str:
     """`scored_pairs_input`: each blocked (request row, return) pair once, with both sides' model columns.
 
-    One join per blocking key, each leaving out the pairs an earlier key already gave: the union
-    of disjoint parts needs no de-duplication, and every join builds its hash table on the
-    requests and streams the (much larger) master past it, wide rows and all, instead of
-    collecting pair ids first and joining both sides back on them.
+    The pair ids come from one join per blocking key, each leaving out the pairs an earlier key
+    already gave: a union of disjoint parts needs no de-duplication, and each join builds its
+    hash table on the requests and streams the master's key column past it. The wide columns are
+    then joined on, the master's side only for the profiles some pair names (a semi-join first).
     """
     sides = ", ".join(
         f"l.{column} AS {column}_l, r.{column} AS {column}_r" for column in MODEL_INPUT_COLUMNS if column != "unique_id"

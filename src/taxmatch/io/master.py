@@ -86,17 +86,17 @@ def _check_header(path: Path, found: list[str]) -> None:
         )
 
 
-# Bytes that make a physical line something else than one record (or need Python's lenient
-# decoding): a quote may hide a newline, a carriage return or a blank line shifts line numbers,
-# and invalid UTF-8 or a NUL byte must cost one row, not the file.
 _PLAIN_SCAN_BYTES = 16 << 20
 
 
 def _plain_lines(path: Path) -> bool:
     """Whether every physical line after the header is exactly one record of valid UTF-8 text.
 
-    Then Arrow's C++ reader (10x faster than the csv module) reads the file with the same
-    records, and a record's line number is its position; otherwise the csv module reads it.
+    Then Arrow's C++ reader (6x faster than the csv module at 3M rows, this scan included) reads
+    the file with the same records, and a record's line number is its position; otherwise the
+    csv module reads it. What rules a file out: a quote may hide a newline, a carriage return
+    or a blank line shifts line numbers, and invalid UTF-8 or a NUL byte must cost one row (the
+    csv module's lenient decoding), not the file.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     previous = b"\n"  # a blank first line is a blank line
@@ -124,9 +124,9 @@ def _read_plain_csv(
     """`_read_csv` for a file of plain lines (`_plain_lines`), by Arrow's streaming CSV reader."""
     with path.open("rb") as binary:
         header_line = binary.readline().decode("utf-8-sig")
-        header = [column.strip().lower() for column in next(csv.reader([header_line]), [])]
         if not header_line:
             raise MasterFileError(f"{path}: the file is empty (no header row)")
+        header = [column.strip().lower() for column in next(csv.reader([header_line]), [])]
         _check_header(path, header)
         width = len(header)
         positions = [header.index(column) if column in header else None for column in MASTER_COLUMNS]

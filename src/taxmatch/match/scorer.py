@@ -34,7 +34,7 @@ class CompiledScorer:
     gamma_names: str
     match_weight: str
 
-    def common_table_expressions(self, carried_columns: tuple[str, ...] = ("request_uid", "return_id")) -> str:
+    def common_table_expressions(self, carried_columns: tuple[str, ...]) -> str:
         """CTEs to follow a `scored_pairs_input AS (...)` one; they define `scored_pairs`.
 
         `carried_columns` of `scored_pairs_input` pass through to `scored_pairs` untouched, so a
