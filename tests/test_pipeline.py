@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 from pathlib import Path
 
 import duckdb
@@ -82,3 +83,18 @@ def test_chunked_and_single_chunk_paths_decide_alike(tmp_path: Path, monkeypatch
     assert one_by_one == whole[:40]
     assert {decision.outcome for decision in whole} == set(Outcome)
     assert sum(ReasonCode.DUPLICATE_REQUEST_ID in decision.reason_codes for decision in whole) >= 4
+
+
+def test_the_cycle_collector_is_paused_for_a_batch_and_restored_after() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), pipeline._cyclic_collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a failed batch")
+    assert gc.isenabled(), "back on after a failure too"
+    gc.disable()
+    try:
+        with pipeline._cyclic_collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "a caller that had it off keeps it off"
+    finally:
+        gc.enable()

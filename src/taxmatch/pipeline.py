@@ -6,12 +6,14 @@ API all call it, which is what makes their answers the same.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +260,25 @@ def batch_id_for(agency: str, as_of: datetime.date, input_sha256: str, policy: P
     return "b-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _cyclic_collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a batch builds its millions of objects.
+
+    They are tuples, records and decisions without reference cycles, but every 700 allocations
+    the collector walks the young ones, and each full collection walks them all: at 100k requests
+    that was 1.3-1.7 s of a 15 s batch, collecting nothing. Reference counting still frees
+    everything as usual, and the collector is back on when the batch is recorded.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def run_batch(
     engine: DuckDBEngine,
     policy: Policy,
@@ -282,22 +303,24 @@ def run_batch(
     input_sha256 = sha256_file(input_path)
     batch_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
     target = out_dir if out_dir is not None else default_out_root / batch_id
-    items = list(read_requests(input_path))
-    progress("read", len(items), len(items))
-    decisions = decide_requests(engine, policy, as_of, items, progress)
-    target.mkdir(parents=True, exist_ok=True)
-    accounting = Accounting(agency, batch_id, actor, model_version)
-    writer = OutcomeWriter(target, policy.extra_disclosed_columns)
-    try:
-        with ledger.transaction():
-            ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
-            with writer:
-                writer.write_many(decisions)
-    except BaseException:
-        # The writer removes its own temporary files; these are the renamed ones of a failed commit.
-        for path in writer.paths().values():
-            path.unlink(missing_ok=True)
-        raise
+    with _cyclic_collector_paused():
+        with engine.reading_batch_tables():
+            items = list(read_requests(input_path))
+            progress("read", len(items), len(items))
+            decisions = decide_requests(engine, policy, as_of, items, progress)
+        target.mkdir(parents=True, exist_ok=True)
+        accounting = Accounting(agency, batch_id, actor, model_version)
+        writer = OutcomeWriter(target, policy.extra_disclosed_columns)
+        try:
+            with ledger.transaction():
+                ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
+                with writer:
+                    writer.write_many(decisions)
+        except BaseException:
+            # The writer removes its own temporary files; these are the renamed ones of a failed commit.
+            for path in writer.paths().values():
+                path.unlink(missing_ok=True)
+            raise
     progress("recorded", len(decisions), len(decisions))
     checkpoint = ledger.checkpoint(signer)
     counts = dict(writer.counts)
