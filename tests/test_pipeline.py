@@ -77,9 +77,12 @@ def test_chunked_and_single_chunk_paths_decide_alike(tmp_path: Path, monkeypatch
     policy, as_of = Policy.default(), datetime.date(2026, 11, 25)
     whole = pipeline.decide_requests(engine, policy, as_of, items)
     one_by_one = [pipeline.decide_requests(engine, policy, as_of, [item])[0] for item in items[:40]]
+    monkeypatch.setattr(pipeline, "MIN_ITEMS_TO_SPLIT", 10)
+    in_two_processes = pipeline.decide_requests(engine, policy, as_of, items, processes=2)
     monkeypatch.setattr(pipeline, "SCORING_CHUNK_ITEMS", 7)
     chunked = pipeline.decide_requests(engine, policy, as_of, items)
     assert chunked == whole
+    assert in_two_processes == whole
     assert one_by_one == whole[:40]
     assert {decision.outcome for decision in whole} == set(Outcome)
     assert sum(ReasonCode.DUPLICATE_REQUEST_ID in decision.reason_codes for decision in whole) >= 4

@@ -26,6 +26,7 @@ from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
 from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
+from taxmatch.parallel import MIN_ITEMS_TO_SPLIT, can_fork, in_two_processes
 from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
 from taxmatch.settings import Policy
 
@@ -52,8 +53,12 @@ def decide_requests(
     as_of: datetime.date,
     items: Sequence[Item],
     progress: Progress = _no_progress,
+    processes: int = 1,
 ) -> list[Decision]:
     """Exactly one decision per item, in input order.
+
+    `processes=2` lets a large single chunk validate and choose in two processes (a batch run
+    from the command line; not the server, whose threads a fork would copy).
 
     Chunk by chunk: validate (this thread), then score and choose (one worker thread). While
     the worker scores chunk k in DuckDB, which releases the GIL, this thread validates chunk
@@ -84,9 +89,9 @@ def decide_requests(
     if len(items) <= SCORING_CHUNK_ITEMS:
         # One chunk (every lookup): nothing to overlap, and a worker thread per call would cost a
         # lookup ~0.3-0.6 ms (start, two hand-offs, join). Same steps, on this thread.
-        to_score = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions)
+        to_score = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions, processes)
         progress("validated", len(items), len(items))
-        take(_score_and_choose(engine, policy, to_score))
+        take(_score_and_choose(engine, policy, to_score, processes))
         progress("scored", len(to_score), len(to_score))
         latest = engine.latest_returns(wanted_returns())
     else:
@@ -121,22 +126,51 @@ def decide_requests(
     return [decision for decision in decisions if decision is not None]
 
 
+def _first_choices(
+    part: tuple[Sequence[Sequence[CandidatePair]], Policy],
+) -> list[tuple[Choice | ReasonCode, frozenset[str]]]:
+    """Each request's choice without generation facts, and the TINs whose facts could change it."""
+    pair_lists, policy = part
+    choices: list[tuple[Choice | ReasonCode, frozenset[str]]] = []
+    for pairs in pair_lists:
+        choice = choose_taxpayer(pairs, policy)
+        wanted = generation_facts_wanted(pairs, policy) if choice is ReasonCode.AMBIGUOUS else frozenset()
+        choices.append((choice, wanted))
+    return choices
+
+
+def _validation_codes(
+    part: tuple[Sequence[Item], Policy, datetime.date],
+) -> list[tuple[ReasonCode, ...] | None]:
+    """What `validate_request` says of each request (None for a malformed record)."""
+    items, policy, as_of = part
+    return [tuple(validate_request(item, policy, as_of)) if isinstance(item, RequestRecord) else None for item in items]
+
+
 def _score_and_choose(
-    engine: DuckDBEngine, policy: Policy, to_score: list[tuple[int, RequestRecord]]
+    engine: DuckDBEngine, policy: Policy, to_score: list[tuple[int, RequestRecord]], processes: int = 1
 ) -> list[tuple[int, RequestRecord, Choice | ReasonCode]]:
-    """Score a chunk of valid requests and choose each one's taxpayer (or say why none)."""
+    """Score a chunk of valid requests and choose each one's taxpayer (or say why none).
+
+    With `processes=2` and enough requests, half of the choosing runs in a forked process
+    (`taxmatch.parallel`): it is pure Python, and DuckDB leaves the second core idle meanwhile.
+    """
     pairs_by_request: dict[int, list[CandidatePair]] = {index: [] for index, _ in to_score}
     for pair in engine.score(to_score):
         pairs_by_request[pair.request_index].append(pair)
     # A request left ambiguous by a Jr/Sr namesake found elsewhere is decided again with what the
     # master says of those namesakes (one read for the chunk): most cannot be the best's Jr/Sr.
-    decided: list[tuple[int, RequestRecord, Choice | ReasonCode]] = []
+    pair_lists = [pairs_by_request[index] for index, _ in to_score]
+    if processes > 1 and len(pair_lists) >= MIN_ITEMS_TO_SPLIT:
+        half = len(pair_lists) // 2
+        first, second = in_two_processes(_first_choices, (pair_lists[:half], policy), (pair_lists[half:], policy))
+        choices = first + second
+    else:
+        choices = _first_choices((pair_lists, policy))
+    decided = [(index, request, choice) for (index, request), (choice, _) in zip(to_score, choices, strict=True)]
     facts_wanted: set[str] = set()
-    for index, request in to_score:
-        choice = choose_taxpayer(pairs_by_request[index], policy)
-        if choice is ReasonCode.AMBIGUOUS:
-            facts_wanted |= generation_facts_wanted(pairs_by_request[index], policy)
-        decided.append((index, request, choice))
+    for _, wanted in choices:
+        facts_wanted |= wanted
     facts = engine.taxpayer_facts(facts_wanted)
     if not facts:
         return decided
@@ -158,13 +192,25 @@ def _validate_chunk(
     as_of: datetime.date,
     seen_ids: set[str],
     decisions: list[Decision | None],
+    processes: int = 1,
 ) -> list[tuple[int, RequestRecord]]:
     """Reject what fails validation (in `decisions`); return the rest, with their item index, to score.
 
     `seen_ids` carries over from chunk to chunk, in input order: the first of a repeated id wins.
+    Every request is validated, in two processes with `processes=2` (a repeated id is then
+    validated too, and its verdict unused: validation is pure, so nothing else changes).
     """
+    stop = min(stop, len(items))
+    if processes > 1 and stop - start >= MIN_ITEMS_TO_SPLIT:
+        middle = (start + stop) // 2
+        first, second = in_two_processes(
+            _validation_codes, (items[start:middle], policy, as_of), (items[middle:stop], policy, as_of)
+        )
+        codes_of = first + second
+    else:
+        codes_of = _validation_codes((items[start:stop], policy, as_of))
     to_score: list[tuple[int, RequestRecord]] = []
-    for index in range(start, min(stop, len(items))):
+    for index in range(start, stop):
         item = items[index]
         request_id = outcome_request_id(item)
         if isinstance(item, MalformedRecord):
@@ -178,9 +224,9 @@ def _validate_chunk(
             decisions[index] = Decision(request_id, Outcome.REJECTED, (ReasonCode.DUPLICATE_REQUEST_ID,))
             continue
         seen_ids.add(request_id)
-        codes = validate_request(item, policy, as_of)
+        codes = codes_of[index - start]
         if codes:
-            decisions[index] = Decision(request_id, Outcome.REJECTED, tuple(codes))
+            decisions[index] = Decision(request_id, Outcome.REJECTED, codes)
         else:
             to_score.append((index, item))
     return to_score
@@ -307,7 +353,7 @@ def run_batch(
         with engine.reading_batch_tables():
             items = list(read_requests(input_path))
             progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress)
+            decisions = decide_requests(engine, policy, as_of, items, progress, processes=2 if can_fork() else 1)
         target.mkdir(parents=True, exist_ok=True)
         accounting = Accounting(agency, batch_id, actor, model_version)
         writer = OutcomeWriter(target, policy.extra_disclosed_columns)
