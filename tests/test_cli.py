@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from taxmatch import parallel, pipeline
 from taxmatch.cli import app
 
 AS_OF = "2026-11-25"
@@ -81,6 +83,30 @@ def test_rerun_is_byte_identical(workspace: dict[str, Path]) -> None:
            "--agency", "ICE", "--as-of", AS_OF, "--out", str(again))  # fmt: skip
     for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
         assert (again / name).read_bytes() == (workspace["out"] / name).read_bytes(), name
+
+
+def test_a_batch_split_over_two_processes_writes_the_same_files(
+    workspace: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixture's batch is below the split threshold: one process. Here validation, choosing and
+    # rendering the outcome files each run half (or beside the ledger) in a forked process.
+    if not parallel.can_fork():
+        pytest.skip("needs os.fork and two cores")
+    monkeypatch.setattr(pipeline, "MIN_ITEMS_TO_SPLIT", 100)
+    forks = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    split = workspace["root"] / "split"
+    invoke("--home", str(workspace["home"]), "batch", "run", str(workspace["data"] / "requests.csv"),
+           "--agency", "ICE", "--as-of", AS_OF, "--out", str(split))  # fmt: skip
+    assert len(forks) == 3, "validation, choosing, rendering"
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        assert (split / name).read_bytes() == (workspace["out"] / name).read_bytes(), name
 
 
 def test_outputs_are_spreadsheet_safe(workspace: dict[str, Path]) -> None:

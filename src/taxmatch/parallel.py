@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 Part = TypeVar("Part")
 Answer = TypeVar("Answer")
+Ours = TypeVar("Ours")
+Theirs = TypeVar("Theirs")
 
 # Below this much work the fork (a few ms for a 1.5 GB process) and the pickled answer cost more
 # than half the work saves; callers compare their item counts against it.
@@ -39,14 +41,23 @@ def in_two_processes(function: Callable[[Part], Answer], here: Part, there: Part
 
     `function` must be pure Python over data already in memory, and its answer picklable.
     """
+    return here_and_forked(lambda: function(here), lambda: function(there))
+
+
+def here_and_forked(here: Callable[[], Ours], forked: Callable[[], Theirs]) -> tuple[Ours, Theirs]:
+    """`(here(), forked())`, the second computed in a forked child while this process runs the first.
+
+    `here` may do anything (use the database, write files); `forked` must be pure Python over
+    data already in memory, and its answer picklable.
+    """
     if not can_fork():
-        return function(here), function(there)
+        return here(), forked()
     read_end, write_end = os.pipe()
     try:
         with warnings.catch_warnings():
             # Python 3.12+ warns that forking a process with threads (DuckDB's, a progress
             # display's) may deadlock the child if it takes a lock one of them held. The child
-            # here takes none: it runs `function` and leaves by os._exit.
+            # here takes none: it runs `forked` and leaves by os._exit.
             warnings.filterwarnings(
                 "ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning
             )
@@ -54,12 +65,12 @@ def in_two_processes(function: Callable[[Part], Answer], here: Part, there: Part
     except OSError:
         os.close(read_end)
         os.close(write_end)
-        return function(here), function(there)
+        return here(), forked()
     if child == 0:  # pragma: no cover - runs in the child, which leaves by os._exit
         os.close(read_end)
         status = 1
         try:
-            payload = pickle.dumps(function(there), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(forked(), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as sink:
                 sink.write(payload)
             status = 0
@@ -70,13 +81,13 @@ def in_two_processes(function: Callable[[Part], Answer], here: Part, there: Part
     # its write and exits instead of waiting forever.
     source = os.fdopen(read_end, "rb")
     try:
-        ours = function(here)
+        ours = here()
         payload = source.read()
     finally:
         source.close()
         _, wait_status = os.waitpid(child, 0)
     if os.waitstatus_to_exitcode(wait_status) != 0 or not payload:
-        logger.warning("the second process failed (exit %s); computing its half here", wait_status)
-        return ours, function(there)
-    theirs: Answer = pickle.loads(payload)
+        logger.warning("the second process failed (exit %s); computing its part here", wait_status)
+        return ours, forked()
+    theirs: Theirs = pickle.loads(payload)
     return ours, theirs

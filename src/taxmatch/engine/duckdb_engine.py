@@ -22,12 +22,14 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
@@ -520,6 +522,14 @@ class DuckDBEngine:
         rows = list(_request_input_rows(requests))
         if len(rows) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
             return self._score_points(rows)
+        return self._score_staged(rows).pairs()
+
+    def score_batch(self, requests: Sequence[tuple[int, RequestRecord]]) -> ScoredPairs:
+        """`score`'s pairs of a batch, still as Arrow columns: `ScoredPairs.pairs()` converts them
+        (or a slice of them) without touching the database, in this process or a forked one."""
+        return self._score_staged(list(_request_input_rows(requests)))
+
+    def _score_staged(self, rows: list[tuple[Any, ...]]) -> ScoredPairs:
         _, scorer = self._scorer()
         self._stage_requests(rows)
         carried = ("request_index", "return_id", "pair_tin", "suffix_l", "suffix_r", "tin_l")
@@ -539,16 +549,11 @@ class DuckDBEngine:
             QUALIFY max(match_weight) OVER (PARTITION BY request_index, pair_tin) >= {MIN_CANDIDATE_WEIGHT}
             ORDER BY request_index, return_id, match_weight DESC"""
         )
-        labels = [
-            [scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16)]
+        labels = tuple(
+            tuple(scorer.level_labels[name].get(gamma, "missing") for gamma in range(-1, 16))
             for name in ("first_name", "last_name", "dob", "address", "tin")
-        ]
-        # Column by column through Arrow: a third of the cost of Python tuples row by row.
-        columns = [column.to_pylist() for column in self.connection.execute(query).to_arrow_table().columns]
-        # Gamma -1 (missing) is index 0 of each list of labels, hence the +1.
-        for position, level_labels in zip(range(5, 10), labels, strict=True):
-            columns[position] = [level_labels[gamma + 1] for gamma in columns[position]]
-        return list(map(CandidatePair, *columns))
+        )
+        return ScoredPairs(self.connection.execute(query).to_arrow_table(), labels)
 
     def _python_scorer(self) -> PythonScorer:
         version, model = self.current_model()
@@ -754,6 +759,35 @@ class DuckDBEngine:
             tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
             for tin, (addresses, years, initials) in found.items()
         }
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """A batch's scored pairs as the query returned them (ordered by request index), and the
+    level labels of their gammas: what `CandidatePair`s are made of."""
+
+    table: pa.Table
+    level_labels: tuple[tuple[str, ...], ...]  # first name, last name, dob, address, tin; gamma -1 first
+
+    def split_before(self, request_index: int) -> tuple[ScoredPairs, ScoredPairs]:
+        """The pairs of requests before `request_index`, and the rest (the table is ordered)."""
+        before = pc.sum(pc.less(self.table["request_index"], request_index)).as_py() or 0
+        return (
+            ScoredPairs(self.table.slice(0, before), self.level_labels),
+            ScoredPairs(self.table.slice(before), self.level_labels),
+        )
+
+    def of_requests(self, request_indexes: Iterable[int]) -> ScoredPairs:
+        wanted = pa.array(sorted(set(request_indexes)), type=pa.int64())
+        return ScoredPairs(self.table.filter(pc.is_in(self.table["request_index"], wanted)), self.level_labels)
+
+    def pairs(self) -> list[CandidatePair]:
+        # Column by column through Arrow: a third of the cost of Python tuples row by row.
+        columns = [column.to_pylist() for column in self.table.columns]
+        # Gamma -1 (missing) is index 0 of each list of labels, hence the +1.
+        for position, level_labels in zip(range(5, 10), self.level_labels, strict=True):
+            columns[position] = [level_labels[gamma + 1] for gamma in columns[position]]
+        return list(map(CandidatePair, *columns))
 
 
 def _read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:

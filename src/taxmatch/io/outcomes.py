@@ -26,6 +26,8 @@ __all__ = [
     "MANIFEST_FILENAME",
     "OUTCOME_FILENAMES",
     "OutcomeWriter",
+    "RenderedOutcomes",
+    "render_outcomes",
     "sha256_file",
     "spreadsheet_safe",
     "write_manifest",
@@ -69,6 +71,72 @@ _DIALECT: Final[dict[str, Any]] = {"delimiter": ",", "lineterminator": "\n", "qu
 _TRIGGER_IN_CSV: Final = re.compile('[,\n]"?[' + re.escape("".join(_FORMULA_TRIGGERS)) + "]")
 # The Disclosure fields of disclosed.csv written as they are: tin_last4 ... zip.
 _AS_IS: Final = attrgetter(*DISCLOSED_COLUMNS[1:11])
+
+
+# Per outcome file: its rows as CSV text (header excluded) and how many rows that is.
+RenderedOutcomes = dict[Outcome, tuple[str, int]]
+
+
+def render_outcomes(decisions: Sequence[Decision], extra_disclosed_columns: Sequence[str] = ()) -> RenderedOutcomes:
+    """The rows `OutcomeWriter.write` would write for each decision, in order, as CSV text per file.
+
+    `write` costs ~5 us a row, most of it a `spreadsheet_safe` call per cell. Here the rows of
+    each file are written as they are to one CSV text, and that text is searched once for a
+    cell starting with a formula trigger (`_TRIGGER_IN_CSV`); only if there is one are the
+    rows written again cell by cell through `spreadsheet_safe`. Every decision is checked
+    before anything is rendered. Pure: a batch renders in a second process (`taxmatch.parallel`).
+    """
+    routed: dict[Outcome, list[Decision]] = {outcome: [] for outcome in OUTCOME_FILENAMES}
+    try:
+        for decision in decisions:
+            # An Outcome is a str enum: its value finds the same key.
+            routed[decision.outcome].append(decision)
+    except KeyError as error:
+        raise ValueError(f"{error.args[0]!r} is not a valid Outcome") from None
+    disclosed = routed[Outcome.DISCLOSED]
+    disclosures: list[Disclosure] = []
+    for decision in disclosed:
+        if decision.disclosure is None:
+            raise ValueError(f"request {decision.request_id!r}: DISCLOSED decision without a disclosure")
+        disclosures.append(decision.disclosure)
+    extra = attrgetter(*extra_disclosed_columns) if extra_disclosed_columns else None
+    # Row by row, each disclosure read once (a column at a time reads every object 14 times: ~2x slower).
+    rows: list[tuple[Any, ...]] = [
+        (
+            decision.request_id,
+            *_AS_IS(disclosure),
+            str(int(disclosure.tax_year)),
+            f"{disclosure.match_probability:.6f}",
+            disclosure.evidence,
+        )
+        for decision, disclosure in zip(disclosed, disclosures, strict=True)
+    ]
+    if extra is not None:
+        more = (lambda value: (value,)) if len(extra_disclosed_columns) == 1 else tuple
+        rows = [(*row, *more(extra(disclosure))) for row, disclosure in zip(rows, disclosures, strict=True)]
+    rendered: RenderedOutcomes = {Outcome.DISCLOSED: (_csv_text(rows), len(rows))}
+    for outcome in (Outcome.REJECTED, Outcome.NOT_MATCHED):
+        reasons: dict[tuple[tuple[ReasonCode, ...], str], tuple[str, str]] = {}
+        for decision in routed[outcome]:
+            key = (decision.reason_codes, decision.detail)
+            if key not in reasons:
+                reasons[key] = (";".join(code.value for code in decision.reason_codes), decision.reasons_text)
+        rows = [(d.request_id, *reasons[(d.reason_codes, d.detail)]) for d in routed[outcome]]
+        rendered[outcome] = (_csv_text(rows), len(rows))
+    return rendered
+
+
+def _csv_text(rows: list[tuple[Any, ...]]) -> str:
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    csv.writer(buffer, **_DIALECT).writerows(rows)
+    text = buffer.getvalue()
+    if _TRIGGER_IN_CSV.search("\n" + text):
+        buffer = io.StringIO()
+        csv.writer(buffer, **_DIALECT).writerows([spreadsheet_safe(value or "") for value in row] for row in rows)
+        text = buffer.getvalue()
+    return text
 
 
 class OutcomeWriter:
@@ -174,66 +242,16 @@ class OutcomeWriter:
         self._counts[_COUNT_KEYS[outcome]] += 1
 
     def write_many(self, decisions: Sequence[Decision]) -> None:
-        """`write` each decision, in order: the same bytes, for a whole batch at once.
+        """`write` each decision, in order: the same bytes, for a whole batch at once."""
+        self.write_rendered(render_outcomes(decisions, self.extra_disclosed_columns))
 
-        `write` costs ~5 us a row, most of it a `spreadsheet_safe` call per cell. Here the
-        rows of each file are written as they are to one CSV text, and that text is searched
-        once for a cell starting with a formula trigger (`_TRIGGER_IN_CSV`); only if there
-        is one are the rows written again cell by cell through `spreadsheet_safe`. Every
-        decision is checked before anything is written.
-        """
+    def write_rendered(self, rendered: RenderedOutcomes) -> None:
+        """Write what `render_outcomes` made of a batch's decisions (perhaps in another process)."""
         if self._closed:
             raise ValueError("OutcomeWriter is closed")
-        routed: dict[Outcome, list[Decision]] = {outcome: [] for outcome in OUTCOME_FILENAMES}
-        try:
-            for decision in decisions:
-                # An Outcome is a str enum: its value finds the same key.
-                routed[decision.outcome].append(decision)
-        except KeyError as error:
-            raise ValueError(f"{error.args[0]!r} is not a valid Outcome") from None
-        disclosed = routed[Outcome.DISCLOSED]
-        disclosures: list[Disclosure] = []
-        for decision in disclosed:
-            if decision.disclosure is None:
-                raise ValueError(f"request {decision.request_id!r}: DISCLOSED decision without a disclosure")
-            disclosures.append(decision.disclosure)
-        extra = attrgetter(*self.extra_disclosed_columns) if self.extra_disclosed_columns else None
-        # Row by row, each disclosure read once (a column at a time reads every object 14 times: ~2x slower).
-        rows: list[tuple[Any, ...]] = [
-            (
-                decision.request_id,
-                *_AS_IS(disclosure),
-                str(int(disclosure.tax_year)),
-                f"{disclosure.match_probability:.6f}",
-                disclosure.evidence,
-            )
-            for decision, disclosure in zip(disclosed, disclosures, strict=True)
-        ]
-        if extra is not None:
-            more = (lambda value: (value,)) if len(self.extra_disclosed_columns) == 1 else tuple
-            rows = [(*row, *more(extra(disclosure))) for row, disclosure in zip(rows, disclosures, strict=True)]
-        self._write_rows(Outcome.DISCLOSED, rows)
-        for outcome in (Outcome.REJECTED, Outcome.NOT_MATCHED):
-            reasons: dict[tuple[tuple[ReasonCode, ...], str], tuple[str, str]] = {}
-            for decision in routed[outcome]:
-                key = (decision.reason_codes, decision.detail)
-                if key not in reasons:
-                    reasons[key] = (";".join(code.value for code in decision.reason_codes), decision.reasons_text)
-            rows = [(d.request_id, *reasons[(d.reason_codes, d.detail)]) for d in routed[outcome]]
-            self._write_rows(outcome, rows)
-
-    def _write_rows(self, outcome: Outcome, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        buffer = io.StringIO()
-        csv.writer(buffer, **_DIALECT).writerows(rows)
-        text = buffer.getvalue()
-        if _TRIGGER_IN_CSV.search("\n" + text):
-            buffer = io.StringIO()
-            csv.writer(buffer, **_DIALECT).writerows([spreadsheet_safe(value or "") for value in row] for row in rows)
-            text = buffer.getvalue()
-        self._files[outcome][0].write(text)
-        self._counts[_COUNT_KEYS[outcome]] += len(rows)
+        for outcome, (text, rows) in rendered.items():
+            self._files[outcome][0].write(text)
+            self._counts[_COUNT_KEYS[outcome]] += rows
 
     def close(self) -> None:
         """Flush, fsync and atomically rename the three files into place."""
