@@ -391,10 +391,9 @@ def run_batch(
     target = out_dir if out_dir is not None else default_out_root / batch_id
     processes = 2 if can_fork() else 1
     with _cyclic_collector_paused():
-        with engine.reading_batch_tables():
-            items = list(read_requests(input_path))
-            progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress, processes)
+        items = list(read_requests(input_path))
+        progress("read", len(items), len(items))
+        decisions = decide_requests(engine, policy, as_of, items, progress, processes)
         target.mkdir(parents=True, exist_ok=True)
         accounting = Accounting(agency, batch_id, actor, model_version)
         writer = OutcomeWriter(target, policy.extra_disclosed_columns)

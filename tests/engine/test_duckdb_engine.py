@@ -104,21 +104,3 @@ def test_a_model_fitted_with_other_comparisons_is_refused_with_the_fix(
     finally:
         engine.connection.execute("DELETE FROM model_store WHERE version = 'model-older'")
     assert DuckDBEngine(engine.connection).current_model()[0] == version
-
-
-def test_reading_the_batch_tables_ahead_runs_beside_a_batch_and_changes_no_score(
-    loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
-) -> None:
-    engine, requests = loaded
-    before = engine.score(requests)
-    with engine.reading_batch_tables():
-        during = engine.score(requests)  # the main connection, while the reader's cursor scans
-    assert during == before
-    assert len(before) > len(requests)
-
-
-def test_reading_the_batch_tables_of_an_empty_workspace_reads_nothing() -> None:
-    engine = DuckDBEngine(duckdb.connect())
-    engine.read_batch_tables()
-    with engine.reading_batch_tables():
-        pass

@@ -14,7 +14,6 @@ Tables:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
@@ -441,46 +440,6 @@ class DuckDBEngine:
             self.connection.execute(f'DROP {keyword} IF EXISTS "{name}"')
 
     # ---- scoring ------------------------------------------------------------------------------
-
-    def read_batch_tables(self) -> None:
-        """Bring the columns a batch reads into DuckDB's buffer pool.
-
-        A fresh process reads the encrypted database block by block as its queries first touch
-        it. Inside the batch query that costs about 1.2 s at 1M people (blocks read and decrypted
-        under the scan); a count of every column on its own costs about 0.3 s, and can run on
-        the idle core while the requests are validated (`reading_batch_tables`).
-        """
-        with self.connection.cursor() as cursor:
-            for table, skipped in (("master_profiles", {"point_row"}), ("master_returns", set())):
-                columns = [
-                    str(row[0])
-                    for row in cursor.execute(
-                        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-                    ).fetchall()
-                    if row[0] not in skipped
-                ]
-                if columns:
-                    cursor.execute(f"SELECT {', '.join(f'count({c})' for c in columns)} FROM {table}").fetchall()
-
-    @contextlib.contextmanager
-    def reading_batch_tables(self) -> Iterator[None]:
-        """`read_batch_tables` on a thread of its own (its own cursor) while the body runs."""
-        failures: list[BaseException] = []
-
-        def read() -> None:
-            try:
-                self.read_batch_tables()
-            except BaseException as error:  # only a cache warm-up: the batch reads what it needs anyway
-                failures.append(error)
-
-        reader = threading.Thread(target=read, name="taxmatch-read-ahead", daemon=True)
-        reader.start()
-        try:
-            yield
-        finally:
-            reader.join()
-            if failures:
-                logger.debug("reading the batch tables ahead failed: %s", type(failures[0]).__name__)
 
     def _stage_requests(self, rows: list[tuple[Any, ...]]) -> None:
         """Standardize request input rows into the temp table request_inputs."""
