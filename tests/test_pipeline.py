@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from taxmatch import pipeline
-from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.engine.duckdb_engine import DuckDBEngine, request_input_table
 from taxmatch.io.requests import read_requests
 from taxmatch.pipeline import Accounting, ledger_columns, ledger_events
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode, RequestRecord
@@ -101,3 +101,18 @@ def test_the_cycle_collector_is_paused_for_a_batch_and_restored_after() -> None:
         assert not gc.isenabled(), "a caller that had it off keeps it off"
     finally:
         gc.enable()
+
+
+def test_validation_halves_build_the_scoring_input_of_what_they_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate(tmp_path, people=200, requests=150, seed=4, as_of=datetime.date(2026, 11, 25))
+    items = list(read_requests(tmp_path / "requests.csv"))
+    items += items[10:14]  # valid requests whose repeated ids are rejected: their rows must go
+    monkeypatch.setattr(pipeline, "MIN_ITEMS_TO_SPLIT", 10)
+    policy, as_of = Policy.default(), datetime.date(2026, 11, 25)
+    decisions: list[Decision | None] = [None] * len(items)
+    to_score, inputs = pipeline._validate_chunk(items, 0, len(items), policy, as_of, set(), decisions, processes=2)
+    assert inputs is not None
+    assert inputs.equals(request_input_table(to_score))
+    assert 0 < len(to_score) < len(items) - 4

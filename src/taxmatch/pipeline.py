@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from taxmatch import __version__
-from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs
+from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs, renumbered, request_input_table
 from taxmatch.io.outcomes import OutcomeWriter, RenderedOutcomes, render_outcomes, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
@@ -89,9 +92,9 @@ def decide_requests(
     if len(items) <= SCORING_CHUNK_ITEMS:
         # One chunk (every lookup): nothing to overlap, and a worker thread per call would cost a
         # lookup ~0.3-0.6 ms (start, two hand-offs, join). Same steps, on this thread.
-        to_score = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions, processes)
+        to_score, inputs = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions, processes)
         progress("validated", len(items), len(items))
-        take(_score_and_choose(engine, policy, to_score, processes))
+        take(_score_and_choose(engine, policy, to_score, processes, inputs))
         progress("scored", len(to_score), len(to_score))
         latest = engine.latest_returns(wanted_returns())
     else:
@@ -106,7 +109,7 @@ def decide_requests(
                 progress("scored", scored, max(valid_total, scored))
 
             for start in range(0, len(items), SCORING_CHUNK_ITEMS):
-                to_score = _validate_chunk(
+                to_score, _ = _validate_chunk(
                     items, start, start + SCORING_CHUNK_ITEMS, policy, as_of, seen_ids, decisions
                 )
                 valid_total += len(to_score)
@@ -148,7 +151,11 @@ def _validation_codes(
 
 
 def _score_and_choose(
-    engine: DuckDBEngine, policy: Policy, to_score: list[tuple[int, RequestRecord]], processes: int = 1
+    engine: DuckDBEngine,
+    policy: Policy,
+    to_score: list[tuple[int, RequestRecord]],
+    processes: int = 1,
+    inputs: pa.Table | None = None,
 ) -> list[tuple[int, RequestRecord, Choice | ReasonCode]]:
     """Score a chunk of valid requests and choose each one's taxpayer (or say why none).
 
@@ -158,7 +165,7 @@ def _score_and_choose(
     """
     indexes = [index for index, _ in to_score]
     if processes > 1 and len(to_score) >= MIN_ITEMS_TO_SPLIT:
-        scored = engine.score_batch(to_score)
+        scored = engine.score_batch(inputs if inputs is not None else request_input_table(to_score))
         half = len(indexes) // 2
         first_pairs, second_pairs = scored.split_before(indexes[half])
         first, second = in_two_processes(
@@ -233,20 +240,24 @@ def _validate_chunk(
     seen_ids: set[str],
     decisions: list[Decision | None],
     processes: int = 1,
-) -> list[tuple[int, RequestRecord]]:
+) -> tuple[list[tuple[int, RequestRecord]], pa.Table | None]:
     """Reject what fails validation (in `decisions`); return the rest, with their item index, to score.
 
     `seen_ids` carries over from chunk to chunk, in input order: the first of a repeated id wins.
     Every request is validated, in two processes with `processes=2` (a repeated id is then
-    validated too, and its verdict unused: validation is pure, so nothing else changes).
+    validated too, and its verdict unused: validation is pure, so nothing else changes). Each
+    process also builds the scoring input rows of its valid requests; joined, they are the
+    `request_input_table` of what is returned (else None: the scoring builds it).
     """
     stop = min(stop, len(items))
+    inputs: pa.Table | None = None
     if processes > 1 and stop - start >= MIN_ITEMS_TO_SPLIT:
         middle = (start + stop) // 2
-        first, second = in_two_processes(
-            _validation_codes, (items[start:middle], policy, as_of), (items[middle:stop], policy, as_of)
+        (first, first_inputs), (second, second_inputs) = in_two_processes(
+            _validated_half, (items[start:middle], start, policy, as_of), (items[middle:stop], middle, policy, as_of)
         )
         codes_of = first + second
+        inputs = pa.concat_tables([first_inputs, second_inputs])
     else:
         codes_of = _validation_codes((items[start:stop], policy, as_of))
     to_score: list[tuple[int, RequestRecord]] = []
@@ -269,7 +280,28 @@ def _validate_chunk(
             decisions[index] = Decision(request_id, Outcome.REJECTED, codes)
         else:
             to_score.append((index, item))
-    return to_score
+    if inputs is not None:
+        if inputs.num_rows and len(to_score) < sum(codes == () for codes in codes_of):
+            # Valid, but a repeated id: rejected above, so not scored.
+            scored = pa.array([index for index, _ in to_score], type=pa.int64())
+            inputs = inputs.filter(pc.is_in(inputs["request_index"], scored))
+        inputs = renumbered(inputs)
+    return to_score, inputs
+
+
+def _validated_half(
+    part: tuple[Sequence[Item], int, Policy, datetime.date],
+) -> tuple[list[tuple[ReasonCode, ...] | None], pa.Table]:
+    """`_validation_codes` of items numbered from `first_index`, and the scoring input rows of
+    those that pass (`request_input_table`, numbered within the half)."""
+    items, first_index, policy, as_of = part
+    codes_of = _validation_codes((items, policy, as_of))
+    valid = [
+        (first_index + position, item)
+        for position, (item, codes) in enumerate(zip(items, codes_of, strict=True))
+        if codes == () and isinstance(item, RequestRecord)
+    ]
+    return codes_of, request_input_table(valid)
 
 
 @dataclass(frozen=True)

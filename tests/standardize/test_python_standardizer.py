@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from taxmatch.engine.duckdb_engine import DuckDBEngine, _request_input_rows
+from taxmatch.engine.duckdb_engine import DuckDBEngine, _request_input_rows, request_input_table
 from taxmatch.io.requests import read_requests
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
@@ -33,7 +33,7 @@ AWKWARD = [
 
 
 def _sql_rows(engine: DuckDBEngine, requests: list[tuple[int, RequestRecord]]) -> dict[int, dict[str, object]]:
-    engine._stage_requests(list(_request_input_rows(requests)))
+    engine._stage_requests(request_input_table(requests))
     cursor = engine.connection.execute(f"SELECT request_index, {', '.join(COMPARED)} FROM request_inputs")
     names = [description[0] for description in cursor.description]
     return {int(row[0]): dict(zip(names[1:], row[1:], strict=True)) for row in cursor.fetchall()}

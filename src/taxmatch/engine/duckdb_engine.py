@@ -441,20 +441,10 @@ class DuckDBEngine:
 
     # ---- scoring ------------------------------------------------------------------------------
 
-    def _stage_requests(self, rows: list[tuple[Any, ...]]) -> None:
-        """Standardize request input rows into the temp table request_inputs."""
+    def _stage_requests(self, inputs: pa.Table) -> None:
+        """Standardize request input rows (`request_input_table`) into the temp table request_inputs."""
         con = self.connection
-        table = pa.table(
-            {
-                "unique_id": pa.array([row[0] for row in rows], type=pa.int64()),
-                "request_index": pa.array([row[1] for row in rows], type=pa.int64()),
-                **{
-                    column: pa.array([row[2 + position] for row in rows], type=pa.string())
-                    for position, column in enumerate(_REQUEST_RAW_COLUMNS)
-                },
-            }
-        )
-        con.register("request_raw", table)
+        con.register("request_raw", inputs)
         con.execute("DROP TABLE IF EXISTS request_inputs")
         self._create_standardized(
             "request_inputs", "request_raw", "unique_id, request_index", temporary=True, order_by="unique_id"
@@ -481,16 +471,17 @@ class DuckDBEngine:
         rows = list(_request_input_rows(requests))
         if len(rows) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
             return self._score_points(rows)
-        return self._score_staged(rows).pairs()
+        return self._score_staged(_input_table(rows)).pairs()
 
-    def score_batch(self, requests: Sequence[tuple[int, RequestRecord]]) -> ScoredPairs:
-        """`score`'s pairs of a batch, still as Arrow columns: `ScoredPairs.pairs()` converts them
-        (or a slice of them) without touching the database, in this process or a forked one."""
-        return self._score_staged(list(_request_input_rows(requests)))
+    def score_batch(self, inputs: pa.Table) -> ScoredPairs:
+        """`score`'s pairs of a batch, given as `request_input_table(requests)`, still as Arrow
+        columns: `ScoredPairs.pairs()` converts them (or a slice of them) without touching the
+        database, in this process or a forked one."""
+        return self._score_staged(inputs)
 
-    def _score_staged(self, rows: list[tuple[Any, ...]]) -> ScoredPairs:
+    def _score_staged(self, inputs: pa.Table) -> ScoredPairs:
         _, scorer = self._scorer()
-        self._stage_requests(rows)
+        self._stage_requests(inputs)
         carried = ("request_index", "return_id", "pair_tin", "suffix_l", "suffix_r", "tin_l")
         query = (
             f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_profiles')}, "
@@ -613,7 +604,7 @@ class DuckDBEngine:
         from splink import DuckDBAPI, Linker
 
         _, model = self.current_model()
-        self._stage_requests(list(_request_input_rows(requests)))
+        self._stage_requests(request_input_table(requests))
         self._model_input_view("request_inputs", "model_input_requests")
         self._model_input_view("master_profiles", "model_input_master")
         database_api = DuckDBAPI(connection=self.connection)
@@ -652,11 +643,16 @@ class DuckDBEngine:
                 }
             ),
         )
+        # The latest return's id first, over the few columns that choose it; then its fields as
+        # filed, for those rows only (0.45 -> 0.3 s for 73k taxpayers at 1M people).
         rows = con.execute(
-            f"""SELECT w.wanted_key, {_RETURN_COLUMNS}
-            FROM master_returns m JOIN wanted_returns w
-              ON w.tin = m.tin AND m.tax_year BETWEEN w.first_year AND w.last_year
-            QUALIFY row_number() OVER (PARTITION BY w.wanted_key ORDER BY m.tax_year DESC, m.role, m.return_id) = 1"""
+            f"""WITH latest AS (
+                SELECT w.wanted_key, m.return_id
+                FROM master_returns m JOIN wanted_returns w
+                  ON w.tin = m.tin AND m.tax_year BETWEEN w.first_year AND w.last_year
+                QUALIFY row_number() OVER (PARTITION BY w.wanted_key ORDER BY m.tax_year DESC, m.role, m.return_id) = 1)
+            SELECT latest.wanted_key, {_RETURN_COLUMNS}
+            FROM master_returns m JOIN latest ON latest.return_id = m.return_id"""
         ).fetchall()
         con.unregister("wanted_returns")
         found: dict[int, list[ReturnRow]] = {key: [] for key, _, _, _ in wanted}
@@ -792,6 +788,34 @@ def _read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Tabl
 _REQUEST_RAW_COLUMNS = (
     "first_name", "middle_name", "last_name", "suffix", "dob", "tin", "street", "unit", "city", "state", "zip",
 )  # fmt: skip
+
+
+def request_input_table(requests: Sequence[tuple[int, RequestRecord]]) -> pa.Table:
+    """What a batch stages: one row per (request, address), numbered from 1 in request order.
+
+    Pure (no database): a forked process builds the table of its half of a batch, and
+    `renumbered` joins the halves into the table of the whole.
+    """
+    return _input_table(list(_request_input_rows(requests)))
+
+
+def renumbered(inputs: pa.Table) -> pa.Table:
+    """`inputs` with its rows numbered 1, 2, ... again (after halves are concatenated or filtered)."""
+    return inputs.set_column(0, "unique_id", pa.array(range(1, inputs.num_rows + 1), type=pa.int64()))
+
+
+def _input_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(_REQUEST_RAW_COLUMNS))
+    return pa.table(
+        {
+            "unique_id": pa.array(columns[0], type=pa.int64()),
+            "request_index": pa.array(columns[1], type=pa.int64()),
+            **{
+                column: pa.array(columns[2 + position], type=pa.string())
+                for position, column in enumerate(_REQUEST_RAW_COLUMNS)
+            },
+        }
+    )
 
 
 def _request_input_rows(requests: Sequence[tuple[int, RequestRecord]]) -> Iterable[tuple[Any, ...]]:
