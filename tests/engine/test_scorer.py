@@ -5,13 +5,18 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
 
+from taxmatch.engine import duckdb_engine
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import read_requests
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
+from taxmatch.match.scorer import CompiledScorer, compiled_scorer_key
 from taxmatch.records import RequestRecord
 from taxmatch.synth import generate
 
@@ -97,3 +102,45 @@ def test_prior_addresses_are_blocked_and_scored_alike_on_both_paths(
     one_by_one = [pair for request in with_prior for pair in engine.score([request])]
     assert len(batch) > 80
     assert one_by_one == batch
+
+
+def test_a_compiled_scorer_is_kept_in_the_workspace_and_read_back_whole(
+    engine_and_requests: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, _ = engine_and_requests
+    version, compiled = engine._scorer()
+    assert CompiledScorer.from_json(compiled.to_json()) == compiled
+    kept = engine.connection.execute("SELECT cache_key FROM compiled_scorers").fetchall()
+    assert (compiled_scorer_key(version),) in kept
+    monkeypatch.setattr(duckdb_engine, "compile_scorer", _no_compiling)
+    assert DuckDBEngine(engine.connection)._scorer() == (version, compiled)
+
+
+def _no_compiling(model: object) -> None:
+    raise AssertionError("compiled again: the kept scorer was not read")
+
+
+def test_a_batch_imports_no_splink(tmp_path: Path) -> None:
+    # Splink builds and fits the model; scoring reads the model and its compiled SQL from the
+    # workspace, so a batch (a fresh process) does without Splink's ~0.1 s of imports.
+    data, home = tmp_path / "data", tmp_path / "home"
+    generate(data, people=400, requests=200, seed=8, as_of=datetime.date(2026, 11, 25))  # a batch, not point reads
+    run = [sys.executable, "-c", _BATCH_WITHOUT_SPLINK, str(home), str(data / "requests.csv"), str(tmp_path / "out")]
+    taxmatch = Path(sys.executable).with_name("taxmatch")
+    subprocess.run([str(taxmatch), "--home", str(home), "master", "load", str(data / "master.csv")],
+                   check=True, capture_output=True)  # fmt: skip
+    finished = subprocess.run(run, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip().splitlines()[-1] == "no splink"
+
+
+_BATCH_WITHOUT_SPLINK = """
+import sys
+from taxmatch.cli import app
+try:
+    app(["--home", sys.argv[1], "batch", "run", sys.argv[2], "--agency", "ICE", "--as-of", "2026-11-25",
+         "--out", sys.argv[3]])
+except SystemExit as leaving:
+    assert not leaving.code, leaving.code
+print(sorted(name for name in sys.modules if name.split(".")[0] == "splink") or "no splink")
+"""

@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from taxmatch.match.model import (
+    COMPARISON_SHAPE,
     GENDER_VARIANT,
     MIDDLE_IN_GIVEN,
     NICKNAME,
@@ -14,6 +15,8 @@ from taxmatch.match.model import (
     _middle_in_given,
     _one_keying_error,
     _one_keying_error_sql,
+    comparison_shape,
+    settings_creator,
 )
 from taxmatch.standardize.names import given_name_forms
 
@@ -121,3 +124,8 @@ def test_nickname(left: str, right: str, expected: bool) -> None:
     )
     assert python is expected
     assert _sql(NICKNAME, **sides) is expected
+
+
+def test_the_written_comparison_shape_is_splinks() -> None:
+    built = settings_creator("link_only", 1_000).create_settings_dict("duckdb")
+    assert comparison_shape(built) == COMPARISON_SHAPE

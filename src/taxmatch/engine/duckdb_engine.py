@@ -9,13 +9,13 @@ Tables:
 - master_profiles  one row per distinct (taxpayer, model input columns): what is blocked and scored;
                    point_row packs its model input columns for the on-demand reads
 - model_store      fitted model JSON by version (the newest row is current)
+- compiled_scorers the scoring SQL compiled from a model, by model version, Splink version and compiler
 - name_lookup      per distinct folded name: the names it may stand for, its transliteration skeleton
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import math
@@ -33,9 +33,15 @@ import pyarrow.compute as pc
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
-from taxmatch.match.model import MODEL_INPUT_COLUMNS, model_version, settings_creator
+from taxmatch.match.model import (
+    COMPARISON_SHAPE,
+    MODEL_INPUT_COLUMNS,
+    comparison_shape,
+    model_version,
+    settings_creator,
+)
 from taxmatch.match.python_scorer import PythonScorer
-from taxmatch.match.scorer import CompiledScorer, compile_scorer
+from taxmatch.match.scorer import CompiledScorer, compile_scorer, compiled_scorer_key
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.names import given_name_forms
 from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
@@ -66,23 +72,6 @@ class ModelOutdatedError(MasterNotLoadedError):
             f"the model of this workspace ({version}) was fitted by another version of taxmatch, whose "
             "comparisons differ from this one's; run `taxmatch master load FILE` again to refit it"
         )
-
-
-@functools.cache
-def _expected_comparison_shape() -> list[tuple[str, list[str]]]:
-    """This version's comparisons, built once per process (Splink takes tens of milliseconds)."""
-    return _comparison_shape(settings_creator("link_only", 2).create_settings_dict("duckdb"))
-
-
-def _comparison_shape(model: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """Each comparison's name and its levels' labels: what the decision rule and the Python twin read."""
-    return [
-        (
-            str(comparison["output_column_name"]),
-            [str(level.get("label_for_charts", "")) for level in comparison["comparison_levels"]],
-        )
-        for comparison in model["comparisons"]
-    ]
 
 
 # Over the source row `s` joined to its per-value standardizations: `first`, `middle`, `last` and
@@ -159,6 +148,9 @@ class DuckDBEngine:
         self.connection.execute(
             "CREATE TABLE IF NOT EXISTS model_store (version VARCHAR PRIMARY KEY, model_json VARCHAR, "
             "fitted_at TIMESTAMP DEFAULT current_timestamp, taxpayers BIGINT, returns BIGINT)"
+        )
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS compiled_scorers (cache_key VARCHAR PRIMARY KEY, scorer_json VARCHAR)"
         )
 
     # ---- master -------------------------------------------------------------------------------
@@ -369,6 +361,7 @@ class DuckDBEngine:
         self.connection.execute(f"DROP TABLE {MASTER_STANDARDIZED}")
         # The load's memory cap (`load_master`) ends with the fit that follows the load.
         self.connection.execute("RESET memory_limit")
+        self._scorer()  # compiled now and kept, so that the first batch need not import Splink
         return version
 
     def _count_address_u(self, model: dict[str, Any], returns: int) -> None:
@@ -426,7 +419,7 @@ class DuckDBEngine:
             if row is None:
                 raise MasterNotLoadedError()
             model = json.loads(row[1])
-            if _comparison_shape(model) != _expected_comparison_shape():
+            if comparison_shape(model) != COMPARISON_SHAPE:
                 raise ModelOutdatedError(str(row[0]))
             self._current_model = (str(row[0]), model)
         return self._current_model
@@ -452,10 +445,21 @@ class DuckDBEngine:
         con.unregister("request_raw")
 
     def _scorer(self) -> tuple[str, CompiledScorer]:
+        """The current model's compiled scorer: from this engine, else from the workspace (where
+        the first use, or the fit, leaves it), else compiled now."""
         version, model = self.current_model()
         cached = self._compiled.get(version)
         if cached is None:
-            cached = self._compiled[version] = compile_scorer(model)
+            key = compiled_scorer_key(version)
+            stored = self.connection.execute(
+                "SELECT scorer_json FROM compiled_scorers WHERE cache_key = ?", [key]
+            ).fetchone()
+            if stored is not None:
+                cached = CompiledScorer.from_json(str(stored[0]))
+            else:
+                cached = compile_scorer(model)
+                self.connection.execute("INSERT OR IGNORE INTO compiled_scorers VALUES (?, ?)", [key, cached.to_json()])
+            self._compiled[version] = cached
         return version, cached
 
     def score(self, requests: Sequence[tuple[int, RequestRecord]]) -> list[CandidatePair]:

@@ -14,9 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from splink.internals.misc import prob_to_match_weight
-from splink.internals.settings_creator import SettingsCreator
-
 from taxmatch.match.model import PYTHON_LEVELS, Condition, Side
 
 
@@ -45,6 +42,9 @@ class ScoredPair:
 
 class PythonScorer:
     def __init__(self, model: dict[str, Any], term_frequencies: Mapping[str, Mapping[str, float]]) -> None:
+        from splink.internals.misc import prob_to_match_weight
+        from splink.internals.settings_creator import SettingsCreator
+
         settings = SettingsCreator.from_path_or_dict(copy.deepcopy(model)).get_settings("duckdb")
         self.prior_weight = float(prob_to_match_weight(settings._probability_two_random_records_match))
         self.term_frequencies = term_frequencies

@@ -15,11 +15,13 @@ term frequencies for the columns with term-frequency adjustment.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from splink.internals.misc import prob_to_match_weight
-from splink.internals.settings_creator import SettingsCreator
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,36 @@ class CompiledScorer:
   FROM with_weight
 )"""
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CompiledScorer:
+        fields = json.loads(text)
+        return cls(
+            comparison_names=tuple(fields["comparison_names"]),
+            term_frequency_columns=tuple(fields["term_frequency_columns"]),
+            # JSON object keys are strings; the gamma values are ints.
+            level_labels={
+                name: {int(gamma): label for gamma, label in labels.items()}
+                for name, labels in fields["level_labels"].items()
+            },
+            case_statements=dict(fields["case_statements"]),
+            term_frequency_select=fields["term_frequency_select"],
+            gamma_select=fields["gamma_select"],
+            gamma_names=fields["gamma_names"],
+            match_weight=fields["match_weight"],
+        )
+
+
+# What a compiled scorer depends on besides the model: the Splink that generated its SQL and
+# this module's code. A workspace keeps compiled scorers under this key (with the model version).
+_COMPILER_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def compiled_scorer_key(model_version: str) -> str:
+    return f"{model_version}|splink-{importlib.metadata.version('splink')}|scorer-{_COMPILER_DIGEST}"
+
 
 def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
     """Splink numbers the levels of a comparison from the bottom (else = 0); null is -1."""
@@ -69,6 +101,11 @@ def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
 
 
 def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
+    # Imported here: a workspace keeps what this compiles (`compiled_scorer_key`), so a batch or
+    # a lookup usually needs neither Splink's import (~0.1 s) nor the compilation (~0.08 s).
+    from splink.internals.misc import prob_to_match_weight
+    from splink.internals.settings_creator import SettingsCreator
+
     settings = SettingsCreator.from_path_or_dict(copy.deepcopy(model)).get_settings("duckdb")
     gamma_columns: list[str] = []
     weight_terms: list[str] = []
