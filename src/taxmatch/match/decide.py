@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
-from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
+from taxmatch.records import Decision, Outcome, ReasonCode, new_decision, new_disclosure
 from taxmatch.settings import Policy
 
 CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "street_typo"})
@@ -240,21 +240,22 @@ def disclose(
     if not in_period:
         return Decision(request_id, Outcome.NOT_MATCHED, (ReasonCode.NO_RETURN_IN_PERIOD,))
     latest = in_period[0]
-    disclosure = Disclosure(
-        tin_last4=latest.tin[-4:],
-        first_name=latest.first_name,
-        middle_name=latest.middle_name,
-        last_name=latest.last_name,
-        suffix=latest.suffix,
-        street=latest.street,
-        unit=latest.unit,
-        city=latest.city,
-        state=latest.state,
-        zip=latest.zip,
-        tax_year=latest.tax_year,
-        match_probability=choice.match_probability,
-        evidence=choice.evidence,
-        tin=latest.tin,
-        phone=latest.phone if policy.disclose_phone else "",
+    # Disclosure's fields in order (new_disclosure skips the frozen dataclass's slow __init__).
+    disclosure = new_disclosure(
+        latest.tin[-4:],  # tin_last4
+        latest.first_name,
+        latest.middle_name,
+        latest.last_name,
+        latest.suffix,
+        latest.street,
+        latest.unit,
+        latest.city,
+        latest.state,
+        latest.zip,
+        latest.tax_year,
+        choice.match_probability,
+        choice.evidence,
+        latest.tin,
+        latest.phone if policy.disclose_phone else "",
     )
-    return Decision(request_id, Outcome.DISCLOSED, (), disclosure)
+    return new_decision(request_id, Outcome.DISCLOSED, (), disclosure, "")

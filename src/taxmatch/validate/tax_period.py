@@ -12,6 +12,7 @@ from taxmatch.settings import Policy
 _YEARS_RE = re.compile(r"^(\d{4})(?:\s*[-–—]\s*(\d{4}))?$", re.ASCII)
 
 
+@lru_cache(maxsize=4096)  # a batch has a handful of distinct periods and 100k requests
 def parse_tax_years(text: str | None) -> tuple[int, int] | None:
     """'2023' -> (2023, 2023); '2021 - 2023' -> (2021, 2023); None if not that shape or reversed."""
     if not text:
