@@ -144,3 +144,24 @@ except SystemExit as leaving:
     assert not leaving.code, leaving.code
 print(sorted(name for name in sys.modules if name.split(".")[0] == "splink") or "no splink")
 """
+
+
+def test_profiles_without_their_term_frequencies_score_alike(tmp_path: Path) -> None:
+    # A workspace loaded before profiles carried their term frequencies joins them per pair.
+    generate(tmp_path, people=300, requests=150, seed=12, as_of=datetime.date(2026, 11, 25))
+    engine = DuckDBEngine(duckdb.connect())
+    engine.load_master([tmp_path / "master.csv"], lambda problem: None)
+    engine.fit_model()
+    requests = [(index, item) for index, item in enumerate(read_requests(tmp_path / "requests.csv"))
+                if isinstance(item, RequestRecord)]  # fmt: skip
+    with_columns = engine.score(requests)
+    engine.connection.execute(
+        "CREATE TABLE profiles AS SELECT * EXCLUDE (tf_first_name, tf_last_name) FROM master_profiles"
+    )
+    engine.connection.execute("DROP TABLE master_profiles")  # its indexes forbid dropping a column
+    engine.connection.execute("ALTER TABLE profiles RENAME TO master_profiles")
+    older = DuckDBEngine(engine.connection)
+    _, scorer = older._scorer()
+    assert not older._profiles_have_term_frequencies(scorer)
+    assert older.score(requests) == with_columns
+    assert len(with_columns) > len(requests)

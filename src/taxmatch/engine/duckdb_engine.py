@@ -42,7 +42,7 @@ from taxmatch.match.model import (
 )
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import CompiledScorer, compile_scorer, compiled_scorer_key
-from taxmatch.records import RequestRecord
+from taxmatch.records import RequestRecord, field_filler
 from taxmatch.standardize.names import given_name_forms
 from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
@@ -142,6 +142,7 @@ class DuckDBEngine:
         self._python_scorers: dict[str, PythonScorer] = {}
         self._current_model: tuple[str, dict[str, Any]] | None = None
         self._has_point_rows: bool | None = None
+        self._profile_columns: frozenset[str] | None = None
         for macro in standardization_macros():
             self.connection.execute(macro)
         self.connection.execute(street_token_table_sql())
@@ -178,6 +179,7 @@ class DuckDBEngine:
         self._compiled.clear()
         self._python_scorers.clear()
         self._has_point_rows = None
+        self._profile_columns = None
         # DuckDB would otherwise keep every TEMP table below in memory (its default limit is 80% of
         # the machine); past this it spills them, encrypted, to the workspace's temp directory.
         con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
@@ -348,6 +350,7 @@ class DuckDBEngine:
         model = linker.misc.save_model_to_json()
         self._count_address_u(model, returns)
         self._create_term_frequency_tables(model)
+        self._store_term_frequencies_in_profiles(model)
         model["link_type"] = "link_only"
         model["linker_uid"] = "taxmatch"
         model.pop("sql_dialect", None)
@@ -408,6 +411,30 @@ class DuckDBEngine:
                 SELECT {column}, count(*) / sum(count(*)) OVER () AS tf_{column}
                 FROM {MASTER_STANDARDIZED} WHERE {column} IS NOT NULL GROUP BY {column}"""
             )
+
+    def _store_term_frequencies_in_profiles(self, model: dict[str, Any]) -> None:
+        """Each profile's term frequencies as columns of its own, so that scoring a batch reads
+        them with the profile instead of joining them to every pair."""
+        for column in compile_scorer(model).term_frequency_columns:
+            self.connection.execute(f"ALTER TABLE master_profiles ADD COLUMN IF NOT EXISTS tf_{column} DOUBLE")
+            self.connection.execute(
+                f"""UPDATE master_profiles SET tf_{column} = frequencies.tf_{column}
+                FROM tf_{column} frequencies WHERE frequencies.{column} = master_profiles.{column}"""
+            )
+        self._profile_columns = None
+
+    def _profiles_have_term_frequencies(self, scorer: CompiledScorer) -> bool:
+        """Whether `fit_model` stored the term frequencies in the profiles (a workspace loaded by
+        an earlier version has them only in the tf_ tables)."""
+        if self._profile_columns is None:
+            self._profile_columns = frozenset(
+                str(row[0])
+                for row in self.connection.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'master_profiles' AND table_catalog = current_database()"
+                ).fetchall()
+            )
+        return all(f"tf_{column}" in self._profile_columns for column in scorer.term_frequency_columns)
 
     def current_model(self) -> tuple[str, dict[str, Any]]:
         """The fitted model, read once per engine: only this engine's `fit_model` can replace it,
@@ -487,8 +514,11 @@ class DuckDBEngine:
         _, scorer = self._scorer()
         self._stage_requests(inputs)
         carried = ("request_index", "return_id", "pair_tin", "suffix_l", "suffix_r", "tin_l")
+        pairs_input = _scored_pairs_input_cte(
+            scorer, "request_inputs", "master_profiles", self._profiles_have_term_frequencies(scorer)
+        )
         query = (
-            f"WITH {_scored_pairs_input_cte(scorer, 'request_inputs', 'master_profiles')}, "
+            f"WITH {pairs_input}, "
             f"{scorer.common_table_expressions(carried)} "
             # Distinct evidence only (match.candidates.distinct_pairs), of candidate taxpayers only: the
             # grouping keeps every taxpayer's strongest pair, so filtering after it is the same filter.
@@ -861,8 +891,19 @@ _RETURN_COLUMNS = """m.return_id, m.tin, m.tax_year, m.role, m.first_name_raw, m
     m.suffix_raw, m.street_raw, m.unit_raw, m.city_raw, m.state_raw, m.zip_raw, m.phone_raw"""
 
 
+_fill_return_row = field_filler(ReturnRow)
+
+
 def _return_row(row: Sequence[Any]) -> ReturnRow:
-    return ReturnRow(int(row[0]), str(row[1]), int(row[2]), str(row[3]), *(str(value or "") for value in row[4:]))
+    """A row of `_RETURN_COLUMNS` (ids and years are integers, the rest text or NULL) as a ReturnRow.
+
+    By `field_filler`: a batch reads one per disclosure (0.28 -> 0.14 s for 73k).
+    """
+    return_id, tin, tax_year, role, first, middle, last, suffix, street, unit, city, state, zip_code, phone = row
+    return _fill_return_row(
+        return_id, tin, tax_year, role, first or "", middle or "", last or "", suffix or "",
+        street or "", unit or "", city or "", state or "", zip_code or "", phone or "",
+    )  # fmt: skip
 
 
 def _sql_literal(value: str) -> str:
@@ -911,13 +952,18 @@ def _standardized_ctes(source: str, carried_columns: str) -> str:
         standardized AS (SELECT *, {_BLOCK_KEY_SELECT} FROM standardized_columns)"""
 
 
-def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, source: str) -> str:
+def _scored_pairs_input_cte(
+    scorer: CompiledScorer, requests_relation: str, source: str, source_has_term_frequencies: bool = False
+) -> str:
     """`scored_pairs_input`: each blocked (request row, return) pair once, with both sides' model columns.
 
     The pair ids come from one join per blocking key, each leaving out the pairs an earlier key
     already gave: a union of disjoint parts needs no de-duplication, and each join builds its
     hash table on the requests and streams the master's key column past it. The wide columns are
     then joined on, the master's side only for the profiles some pair names (a semi-join first).
+    Term frequencies are joined to the requests before the pairs; the master's profiles carry
+    theirs (`source_has_term_frequencies`, since `fit_model` stores them there), else they are
+    joined to every pair, which costs ~0.4 s at 1.5M pairs.
     """
     sides = ", ".join(
         f"l.{column} AS {column}_l, r.{column} AS {column}_r" for column in MODEL_INPUT_COLUMNS if column != "unique_id"
@@ -933,19 +979,26 @@ def _scored_pairs_input_cte(scorer: CompiledScorer, requests_relation: str, sour
             f"FROM {requests_relation} l JOIN {source} r ON l.{request_column} = r.{master_column}{earlier}"
         )
     blocked = "\n        UNION ALL ".join(parts)
-    term_frequencies = "".join(
-        f", tfl_{column}.tf_{column} AS tf_{column}_l, tfr_{column}.tf_{column} AS tf_{column}_r"
-        for column in scorer.term_frequency_columns
+    columns = scorer.term_frequency_columns
+    requests_with_frequencies = (
+        f"(SELECT q.*{''.join(f', tf_{column}.tf_{column}' for column in columns)} FROM {requests_relation} q"
+        + "".join(f" LEFT JOIN tf_{column} ON tf_{column}.{column} = q.{column}" for column in columns)
+        + ")"
     )
-    term_frequency_joins = "".join(
-        f" LEFT JOIN tf_{column} tfl_{column} ON tfl_{column}.{column} = l.{column}"
-        f" LEFT JOIN tf_{column} tfr_{column} ON tfr_{column}.{column} = r.{column}"
-        for column in scorer.term_frequency_columns
-    )
+    if source_has_term_frequencies:
+        master_frequencies = "".join(f", r.tf_{column} AS tf_{column}_r" for column in columns)
+        master_joins = ""
+    else:
+        master_frequencies = "".join(f", tfr_{column}.tf_{column} AS tf_{column}_r" for column in columns)
+        master_joins = "".join(
+            f" LEFT JOIN tf_{column} tfr_{column} ON tfr_{column}.{column} = r.{column}" for column in columns
+        )
+    request_frequencies = "".join(f", l.tf_{column} AS tf_{column}_l" for column in columns)
     return f"""blocked_pairs AS ({blocked}),
     scored_pairs_input AS (
-        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin, {sides}{term_frequencies}
+        SELECT p.request_uid, p.return_id, l.request_index, r.tin AS pair_tin,
+               {sides}{request_frequencies}{master_frequencies}
         FROM blocked_pairs p
-        JOIN {requests_relation} l ON l.unique_id = p.request_uid
+        JOIN {requests_with_frequencies} l ON l.unique_id = p.request_uid
         JOIN (SELECT * FROM {source} WHERE return_id IN (SELECT return_id FROM blocked_pairs)) r
-          ON r.return_id = p.return_id{term_frequency_joins})"""
+          ON r.return_id = p.return_id{master_joins})"""

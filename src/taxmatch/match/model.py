@@ -66,7 +66,8 @@ GENDERED_ENDINGS = ("A", "E", "LE", "NE", "INE", "ETTE", "IA", "NA", "LA")
 _ENDINGS_SQL = ", ".join(f"'{ending}'" for ending in GENDERED_ENDINGS)
 _LONGER_BY_AN_ENDING = (
     "(starts_with(first_name_{a}, first_name_{b})"
-    " AND substr(first_name_{a}, length(first_name_{b}) + 1) IN (" + _ENDINGS_SQL + ")"
+    # list_contains, not IN: DuckDB plans an IN list over a column as a join over every pair.
+    " AND list_contains([" + _ENDINGS_SQL + "], substr(first_name_{a}, length(first_name_{b}) + 1))"
     " AND NOT (substr(first_name_{b}, -1) = 'A' AND substr(first_name_{a}, length(first_name_{b}) + 1) = 'A'))"
 )
 GENDER_VARIANT = (
