@@ -394,6 +394,11 @@ def _cyclic_collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # Straight into the oldest generation: left young, every object made while paused
+        # would be walked by the first collection after (0.3 s at 100k requests). The oldest
+        # generation is walked only once it has grown by a quarter, as it always is.
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 
