@@ -191,13 +191,11 @@ def _score_and_choose(
     facts = engine.taxpayer_facts(facts_wanted)
     if not facts:
         return decided
-    ambiguous = pairs_of([index for index, _, choice in decided if choice is ReasonCode.AMBIGUOUS])
+    # Only where facts could change the answer (`generation_facts_wanted` is not empty).
+    again = {index for (index, _), (_, wanted) in zip(to_score, choices, strict=True) if wanted}
+    ambiguous = pairs_of(sorted(again))
     return [
-        (
-            index,
-            request,
-            choose_taxpayer(ambiguous[index], policy, facts) if choice is ReasonCode.AMBIGUOUS else choice,
-        )
+        (index, request, choose_taxpayer(ambiguous[index], policy, facts) if index in again else choice)
         for index, request, choice in decided
     ]
 
