@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import datetime
 import json
+from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
 
 from taxmatch.engine.duckdb_engine import MASTER_KEY_COLUMNS, DuckDBEngine, ModelOutdatedError
-from taxmatch.io.requests import read_requests
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
-from taxmatch.synth import generate
+
+if TYPE_CHECKING:
+    from conftest import FittedEngine
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]:
-    data = tmp_path_factory.mktemp("engine")
-    generate(data, people=600, requests=200, seed=5, as_of=datetime.date(2026, 11, 25))
-    engine = DuckDBEngine(duckdb.connect())
-    engine.load_master([data / "master.csv"], lambda problem: None)
-    engine.fit_model()
-    requests = [(index, item) for index, item in enumerate(read_requests(data / "requests.csv"))
-                if isinstance(item, RequestRecord)]  # fmt: skip
-    return engine, requests
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory, fitted_engine: FittedEngine
+) -> tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]:
+    return fitted_engine(tmp_path_factory.mktemp("engine"), people=600, requests=200, seed=5)
 
 
 def test_point_row_holds_the_profile_columns(loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]) -> None:

@@ -8,34 +8,27 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pytest
 
 from taxmatch.engine import duckdb_engine
 from taxmatch.engine.duckdb_engine import DuckDBEngine
-from taxmatch.io.requests import read_requests
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.scorer import CompiledScorer, compiled_scorer_key
 from taxmatch.records import RequestRecord
 from taxmatch.synth import generate
 
+if TYPE_CHECKING:
+    from conftest import FittedEngine
+
 
 @pytest.fixture(scope="module")
 def engine_and_requests(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, fitted_engine: FittedEngine
 ) -> tuple[DuckDBEngine, list[tuple[int, RequestRecord]]]:
-    data = tmp_path_factory.mktemp("scorer")
-    generate(data, people=1_500, requests=600, seed=11, as_of=datetime.date(2026, 11, 25))
-    engine = DuckDBEngine(duckdb.connect())
-    engine.load_master([data / "master.csv"], lambda problem: None)
-    engine.fit_model()
-    requests = [
-        (index, item)
-        for index, item in enumerate(read_requests(data / "requests.csv"))
-        if isinstance(item, RequestRecord) and item.first_name and item.last_name
-    ]
-    return engine, requests
+    engine, readable = fitted_engine(tmp_path_factory.mktemp("scorer"), people=1_500, requests=600, seed=11)
+    return engine, [(index, item) for index, item in readable if item.first_name and item.last_name]
 
 
 def _ours(engine: DuckDBEngine, requests: list[tuple[int, RequestRecord]]) -> dict[tuple[int, str], list[float]]:
@@ -146,14 +139,9 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "splink") or 
 """
 
 
-def test_profiles_without_their_term_frequencies_score_alike(tmp_path: Path) -> None:
+def test_profiles_without_their_term_frequencies_score_alike(tmp_path: Path, fitted_engine: FittedEngine) -> None:
     # A workspace loaded before profiles carried their term frequencies joins them per pair.
-    generate(tmp_path, people=300, requests=150, seed=12, as_of=datetime.date(2026, 11, 25))
-    engine = DuckDBEngine(duckdb.connect())
-    engine.load_master([tmp_path / "master.csv"], lambda problem: None)
-    engine.fit_model()
-    requests = [(index, item) for index, item in enumerate(read_requests(tmp_path / "requests.csv"))
-                if isinstance(item, RequestRecord)]  # fmt: skip
+    engine, requests = fitted_engine(tmp_path, people=300, requests=150, seed=12)
     with_columns = engine.score(requests)
     engine.connection.execute(
         "CREATE TABLE profiles AS SELECT * EXCLUDE (tf_first_name, tf_last_name) FROM master_profiles"
