@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
+from operator import attrgetter
 from typing import Any
 
+from taxmatch.match import decide
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
 from taxmatch.records import Outcome, ReasonCode
@@ -189,3 +192,19 @@ def test_no_return_in_period() -> None:
     decision = disclose("r1", choice, [_return(2019, "1 Old St")], (2021, 2024), POLICY)
     assert decision.outcome is Outcome.NOT_MATCHED
     assert decision.reason_codes == (ReasonCode.NO_RETURN_IN_PERIOD,)
+
+
+def test_strongest_first_is_the_sort_by_weight_then_tie_break() -> None:
+    generator = random.Random(2026)
+    for _ in range(200):
+        pairs = [
+            STRONG._replace(
+                return_id=generator.randrange(20),
+                tin=str(generator.randrange(5)),
+                match_weight=generator.choice([-3.0, -0.0, 0.0, 1.5, 1.5, 7.25]),
+            )
+            for _ in range(generator.randrange(12))
+        ]
+        for name in ("return_id", "tin"):
+            expected = sorted(pairs, key=lambda pair: (-pair.match_weight, getattr(pair, name)))
+            assert decide._strongest_first(pairs, attrgetter(name)) == expected
