@@ -350,7 +350,6 @@ class DuckDBEngine:
         model = linker.misc.save_model_to_json()
         self._count_address_u(model, returns)
         self._create_term_frequency_tables(model)
-        self._store_term_frequencies_in_profiles(model)
         model["link_type"] = "link_only"
         model["linker_uid"] = "taxmatch"
         model.pop("sql_dialect", None)
@@ -404,18 +403,15 @@ class DuckDBEngine:
                     level["u_probability"] = max(int(counted.get(gamma, 0)), 1) / all_pairs
 
     def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
-        """Term frequencies of the master (the population a request is matched against), one table a column."""
+        """Term frequencies of the master (the population a request is matched against), one table a
+        column, and stored in each profile too, so that scoring a batch reads them with the profile
+        instead of joining them to every pair."""
         for column in compile_scorer(model).term_frequency_columns:
             self.connection.execute(
                 f"""CREATE OR REPLACE TABLE tf_{column} AS
                 SELECT {column}, count(*) / sum(count(*)) OVER () AS tf_{column}
                 FROM {MASTER_STANDARDIZED} WHERE {column} IS NOT NULL GROUP BY {column}"""
             )
-
-    def _store_term_frequencies_in_profiles(self, model: dict[str, Any]) -> None:
-        """Each profile's term frequencies as columns of its own, so that scoring a batch reads
-        them with the profile instead of joining them to every pair."""
-        for column in compile_scorer(model).term_frequency_columns:
             self.connection.execute(f"ALTER TABLE master_profiles ADD COLUMN IF NOT EXISTS tf_{column} DOUBLE")
             self.connection.execute(
                 f"""UPDATE master_profiles SET tf_{column} = frequencies.tf_{column}
@@ -502,15 +498,12 @@ class DuckDBEngine:
         rows = list(_request_input_rows(requests))
         if len(rows) <= POINT_LOOKUP_MAX_REQUEST_ROWS:
             return self._score_points(rows)
-        return self._score_staged(_input_table(rows)).pairs()
+        return self.score_batch(_input_table(rows)).pairs()
 
     def score_batch(self, inputs: pa.Table) -> ScoredPairs:
         """`score`'s pairs of a batch, given as `request_input_table(requests)`, still as Arrow
         columns: `ScoredPairs.pairs()` converts them (or a slice of them) without touching the
         database, in this process or a forked one."""
-        return self._score_staged(inputs)
-
-    def _score_staged(self, inputs: pa.Table) -> ScoredPairs:
         _, scorer = self._scorer()
         self._stage_requests(inputs)
         carried = ("request_index", "return_id", "pair_tin", "suffix_l", "suffix_r", "tin_l")

@@ -198,6 +198,19 @@ class Ledger:
             self._forget()  # a failed COMMIT rolls back: what was appended is not there
             raise
 
+    @contextmanager
+    def _inserting(self) -> Iterator[None]:
+        """Around an insert of entries: on failure, forget the cached head (the insert did not
+        happen), and name a lost race for the next sequence numbers for what it is."""
+        try:
+            yield
+        except duckdb.ConstraintException as error:
+            self._forget()
+            raise LedgerError("another writer appended to the ledger concurrently; retry the transaction") from error
+        except BaseException:
+            self._forget()
+            raise
+
     def _forget(self) -> None:
         """Drop every cached fact about the tables (after a rollback or a failed append)."""
         self._schema_ready = False
@@ -302,17 +315,11 @@ class Ledger:
             )
             for number, event, previous, digest in zip(range(first, seq + 1), events, prev_hashes, hashes, strict=True)
         ]
-        try:
+        with self._inserting():
             if len(events) <= SMALL_APPEND:
                 self._insert_values(entries)
             else:
                 self._insert_arrow(events, first, recorded_at, prev_hashes, hashes)
-        except duckdb.ConstraintException as error:
-            self._forget()
-            raise LedgerError("another writer appended to the ledger concurrently; retry the transaction") from error
-        except BaseException:
-            self._forget()
-            raise
         self._seq_hint = seq
         self._head = (seq, prev_hash)
         return entries
@@ -355,7 +362,7 @@ class Ledger:
             "policy_version": columns.policy_version,
             "model_version": columns.model_version,
         }
-        try:
+        with self._inserting():
             self.con.register(_VIEW, table)
             try:
                 self.con.execute(
@@ -364,12 +371,6 @@ class Ledger:
                 )
             finally:
                 self.con.unregister(_VIEW)
-        except duckdb.ConstraintException as error:
-            self._forget()
-            raise LedgerError("another writer appended to the ledger concurrently; retry the transaction") from error
-        except BaseException:
-            self._forget()
-            raise
         last = first + count - 1
         self._seq_hint = last
         self._head = (last, hashes[-1])

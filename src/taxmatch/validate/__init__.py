@@ -19,6 +19,7 @@ from taxmatch.settings import Policy
 from taxmatch.validate.addresses import address_rule
 from taxmatch.validate.dates import parse_date
 from taxmatch.validate.identifiers import check_dob, normalize_tin
+from taxmatch.validate.memo import remember
 from taxmatch.validate.names import name_rule
 from taxmatch.validate.removal_order import normalize_a_number, removal_order_rule
 from taxmatch.validate.statutes import check_statute, parse_statute
@@ -38,7 +39,6 @@ __all__ = [
 
 
 _TEXT_TYPES = frozenset({str, type(None)})
-_MEMO_LIMIT = 65_536
 
 RequestCodes = Callable[[RequestRecord], list[ReasonCode]]
 
@@ -57,10 +57,7 @@ def _memoized(rule: Callable[[str | None], tuple[ReasonCode, ...]]) -> Callable[
     def remembered(text: str | None) -> tuple[ReasonCode, ...]:
         codes = memo.get(text)
         if codes is None:
-            codes = rule(text)
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            memo[text] = codes
+            codes = remember(memo, text, rule(text))
         return codes
 
     return remembered

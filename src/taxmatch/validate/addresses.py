@@ -33,6 +33,7 @@ from taxmatch.standardize.addresses import (
     street_shape_key,
     zip_state,
 )
+from taxmatch.validate.memo import remember
 from taxmatch.validate.names import placeholder_key, placeholder_keys
 
 # Compared as letters only (see `placeholder_key`), like the policy's name placeholders,
@@ -180,7 +181,6 @@ AddressRule = Callable[[str | None, str | None, str | None, str | None], tuple[R
 # empty fields).
 _StreetVerdict = tuple[tuple[ReasonCode, ...], str, str, str]
 
-_MEMO_LIMIT = 65_536
 _MISSING: tuple[ReasonCode, ...] = (ReasonCode.MISSING_ADDRESS,)
 _INCOMPLETE: tuple[ReasonCode, ...] = (ReasonCode.INCOMPLETE_ADDRESS,)
 _INVALID: tuple[ReasonCode, ...] = (ReasonCode.INVALID_ADDRESS,)
@@ -222,11 +222,9 @@ def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
         else:
             codes = ()
         verdict = (codes, parsed.city, parsed.state, parsed.zip_text)
-        memo, memo_key = (shared, key) if is_shared and key is not None else (by_line, line)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[memo_key] = verdict  # type: ignore[index]
-        return verdict
+        if is_shared and key is not None:
+            return remember(shared, key, verdict)
+        return remember(by_line, line, verdict)
 
     def street_verdict(street_text: str) -> _StreetVerdict | None:
         if street_text.isascii():
@@ -270,10 +268,7 @@ def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
                     codes = rest_codes.get(rest)
                     if codes is None:
                         # Neither the placeholder test nor street_name_words reads the number.
-                        codes = unparsed_codes(f"{lead.group(1)} {rest}")
-                        if len(rest_codes) >= _MEMO_LIMIT:
-                            rest_codes.clear()
-                        rest_codes[rest] = codes
+                        codes = remember(rest_codes, rest, unparsed_codes(f"{lead.group(1)} {rest}"))
                     if codes is not False:
                         return codes  # type: ignore[return-value]
         verdict = street_verdict(street_text)
@@ -288,9 +283,7 @@ def address_rule(name_placeholders: frozenset[str]) -> AddressRule:
             # The line's city, state and ZIP are read only where the field is empty.
             independent = bool((city_text or "").strip() and state_text and zip_raw)
             codes = _place_codes(city_text, state_text, zip_raw, "", "", "", placeholders) if independent else ()
-            if len(places) >= _MEMO_LIMIT:
-                places.clear()
-            place = places[key] = (codes, independent)
+            place = remember(places, key, (codes, independent))
         place_codes, independent = place
         if independent:
             # A city is given, so the address is not missing.

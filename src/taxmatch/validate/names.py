@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
+from taxmatch.validate.memo import remember
 
 _NON_ASCII_LETTER_RE = re.compile(r"[^A-Za-z]+")
 # Characters a name may hold besides letters (and combining accents written separately).
@@ -62,7 +63,6 @@ def check_names(
 
 
 NameRule = Callable[[str | None, str | None, str | None, str | None], tuple[ReasonCode, ...]]
-_MEMO_LIMIT = 65_536
 # Per given or family name as written: (stripped, present, invalid, letters key if ASCII else None).
 _NameVerdict = tuple[str, bool, bool, str | None]
 
@@ -85,10 +85,7 @@ def name_rule(name_placeholders: frozenset[str]) -> NameRule:
         key = placeholder_key(name) if name else ""
         verdict = (name, bool(name), bool(name) and (not is_well_formed(name) or key in placeholders),
                    key if name.isascii() else None)  # fmt: skip
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[raw] = verdict
-        return verdict
+        return remember(memo, raw, verdict)
 
     def middle_invalid(raw: str | None) -> bool:
         middle = (raw or "").strip()
@@ -96,18 +93,12 @@ def name_rule(name_placeholders: frozenset[str]) -> NameRule:
         if middle:
             key = placeholder_key(middle)
             invalid = key not in _NO_MIDDLE_NAME and (not is_well_formed(middle) or key in placeholders)
-        if len(middles) >= _MEMO_LIMIT:
-            middles.clear()
-        middles[raw] = invalid
-        return invalid
+        return remember(middles, raw, invalid)
 
     def suffix_invalid(raw: str | None) -> bool:
         suffix = (raw or "").strip()
         invalid = bool(suffix) and suffix.upper().replace(".", "").replace(",", "").replace(" ", "") not in SUFFIXES
-        if len(suffixes) >= _MEMO_LIMIT:
-            suffixes.clear()
-        suffixes[raw] = invalid
-        return invalid
+        return remember(suffixes, raw, invalid)
 
     def rule(first: str | None, middle: str | None, last: str | None, suffix: str | None) -> tuple[ReasonCode, ...]:
         first_name, has_first, bad_first, first_key = given.get(first) or name_verdict(first, given)

@@ -10,6 +10,7 @@ from functools import lru_cache
 from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
 from taxmatch.validate.dates import parse_date
+from taxmatch.validate.memo import remember
 from taxmatch.validate.statutes import cites_any
 
 # Orders before this are not plausible in a live request; it also rejects 2-digit-year slips.
@@ -65,7 +66,6 @@ def a_number_ok(text: str) -> bool:
 
 
 RemovalOrderRule = Callable[[str | None, str | None, str | None], tuple[ReasonCode, ...]]
-_MEMO_LIMIT = 65_536
 _MISSING = (ReasonCode.MISSING_REMOVAL_ORDER,)
 _INVALID_DATE = (ReasonCode.INVALID_REMOVAL_ORDER_DATE,)
 # An order date as written: (present, invalid whatever the statute, inside the removal period).
@@ -88,20 +88,14 @@ def removal_order_rule(
         # A date still inside the removal period is invalid only under a removal-period statute.
         in_period = bool(text) and not invalid and day is not None and (as_of - day).days < removal_period_days
         verdict = (bool(text), invalid, in_period)
-        if len(dates) >= _MEMO_LIMIT:
-            dates.clear()
-        dates[raw] = verdict
-        return verdict
+        return remember(dates, raw, verdict)
 
     def rule(a_number: str | None, order_date: str | None, statute: str | None) -> tuple[ReasonCode, ...]:
         has_date, bad_date, in_period = dates.get(order_date) or date_verdict(order_date)
         if in_period:
             cited = statutes.get(statute)
             if cited is None:
-                cited = cites_any(statute, removal_period_statutes)
-                if len(statutes) >= _MEMO_LIMIT:
-                    statutes.clear()
-                statutes[statute] = cited
+                cited = remember(statutes, statute, cites_any(statute, removal_period_statutes))
             bad_date = cited
         text = (a_number or "").strip()
         has_a_number = bool(text)
