@@ -34,7 +34,9 @@ from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.model import (
+    ADDRESS_COLUMNS,
     COMPARISON_SHAPE,
+    HOUSE_NUMBER_NEIGHBOURS,
     MODEL_INPUT_COLUMNS,
     comparison_shape,
     model_version,
@@ -46,6 +48,7 @@ from taxmatch.records import RequestRecord, field_filler
 from taxmatch.standardize.names import given_name_forms
 from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
+from taxmatch.validate.dates import parse_date
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,9 @@ _MODEL_INPUT_SELECT = """
     tm_tin(s.tin) AS tin,
     place.house_number AS house_number,
     CASE WHEN place.is_po_box THEN 'PO BOX' ELSE nullif(n.street_name, '') END AS street_name,
+    CASE WHEN place.is_po_box THEN 'POBOX' ELSE nullif(n.street_line, '') END AS street_line,
+    CASE WHEN place.is_po_box THEN NULL ELSE nullif(n.street_dirs, '') END AS street_dirs,
+    CASE WHEN place.is_po_box THEN NULL ELSE nullif(n.street_type, '') END AS street_type,
     place.unit_standard AS unit,
     nullif(tm_zip5(s.zip), '') AS zip5,
     nullif(coalesce(city.folded, ''), '') AS city,
@@ -97,34 +103,59 @@ _MODEL_INPUT_SELECT = """
 
 
 # Blocking: a (request, return) pair is scored when any family of keys agrees. Each key is a
-# single column so that an on-demand lookup is a handful of ART index point reads.
-# The full name with middle initial, in any state, finds the Jr or Sr who files elsewhere: the
-# generation rule needs to see them to refuse a request that does not say which one it means.
-# Surnames have two keys (first and last surname word, each with the date of birth) so a request
-# with one of two surnames finds the return that carries both, and the other way round.
+# single column so that an on-demand lookup is a handful of ART index point reads. Together they
+# find the person when any one field of the request is wrong:
+# - key_address (ZIP, house number): the previous address; corroboration needs it, and it finds
+#   every other taxpayer at that address for the household rule;
+# - key_name (first, last, state), and the request's swapped order against it: after a move;
+# - key_full_name (first, middle initial, last) in any state finds the Jr or Sr who files
+#   elsewhere: the generation rule needs to see them to refuse a request that does not say which;
+# - key_tin;
+# - key_surname1/2 (first and last surname word, each with the date of birth), crossed, so a
+#   request with one of two surnames finds the return that carries both, and the other way round;
+# - key_dob_initials (date of birth and both initials, in either order): a typo in both names,
+#   names swapped, a ZIP keyed wrong;
+# - key_house_street (house number and the street line, in any place): a ZIP or state keyed
+#   wrong together with a name typo.
 _BLOCK_KEY_SELECT = """
     CASE WHEN zip5 IS NOT NULL AND house_number IS NOT NULL THEN zip5 || '|' || house_number END AS key_address,
     CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
          THEN first_name || '|' || last_name || '|' || state END AS key_name,
+    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
+         THEN last_name || '|' || first_name || '|' || state END AS key_name_swapped,
     CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND middle_initial IS NOT NULL
          THEN first_name || '|' || middle_initial || '|' || last_name END AS key_full_name,
     tin AS key_tin,
     CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 0 THEN surname_tokens[1] || '|' || dob END AS key_surname1,
-    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 1 THEN surname_tokens[-1] || '|' || dob END AS key_surname2
+    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 1 THEN surname_tokens[-1] || '|' || dob END AS key_surname2,
+    CASE WHEN dob IS NOT NULL AND first_name IS NOT NULL AND last_name IS NOT NULL
+         THEN dob || '|' || least(left(first_name, 1), left(last_name, 1))
+              || greatest(left(first_name, 1), left(last_name, 1)) END AS key_dob_initials,
+    CASE WHEN house_number IS NOT NULL AND street_line IS NOT NULL
+         THEN house_number || '|' || street_line END AS key_house_street
 """
 BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
     ("key_address", "key_address"),
     ("key_name", "key_name"),
+    ("key_name_swapped", "key_name"),
     ("key_full_name", "key_full_name"),
     ("key_tin", "key_tin"),
     ("key_surname1", "key_surname1"),
     ("key_surname1", "key_surname2"),
     ("key_surname2", "key_surname1"),
     ("key_surname2", "key_surname2"),
+    ("key_dob_initials", "key_dob_initials"),
+    ("key_house_street", "key_house_street"),
 )
-MASTER_KEY_COLUMNS = ("key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2")
-NAME_KEY_COLUMNS = ("key_name", "key_full_name")
-MAX_RETURNS_PER_NAME_KEY = 100
+MASTER_KEY_COLUMNS = (
+    "key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2", "key_dob_initials",
+    "key_house_street",
+)  # fmt: skip
+# Keys that a large population shares widely (every JOSE GARCIA in TX, every 1 MAIN STREET): a key
+# shared by more returns than this finds namesakes and strangers, not the person (the address key
+# does that); capping it bounds the candidates of a request as the population grows.
+CAPPED_KEY_COLUMNS = ("key_name", "key_full_name", "key_dob_initials", "key_house_street")
+MAX_RETURNS_PER_CAPPED_KEY = 100
 # Requests up to this many are looked up by index point reads; larger ones by joins over the master.
 POINT_LOOKUP_MAX_REQUEST_ROWS = 64
 # Every master row standardized (model input columns and keys): a TEMP table that lives from the
@@ -219,13 +250,11 @@ class DuckDBEngine:
             order_by="return_id",
         )
         con.execute("DROP TABLE master_checked")
-        for column in NAME_KEY_COLUMNS:
-            # A name shared by more returns than this finds namesakes, not the person (the
-            # address key does that); capping it bounds the candidates of a JOHN SMITH request.
+        for column in CAPPED_KEY_COLUMNS:
             con.execute(
                 f"""UPDATE {MASTER_STANDARDIZED} SET {column} = NULL WHERE {column} IN (
                     SELECT {column} FROM {MASTER_STANDARDIZED} WHERE {column} IS NOT NULL
-                    GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_NAME_KEY})"""
+                    GROUP BY {column} HAVING count(*) > {MAX_RETURNS_PER_CAPPED_KEY})"""
             )
         con.execute("BEGIN TRANSACTION")
         try:
@@ -379,28 +408,37 @@ class DuckDBEngine:
         settings = compile_scorer(model)
         labels = settings.level_labels["address"]
         case_statement = settings.case_statements["address"]
-        sides = ", ".join(
-            f"a.{column} AS {column}_l, b.{column} AS {column}_r"
-            for column in ("house_number", "street_name", "unit", "zip5", "city", "state")
-        )
+        sides = ", ".join(f"a.{column} AS {column}_l, b.{column} AS {column}_r" for column in ADDRESS_COLUMNS)
         counted = dict(
             self.connection.execute(
-                f"""SELECT gamma_address, count(*) FROM (
+                f"""WITH pairs AS (
+                    SELECT a.return_id AS left_id, b.return_id AS right_id
+                    FROM {MASTER_STANDARDIZED} a JOIN {MASTER_STANDARDIZED} b
+                    ON a.key_address = b.key_address AND a.return_id < b.return_id AND a.tin <> b.tin
+                    UNION
+                    SELECT a.return_id, b.return_id FROM {MASTER_STANDARDIZED} a JOIN {MASTER_STANDARDIZED} b
+                    ON a.key_house_street = b.key_house_street AND a.return_id < b.return_id AND a.tin <> b.tin)
+                SELECT gamma_address, count(*) FROM (
                     SELECT {case_statement} FROM (
-                        SELECT {sides} FROM {MASTER_STANDARDIZED} a JOIN {MASTER_STANDARDIZED} b
-                        ON a.key_address = b.key_address AND a.return_id < b.return_id AND a.tin <> b.tin))
+                        SELECT {sides} FROM pairs
+                        JOIN {MASTER_STANDARDIZED} a ON a.return_id = pairs.left_id
+                        JOIN {MASTER_STANDARDIZED} b ON b.return_id = pairs.right_id))
                 GROUP BY gamma_address"""
             ).fetchall()
         )
         all_pairs = max(returns * (returns - 1) / 2, 1.0)
-        rare = {"exact", "street_typo", "other_unit"}
+        # Every pair at one house number of one street (in any place) was counted: these levels.
+        counted_levels = {"exact", "line", "street_typo", "other_unit", "place_typo"}
+        levels = {str(level.get("label_for_charts")): level for level in comparison["comparison_levels"]}
         for gamma, label in labels.items():
-            if label not in rare:
-                continue
-            for level in comparison["comparison_levels"]:
-                if level.get("label_for_charts") == label:
-                    # One pseudo-count keeps a level nobody shares finite.
-                    level["u_probability"] = max(int(counted.get(gamma, 0)), 1) / all_pairs
+            if label in counted_levels:
+                # One pseudo-count keeps a level nobody shares finite.
+                levels[label]["u_probability"] = max(int(counted.get(gamma, 0)), 1) / all_pairs
+        # A house number one keying error away on the same street: as if each of its keyed-in
+        # neighbours were another household of the same street (an upper bound: most such
+        # numbers are no house). Counting them exactly would join every street to itself.
+        same_street = sum(levels[label]["u_probability"] for label in ("exact", "line", "street_typo"))
+        levels["house_typo"]["u_probability"] = min(0.5, same_street * HOUSE_NUMBER_NEIGHBOURS)
 
     def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
         """Term frequencies of the master (the population a request is matched against), one table a
@@ -870,14 +908,15 @@ def _request_input_rows(requests: Sequence[tuple[int, RequestRecord]]) -> Iterab
 
 
 def _iso_date(text: str | None) -> str | None:
-    """Requests may write a date as MM/DD/YYYY; the model compares ISO text."""
+    """The date as the model compares it (YYYY-MM-DD, zero-padded), by validation's own parser.
+
+    One rule for both: every form validation accepts (`1980-1-2`, `1/2/1980`) compares equal to
+    the return's `1980-01-02`. Text that is no date is kept as written (it cannot agree).
+    """
     if not text:
         return None
-    parts = text.strip().split("/")
-    if len(parts) == 3 and all(part.isdigit() for part in parts):
-        month, day, year = parts
-        return f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
-    return text.strip()
+    day = parse_date(text)
+    return day.isoformat() if day is not None else text.strip()
 
 
 _RETURN_COLUMNS = """m.return_id, m.tin, m.tax_year, m.role, m.first_name_raw, m.middle_name_raw, m.last_name_raw,

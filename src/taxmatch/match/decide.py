@@ -2,7 +2,8 @@
 
 Precision before recall. A taxpayer is disclosed only when all of these hold:
 - the request's previous address (or a prior address) is corroborated by one of that
-  taxpayer's own returns (same house number, same or typo-close street, same ZIP or city);
+  taxpayer's own returns (same house number, same or typo-close street line, same ZIP or city;
+  a house number or place keyed wrong only with a date of birth or TIN that agrees);
 - nothing given conflicts: a date of birth, a TIN or a Jr/Sr suffix that disagrees vetoes
   the taxpayer, while a likely keying error (one digit off, two digits transposed, day and
   month swapped) is weak agreement, not conflict;
@@ -27,7 +28,11 @@ from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
 from taxmatch.records import Decision, Outcome, ReasonCode, new_decision, new_disclosure
 from taxmatch.settings import Policy
 
-CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "street_typo"})
+CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "line", "street_typo"})
+# The same street and house with the place keyed wrong, or the same street and place with the house
+# number keyed wrong: a neighbour's address as much as a typo of this one, so they corroborate only
+# when a date of birth or TIN given in the request agrees exactly as well.
+WEAKLY_CORROBORATING_ADDRESS_LEVELS = frozenset({"place_typo", "house_typo"})
 AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "typo", "translit"})
 AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "typo", "translit"})
 
@@ -42,6 +47,13 @@ class Choice:
 def _vetoes(pair: CandidatePair) -> bool:
     suffix_conflict = bool(pair.request_suffix and pair.return_suffix and pair.request_suffix != pair.return_suffix)
     return pair.dob_level == "different" or pair.tin_level == "different" or suffix_conflict
+
+
+def _corroborates(pair: CandidatePair) -> bool:
+    level = pair.address_level
+    return level in CORROBORATING_ADDRESS_LEVELS or (
+        level in WEAKLY_CORROBORATING_ADDRESS_LEVELS and (pair.dob_level == "exact" or pair.tin_level == "exact")
+    )
 
 
 def _names_agree(pair: CandidatePair) -> bool:
@@ -199,7 +211,7 @@ def _rank(pairs: Sequence[CandidatePair], policy: Policy) -> _Ranking | ReasonCo
         if pair.tin in vetoed:
             continue
         strongest.setdefault(pair.tin, pair)
-        if pair.address_level in CORROBORATING_ADDRESS_LEVELS:
+        if _corroborates(pair):
             corroborated.setdefault(pair.tin, pair)
     ranked = _strongest_first(corroborated.values(), _BY_TIN)
     if not ranked or ranked[0].match_probability < policy.candidate_floor:

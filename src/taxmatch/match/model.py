@@ -40,21 +40,51 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
     "tin",
     "house_number",
     "street_name",
+    "street_line",
+    "street_dirs",
+    "street_type",
     "unit",
     "zip5",
     "city",
     "state",
 )
 
+# A street line (folded, no spaces: `SIDAWAYSTREET`) at least this long may carry two keying errors.
+LONG_STREET_LINE = 10
+# A house number has about this many numbers one keying error away (a digit changed, two swapped,
+# one dropped or added): the chance agreement of `house_typo` is this many times that of a shared street.
+HOUSE_NUMBER_NEIGHBOURS = 30
+# The columns the address comparison reads.
+ADDRESS_COLUMNS: tuple[str, ...] = (
+    "house_number", "street_name", "street_line", "street_dirs", "street_type", "unit", "zip5", "city", "state",
+)  # fmt: skip
 ADDRESS_PLACE_AGREES = "(zip5_l = zip5_r OR (city_l = city_r AND state_l = state_r))"
 # A unit on only one side is compatible (it is often left off); two different units are two doors.
 UNITS_COMPATIBLE = "(unit_l IS NULL OR unit_r IS NULL OR unit_l = unit_r)"
+# A directional on only one side is compatible (`3077 Elm Pl` for `3077 E Elm Pl`); N and S are two streets.
+DIRECTIONS_COMPATIBLE = "(street_dirs_l IS NULL OR street_dirs_r IS NULL OR street_dirs_l = street_dirs_r)"
+# Two street types that both parsed (CT, ST) and differ are two streets; a type that did not parse
+# (`srteet`, a suffix glued to the name) leaves it to the line.
+TYPES_COMPATIBLE = "(street_type_l IS NULL OR street_type_r IS NULL OR street_type_l = street_type_r)"
+# The whole street line compared without spaces (`macneilplace`, `tasman p lace`, `crispcir cuit`)
+# and folded (suffixes long, directionals apart): one keying error, or two in a long line.
+STREET_LINE_CLOSE = (
+    f"({DIRECTIONS_COMPATIBLE} AND {TYPES_COMPATIBLE}"
+    " AND damerau_levenshtein(street_line_l, street_line_r) <= CASE WHEN least(length(street_line_l),"
+    f" length(street_line_r)) >= {LONG_STREET_LINE} THEN 2 ELSE 1 END)"
+)
+STREET_LINE_SAME = f"(street_line_l = street_line_r AND {DIRECTIONS_COMPATIBLE})"
 # A typo in the street's name, never another street: the house number and the street type (its
 # last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St.
 SAME_BUILDING = (
-    "house_number_l = house_number_r AND jaro_winkler_similarity(street_name_l, street_name_r) >= 0.88"
-    " AND string_split(street_name_l, ' ')[-1] = string_split(street_name_r, ' ')[-1]"
+    "house_number_l = house_number_r AND (jaro_winkler_similarity(street_name_l, street_name_r) >= 0.88"
+    f" AND string_split(street_name_l, ' ')[-1] = string_split(street_name_r, ' ')[-1] OR {STREET_LINE_CLOSE})"
     f" AND {ADDRESS_PLACE_AGREES}"
+)
+# The same house number of the same street, but the place was keyed wrong: a ZIP one keying error
+# away, or the same (or a misspelt) city.
+PLACE_CLOSE = (
+    "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR city_l = city_r OR jaro_winkler_similarity(city_l, city_r) >= 0.9)"
 )
 NAMES_SWAPPED = "first_name_l = last_name_r AND last_name_l = first_name_r"
 # Gabriel/Gabriela, Daniel/Danielle, Antonio/Antonia: one letter or ending apart, and two people.
@@ -140,7 +170,11 @@ NICKNAME = (
 #              different (a request rarely gets a middle name wrong: evidence against, not a veto).
 # dob          exact, keying_error (one digit, or day and month swapped: weak agreement, never a veto).
 # tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
-# address      exact, street_typo, other_unit (same building, another door: never corroborates), zip_only.
+# address      exact, line (the whole line agrees once spaces, suffix spellings and a missing directional
+#              are folded), street_typo (same house, a keying error in the street), other_unit (same
+#              building, another door: never corroborates), place_typo (same house and street, ZIP or
+#              city keyed wrong) and house_typo (house number keyed wrong): weak, they corroborate only
+#              with a date of birth or TIN that agrees; zip_only.
 M_PRIORS: dict[str, dict[str, float]] = {
     "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.04,
                    "typo": 0.02, "translit": 0.03, "initial": 0.01, "different": 0.009999},
@@ -149,7 +183,8 @@ M_PRIORS: dict[str, dict[str, float]] = {
     "middle_initial": {"exact": 0.90, "in_given": 0.02, "different": 0.08},
     "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
     "tin": {"exact": 0.97, "keying_error": 0.02, "different": 0.01},
-    "address": {"exact": 0.80, "street_typo": 0.15, "other_unit": 0.01, "zip_only": 0.03, "different": 0.01},
+    "address": {"exact": 0.70, "line": 0.08, "street_typo": 0.10, "other_unit": 0.01, "place_typo": 0.03,
+                "house_typo": 0.02, "zip_only": 0.03, "different": 0.03},
 }  # fmt: skip
 
 # TINs are unique per taxpayer, so chance agreement is set, not estimated: random sampling would
@@ -264,8 +299,33 @@ def comparisons(taxpayers: int) -> list[Any]:
                 "exact",
                 "address",
             ),
+            _level(
+                cll.CustomLevel(
+                    f"house_number_l = house_number_r AND {STREET_LINE_SAME} AND {ADDRESS_PLACE_AGREES}"
+                    f" AND {UNITS_COMPATIBLE}"
+                ),
+                "line",
+                "address",
+            ),
             _level(cll.CustomLevel(f"{SAME_BUILDING} AND {UNITS_COMPATIBLE}"), "street_typo", "address"),
             _level(cll.CustomLevel(SAME_BUILDING), "other_unit", "address"),
+            _level(
+                cll.CustomLevel(
+                    f"house_number_l = house_number_r AND ({STREET_LINE_SAME} OR {STREET_LINE_CLOSE})"
+                    f" AND {PLACE_CLOSE} AND {UNITS_COMPATIBLE}"
+                ),
+                "place_typo",
+                "address",
+            ),
+            _level(
+                cll.CustomLevel(
+                    "damerau_levenshtein(house_number_l, house_number_r) <= 1"
+                    f" AND ({STREET_LINE_SAME} OR {STREET_LINE_CLOSE}) AND {ADDRESS_PLACE_AGREES}"
+                    f" AND {UNITS_COMPATIBLE}"
+                ),
+                "house_typo",
+                "address",
+            ),
             _level(cll.CustomLevel("zip5_l = zip5_r"), "zip_only", "address"),
             _level(cll.ElseLevel(), "different", "address"),
         ],
@@ -311,7 +371,8 @@ COMPARISON_SHAPE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("middle_initial", ("middle_initial is NULL", "exact", "in_given", "different")),
     ("dob", ("dob is NULL", "exact", "keying_error", "different")),
     ("tin", ("tin is NULL", "exact", "keying_error", "different")),
-    ("address", ("null", "exact", "street_typo", "other_unit", "zip_only", "different")),
+    ("address", ("null", "exact", "line", "street_typo", "other_unit", "place_typo", "house_typo", "zip_only",
+                 "different")),
 )  # fmt: skip
 
 
@@ -354,13 +415,51 @@ def _place_agrees(left: Side, right: Side) -> bool:
     )
 
 
+def _compatible(left: str | None, right: str | None) -> bool:
+    return left is None or right is None or left == right
+
+
+def _street_line_same(left: Side, right: Side) -> bool:
+    return _equal(left["street_line"], right["street_line"]) and _compatible(left["street_dirs"], right["street_dirs"])
+
+
+def _street_line_close(left: Side, right: Side) -> bool:
+    left_line: str | None = left["street_line"]
+    right_line: str | None = right["street_line"]
+    if left_line is None or right_line is None:
+        return False
+    allowed = 2 if min(len(left_line), len(right_line)) >= LONG_STREET_LINE else 1
+    return (
+        _compatible(left["street_dirs"], right["street_dirs"])
+        and _compatible(left["street_type"], right["street_type"])
+        and DamerauLevenshtein.distance(left_line, right_line, score_cutoff=allowed) <= allowed
+    )
+
+
 def _same_building(left: Side, right: Side) -> bool:
+    typo_in_name = (
+        _jaro_winkler_at_least(left["street_name"], right["street_name"], 0.88)
+        and left["street_name"].split(" ")[-1] == right["street_name"].split(" ")[-1]
+    )
     return (
         _equal(left["house_number"], right["house_number"])
-        and _jaro_winkler_at_least(left["street_name"], right["street_name"], 0.88)
-        and left["street_name"].split(" ")[-1] == right["street_name"].split(" ")[-1]
+        and (typo_in_name or _street_line_close(left, right))
         and _place_agrees(left, right)
     )
+
+
+def _place_close(left: Side, right: Side) -> bool:
+    left_zip: str | None = left["zip5"]
+    right_zip: str | None = right["zip5"]
+    return (
+        (left_zip is not None and right_zip is not None and DamerauLevenshtein.distance(left_zip, right_zip) <= 1)
+        or _equal(left["city"], right["city"])
+        or _jaro_winkler_at_least(left["city"], right["city"], 0.9)
+    )
+
+
+def _same_street(left: Side, right: Side) -> bool:
+    return _street_line_same(left, right) or _street_line_close(left, right)
 
 
 def _units_compatible(left: Side, right: Side) -> bool:
@@ -488,8 +587,35 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
                 and _units_compatible(left, right)
             ),
         ),
+        (
+            "line",
+            lambda left, right: (
+                _equal(left["house_number"], right["house_number"])
+                and _street_line_same(left, right)
+                and _place_agrees(left, right)
+                and _units_compatible(left, right)
+            ),
+        ),
         ("street_typo", lambda left, right: _same_building(left, right) and _units_compatible(left, right)),
         ("other_unit", _same_building),
+        (
+            "place_typo",
+            lambda left, right: (
+                _equal(left["house_number"], right["house_number"])
+                and _same_street(left, right)
+                and _place_close(left, right)
+                and _units_compatible(left, right)
+            ),
+        ),
+        (
+            "house_typo",
+            lambda left, right: (
+                DamerauLevenshtein.distance(left["house_number"], right["house_number"]) <= 1
+                and _same_street(left, right)
+                and _place_agrees(left, right)
+                and _units_compatible(left, right)
+            ),
+        ),
         ("zip_only", lambda left, right: _equal(left["zip5"], right["zip5"])),
         ("different", None),
     ),

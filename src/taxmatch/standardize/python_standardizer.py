@@ -13,7 +13,7 @@ import unicodedata
 from typing import Any
 
 from taxmatch.standardize.names import NAME_SUFFIXES, SURNAME_PARTICLES, given_name_forms
-from taxmatch.standardize.usps import STREET_TOKEN_STANDARD, UNIT_DESIGNATORS
+from taxmatch.standardize.usps import DIRECTION_STANDARDS, STREET_TOKEN_STANDARD, SUFFIX_LONG_FORMS, UNIT_DESIGNATORS
 
 _UNIT_WORDS = "|".join(sorted((designator for designator in UNIT_DESIGNATORS if designator != "#"), key=len)[::-1])
 _NOT_NAME_LETTER = re.compile(r"[^A-Z ]+")
@@ -72,6 +72,26 @@ def street_name(core: str) -> str | None:
     return " ".join(STREET_TOKEN_STANDARD.get(token, token) for token in tokens)
 
 
+def street_parts(core: str) -> tuple[str | None, str | None, str | None]:
+    """street_name_sql's street_line, street_dirs and street_type for one street core."""
+    standards = [STREET_TOKEN_STANDARD.get(token) for token in core.split(" ") if token]
+    tokens = [token for token in core.split(" ") if token]
+    if not tokens:
+        return None, None, None
+    line_words = [
+        token if standard is None else SUFFIX_LONG_FORMS[standard]
+        for token, standard in zip(tokens, standards, strict=True)
+        if standard not in DIRECTION_STANDARDS
+    ]
+    if not line_words:  # nothing but directionals: they are the name then
+        line_words = [standard or token for token, standard in zip(tokens, standards, strict=True)]
+    line = "".join(line_words)
+    directions = " ".join(standard for standard in standards if standard in DIRECTION_STANDARDS)
+    last = standards[-1]
+    street_type = last if last is not None and last not in DIRECTION_STANDARDS else ""
+    return _nonempty(line), _nonempty(directions), _nonempty(street_type)
+
+
 def name_skeleton(folded: str) -> str:
     """The transliteration skeleton of each word of a folded name (one function for both paths).
 
@@ -128,7 +148,10 @@ def standardize_row(
     cleaned = clean_street(street)
     house = _first_group(_HOUSE_NUMBER, cleaned)
     box = _first_group(_PO_BOX, cleaned)
-    name_of_street = "PO BOX" if house == "" and box != "" else _nonempty(street_name(street_core(street)) or "")
+    is_po_box = house == "" and box != ""
+    core = street_core(street)
+    name_of_street = "PO BOX" if is_po_box else _nonempty(street_name(core) or "")
+    line, directions, street_type = ("POBOX", None, None) if is_po_box else street_parts(core)
     first = _nonempty(fold_name(first_name))
     last = _nonempty(fold_name(last_name))
     tokens = [token for token in fold_name(last_name).split(" ") if token and token not in SURNAME_PARTICLES]
@@ -144,6 +167,9 @@ def standardize_row(
         "tin": _nonempty(_NOT_DIGIT.sub("", tin or "")),
         "house_number": _nonempty(house) or _nonempty(box),
         "street_name": name_of_street,
+        "street_line": line,
+        "street_dirs": directions,
+        "street_type": street_type,
         "unit": _nonempty(unit(unit_text, street)),
         "zip5": _nonempty(_NOT_DIGIT.sub("", zip_code or "")[:5]),
         "city": _nonempty(fold_name(city)),
@@ -152,10 +178,17 @@ def standardize_row(
     dob_value = row["dob"]
     row["key_address"] = f"{row['zip5']}|{row['house_number']}" if row["zip5"] and row["house_number"] else None
     row["key_name"] = f"{first}|{last}|{row['state']}" if first and last and row["state"] else None
+    row["key_name_swapped"] = f"{last}|{first}|{row['state']}" if first and last and row["state"] else None
     initial = row["middle_initial"]
     row["key_full_name"] = f"{first}|{initial}|{last}" if first and last and initial else None
     row["key_tin"] = row["tin"]
     row["key_surname1"] = f"{tokens[0]}|{dob_value}" if dob_value and tokens else None
     row["key_surname2"] = f"{tokens[-1]}|{dob_value}" if dob_value and len(tokens) > 1 else None
+    if dob_value and first and last:
+        initials = "".join(sorted((first[0], last[0])))
+        row["key_dob_initials"] = f"{dob_value}|{initials}"
+    else:
+        row["key_dob_initials"] = None
+    row["key_house_street"] = f"{row['house_number']}|{line}" if row["house_number"] and line else None
     row["first_forms"] = list(given_name_forms(first)) if first else None
     return row

@@ -9,7 +9,7 @@ makes their comparison fair. The tables behind them (USPS Publication 28) live i
 from __future__ import annotations
 
 from taxmatch.standardize.names import NAME_SUFFIXES
-from taxmatch.standardize.usps import STREET_TOKEN_STANDARD, UNIT_DESIGNATORS
+from taxmatch.standardize.usps import DIRECTION_STANDARDS, STREET_TOKEN_STANDARD, SUFFIX_LONG_FORMS, UNIT_DESIGNATORS
 
 
 def _sql_string(text: str) -> str:
@@ -17,10 +17,16 @@ def _sql_string(text: str) -> str:
 
 
 def street_token_table_sql() -> str:
-    """A temporary table of USPS word -> standard form, for `street_name_sql`."""
-    rows = ", ".join(f"({_sql_string(k)}, {_sql_string(v)})" for k, v in sorted(STREET_TOKEN_STANDARD.items()))
+    """A temporary table of USPS word -> standard form, its kind and long form, for `street_name_sql`."""
+
+    def row(token: str, standard: str) -> str:
+        kind = "dir" if standard in DIRECTION_STANDARDS else "suffix"
+        long_form = standard if kind == "dir" else SUFFIX_LONG_FORMS[standard]
+        return f"({_sql_string(token)}, {_sql_string(standard)}, {_sql_string(kind)}, {_sql_string(long_form)})"
+
+    rows = ", ".join(row(token, standard) for token, standard in sorted(STREET_TOKEN_STANDARD.items()))
     return (
-        "CREATE OR REPLACE TEMP TABLE tm_street_tokens (token VARCHAR, standard VARCHAR); "
+        "CREATE OR REPLACE TEMP TABLE tm_street_tokens (token VARCHAR, standard VARCHAR, kind VARCHAR, long VARCHAR); "
         f"INSERT INTO tm_street_tokens VALUES {rows}"
     )
 
@@ -28,6 +34,13 @@ def street_token_table_sql() -> str:
 def street_name_sql(cores_query: str) -> str:
     """Standard street names for the distinct street cores that `cores_query` selects (column street_core).
 
+    Beside the standard name (`N MAIN ST`), the parts that a comparison independent of how the
+    line was parsed needs (`python_standardizer.street_parts` is the twin):
+    - street_line: the words without directionals, suffixes in their long form, no spaces
+      (`MAINSTREET`): `28 hollwaystreet`, `2 tasman p lace` and `Tasman Pl` compare on it;
+    - street_dirs: the directionals (`N`), so that a missing one agrees and another one does not;
+    - street_type: the standard suffix when the last word is one (`ST`), so 12 Oak Ct is not 12 Oak St.
+    A line of nothing but directionals keeps them in street_line (`N` alone is a name then).
     Works on distinct values, so a master of millions of returns costs one pass over its distinct streets.
     """
     return f"""
@@ -37,7 +50,12 @@ def street_name_sql(cores_query: str) -> str:
                    unnest(generate_series(1, len(string_split(street_core, ' ')))) AS position,
                    unnest(string_split(street_core, ' ')) AS token
             FROM cores)
-        SELECT street_core, string_agg(coalesce(u.standard, token), ' ' ORDER BY position) AS street_name
+        SELECT street_core, string_agg(coalesce(u.standard, token), ' ' ORDER BY position) AS street_name,
+               coalesce(string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir' THEN coalesce(u.long, token) END, ''
+                                   ORDER BY position),
+                        string_agg(coalesce(u.standard, token), '' ORDER BY position)) AS street_line,
+               string_agg(CASE WHEN u.kind = 'dir' THEN u.standard END, ' ' ORDER BY position) AS street_dirs,
+               arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type
         FROM tokens LEFT JOIN tm_street_tokens u USING (token)
         WHERE token <> ''
         GROUP BY street_core"""

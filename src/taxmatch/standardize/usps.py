@@ -50,3 +50,13 @@ UNIT_DESIGNATORS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 STREET_TOKEN_STANDARD: dict[str, str] = {**STREET_SUFFIXES, **DIRECTIONALS}
+
+# Each standard suffix written out in full (ST -> STREET): the long form is what a keyed-in street
+# line most often carries, so a line compared without spaces (`HOLLWAYSTREET` for `Hollway St`,
+# `BANKSSRTEET` one transposition from it) is compared against the long form. The long form is
+# the longest spelling the table maps to the standard one.
+SUFFIX_LONG_FORMS: dict[str, str] = {
+    standard: max((word for word, mapped in STREET_SUFFIXES.items() if mapped == standard), key=lambda w: (len(w), w))
+    for standard in sorted(set(STREET_SUFFIXES.values()))
+}
+DIRECTION_STANDARDS: frozenset[str] = frozenset(DIRECTIONALS.values())

@@ -36,10 +36,15 @@ from taxmatch.standardize.addresses import (
 from taxmatch.validate.memo import remember
 from taxmatch.validate.names import placeholder_key, placeholder_keys
 
-# Compared as letters only (see `placeholder_key`), like the policy's name placeholders,
-# which count here too.
+
+def _letters(text: str) -> str:
+    """Letters only: an address line that reads N/A, n.a. or NA says nothing (no name is at stake)."""
+    return placeholder_key(text).replace("/", "")
+
+
+# Compared as letters only, like the policy's name placeholders, which count here too.
 STREET_PLACEHOLDERS: frozenset[str] = frozenset(
-    placeholder_key(text)
+    _letters(text)
     for text in (
         "UNKNOWN", "UNK", "NONE", "N/A", "NULL", "NIL", "TEST", "XXX", "DON'T CARE", "DO NOT CARE",
         "DONT KNOW", "ANY", "ANYWHERE", "NOWHERE", "NO ADDRESS", "NO FIXED ADDRESS", "HOMELESS",
@@ -52,7 +57,7 @@ STREET_PLACEHOLDERS: frozenset[str] = frozenset(
 
 @lru_cache(maxsize=64)
 def _placeholders(name_placeholders: frozenset[str]) -> frozenset[str]:
-    return STREET_PLACEHOLDERS | placeholder_keys(name_placeholders)
+    return STREET_PLACEHOLDERS | frozenset(key.replace("/", "") for key in placeholder_keys(name_placeholders))
 
 
 _LETTER_WORD_RE = re.compile(r"[^\W\d_]")
@@ -71,7 +76,7 @@ def _is_nonsense(text: str, placeholders: frozenset[str]) -> bool:
     """No letters at all, a placeholder, or a run of one letter ('XXXX')."""
     if not _LETTER_WORD_RE.search(text):
         return True
-    letters = placeholder_key(text)
+    letters = _letters(text)
     return letters in placeholders or bool(_REPEATED_LETTER_RE.match(letters))
 
 

@@ -16,7 +16,9 @@ from taxmatch.records import ReasonCode
 from taxmatch.settings import Policy
 from taxmatch.validate.memo import remember
 
-_NON_ASCII_LETTER_RE = re.compile(r"[^A-Za-z]+")
+# Letters and the slash: `N/A` is a placeholder, the Chinese given name `Na` is not, so the slash
+# that makes the abbreviation must survive into the key.
+_NON_ASCII_LETTER_RE = re.compile(r"[^A-Za-z/]+")
 # Characters a name may hold besides letters (and combining accents written separately).
 _NAME_PUNCTUATION = frozenset(" -'’.")
 # Generational and professional suffixes, compared without periods, commas or spaces.
@@ -32,11 +34,11 @@ _NO_MIDDLE_NAME = frozenset({"NMN", "NMI"})
 
 @lru_cache(maxsize=65_536)
 def placeholder_key(text: str) -> str:
-    """Letters only, upper case, accents folded: "Don't Care" -> 'DONTCARE', 'N/A' -> 'NA'."""
+    """Letters (and slashes) only, upper case, accents folded: "Don't Care" -> 'DONTCARE', 'n/a' -> 'N/A'."""
     if text.isascii():
         return _NON_ASCII_LETTER_RE.sub("", text).upper()
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if char.isalpha()).upper()
+    return "".join(char for char in decomposed if char.isalpha() or char == "/").upper()
 
 
 @lru_cache(maxsize=64)
