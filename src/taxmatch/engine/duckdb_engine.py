@@ -439,6 +439,10 @@ class DuckDBEngine:
         # numbers are no house). Counting them exactly would join every street to itself.
         same_street = sum(levels[label]["u_probability"] for label in ("exact", "line", "street_typo"))
         levels["house_typo"]["u_probability"] = min(0.5, same_street * HOUSE_NUMBER_NEIGHBOURS)
+        # Sampled levels that the sample never saw: one pseudo-count over all pairs keeps them finite.
+        for level in levels.values():
+            if not level.get("is_null_level") and not level.get("u_probability"):
+                level["u_probability"] = 1 / all_pairs
 
     def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
         """Term frequencies of the master (the population a request is matched against), one table a

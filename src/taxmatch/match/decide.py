@@ -30,9 +30,9 @@ from taxmatch.settings import Policy
 
 CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "line", "street_typo"})
 # The same street and house with the place keyed wrong, or the same street and place with the house
-# number keyed wrong: a neighbour's address as much as a typo of this one, so they corroborate only
-# when a date of birth or TIN given in the request agrees exactly as well.
-WEAKLY_CORROBORATING_ADDRESS_LEVELS = frozenset({"place_typo", "house_typo"})
+# number keyed wrong (or another house number): a neighbour's address as much as a typo of this one,
+# so they corroborate only when a date of birth or TIN given in the request agrees exactly as well.
+WEAKLY_CORROBORATING_ADDRESS_LEVELS = frozenset({"place_typo", "house_typo", "street_only"})
 AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "typo", "translit"})
 AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "typo", "translit"})
 
@@ -56,8 +56,20 @@ def _corroborates(pair: CandidatePair) -> bool:
     )
 
 
+# A surname that changed (marriage) or was keyed beyond recognition: the given name, the date of
+# birth and the address say who it is. Never the given name: twins share surname, birth date and
+# address, so a given name that disagrees is the other twin.
+SURNAME_CHANGE_FIRST_NAME_LEVELS = frozenset({"exact", "nickname"})
+
+
 def _names_agree(pair: CandidatePair) -> bool:
-    return pair.first_name_level in AGREEING_FIRST_NAME_LEVELS and pair.last_name_level in AGREEING_LAST_NAME_LEVELS
+    if pair.first_name_level not in AGREEING_FIRST_NAME_LEVELS:
+        return False
+    return pair.last_name_level in AGREEING_LAST_NAME_LEVELS or (
+        pair.first_name_level in SURNAME_CHANGE_FIRST_NAME_LEVELS
+        and pair.dob_level == "exact"
+        and pair.address_level in CORROBORATING_ADDRESS_LEVELS
+    )
 
 
 def _as_close_a_name(other: CandidatePair, best: CandidatePair) -> bool:

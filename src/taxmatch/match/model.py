@@ -82,11 +82,16 @@ SAME_BUILDING = (
     f" AND {ADDRESS_PLACE_AGREES}"
 )
 # The same house number of the same street, but the place was keyed wrong: a ZIP one keying error
-# away, or the same (or a misspelt) city.
+# away, the same (or a misspelt) city, or the same state.
 PLACE_CLOSE = (
     "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR city_l = city_r OR jaro_winkler_similarity(city_l, city_r) >= 0.9)"
 )
-NAMES_SWAPPED = "first_name_l = last_name_r AND last_name_l = first_name_r"
+# Given and family name swapped, one of them possibly with a typo (`masvn caitlin` for Caitlin Mason).
+NAMES_SWAPPED = (
+    "(first_name_l = last_name_r AND (last_name_l = first_name_r"
+    " OR jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9))"
+    " OR (last_name_l = first_name_r AND jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9)"
+)
 # Gabriel/Gabriela, Daniel/Danielle, Antonio/Antonia: one letter or ending apart, and two people.
 # A level of its own, ahead of `nickname` and `fuzzy` (the nickname table links Daniel and
 # Danielle, Jaro-Winkler finds them close), so they are never taken for one name.
@@ -173,8 +178,9 @@ NICKNAME = (
 # address      exact, line (the whole line agrees once spaces, suffix spellings and a missing directional
 #              are folded), street_typo (same house, a keying error in the street), other_unit (same
 #              building, another door: never corroborates), place_typo (same house and street, ZIP or
-#              city keyed wrong) and house_typo (house number keyed wrong): weak, they corroborate only
-#              with a date of birth or TIN that agrees; zip_only.
+#              city keyed wrong), house_typo (house number keyed wrong) and street_only (the street and
+#              place, another house number): weak, they corroborate only with a date of birth or TIN
+#              that agrees; zip_only.
 M_PRIORS: dict[str, dict[str, float]] = {
     "first_name": {"exact": 0.80, "swapped": 0.01, "gender_variant": 0.000001, "nickname": 0.08, "fuzzy": 0.04,
                    "typo": 0.02, "translit": 0.03, "initial": 0.01, "different": 0.009999},
@@ -183,8 +189,8 @@ M_PRIORS: dict[str, dict[str, float]] = {
     "middle_initial": {"exact": 0.90, "in_given": 0.02, "different": 0.08},
     "dob": {"exact": 0.95, "keying_error": 0.04, "different": 0.01},
     "tin": {"exact": 0.97, "keying_error": 0.02, "different": 0.01},
-    "address": {"exact": 0.70, "line": 0.08, "street_typo": 0.10, "other_unit": 0.01, "place_typo": 0.03,
-                "house_typo": 0.02, "zip_only": 0.03, "different": 0.03},
+    "address": {"exact": 0.68, "line": 0.08, "street_typo": 0.10, "other_unit": 0.01, "place_typo": 0.03,
+                "house_typo": 0.02, "street_only": 0.02, "zip_only": 0.03, "different": 0.03},
 }  # fmt: skip
 
 # TINs are unique per taxpayer, so chance agreement is set, not estimated: random sampling would
@@ -326,6 +332,11 @@ def comparisons(taxpayers: int) -> list[Any]:
                 "house_typo",
                 "address",
             ),
+            _level(
+                cll.CustomLevel(f"({STREET_LINE_SAME} OR {STREET_LINE_CLOSE}) AND {ADDRESS_PLACE_AGREES}"),
+                "street_only",
+                "address",
+            ),
             _level(cll.CustomLevel("zip5_l = zip5_r"), "zip_only", "address"),
             _level(cll.ElseLevel(), "different", "address"),
         ],
@@ -371,8 +382,8 @@ COMPARISON_SHAPE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("middle_initial", ("middle_initial is NULL", "exact", "in_given", "different")),
     ("dob", ("dob is NULL", "exact", "keying_error", "different")),
     ("tin", ("tin is NULL", "exact", "keying_error", "different")),
-    ("address", ("null", "exact", "line", "street_typo", "other_unit", "place_typo", "house_typo", "zip_only",
-                 "different")),
+    ("address", ("null", "exact", "line", "street_typo", "other_unit", "place_typo", "house_typo", "street_only",
+                 "zip_only", "different")),
 )  # fmt: skip
 
 
@@ -455,6 +466,7 @@ def _place_close(left: Side, right: Side) -> bool:
         (left_zip is not None and right_zip is not None and DamerauLevenshtein.distance(left_zip, right_zip) <= 1)
         or _equal(left["city"], right["city"])
         or _jaro_winkler_at_least(left["city"], right["city"], 0.9)
+        or _equal(left["state"], right["state"])
     )
 
 
@@ -467,7 +479,11 @@ def _units_compatible(left: Side, right: Side) -> bool:
 
 
 def _swapped(left: Side, right: Side) -> bool:
-    return _equal(left["first_name"], right["last_name"]) and _equal(left["last_name"], right["first_name"])
+    first_is_last = _equal(left["first_name"], right["last_name"])
+    last_is_first = _equal(left["last_name"], right["first_name"])
+    return (
+        first_is_last and (last_is_first or _jaro_winkler_at_least(left["last_name"], right["first_name"], 0.9))
+    ) or (last_is_first and _jaro_winkler_at_least(left["first_name"], right["last_name"], 0.9))
 
 
 def _lists_intersect(left: Sequence[str] | None, right: Sequence[str] | None) -> bool:
@@ -616,6 +632,7 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
                 and _units_compatible(left, right)
             ),
         ),
+        ("street_only", lambda left, right: _same_street(left, right) and _place_agrees(left, right)),
         ("zip_only", lambda left, right: _equal(left["zip5"], right["zip5"])),
         ("different", None),
     ),

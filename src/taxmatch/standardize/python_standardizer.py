@@ -78,9 +78,10 @@ def street_parts(core: str) -> tuple[str | None, str | None, str | None]:
     tokens = [token for token in core.split(" ") if token]
     if not tokens:
         return None, None, None
+    last_position = len(tokens) - 1
     line_words = [
-        token if standard is None else SUFFIX_LONG_FORMS[standard]
-        for token, standard in zip(tokens, standards, strict=True)
+        SUFFIX_LONG_FORMS[standard] if position == last_position and standard is not None else token
+        for position, (token, standard) in enumerate(zip(tokens, standards, strict=True))
         if standard not in DIRECTION_STANDARDS
     ]
     if not line_words:  # nothing but directionals: they are the name then

@@ -36,8 +36,9 @@ def street_name_sql(cores_query: str) -> str:
 
     Beside the standard name (`N MAIN ST`), the parts that a comparison independent of how the
     line was parsed needs (`python_standardizer.street_parts` is the twin):
-    - street_line: the words without directionals, suffixes in their long form, no spaces
-      (`MAINSTREET`): `28 hollwaystreet`, `2 tasman p lace` and `Tasman Pl` compare on it;
+    - street_line: the words as written without directionals and spaces, the last one in its long
+      form when it is a suffix (`N Main St` -> `MAINSTREET`): `28 hollwaystreet`, `2 tasman p lace`,
+      `oxley st reet` and `Tasman Pl` compare on it (a suffix inside the line stays as keyed);
     - street_dirs: the directionals (`N`), so that a missing one agrees and another one does not;
     - street_type: the standard suffix when the last word is one (`ST`), so 12 Oak Ct is not 12 Oak St.
     A line of nothing but directionals keeps them in street_line (`N` alone is a name then).
@@ -46,13 +47,14 @@ def street_name_sql(cores_query: str) -> str:
     return f"""
         WITH cores AS (SELECT DISTINCT street_core FROM ({cores_query}) WHERE street_core <> ''),
         tokens AS (
-            SELECT street_core,
+            SELECT street_core, len(string_split(street_core, ' ')) AS words,
                    unnest(generate_series(1, len(string_split(street_core, ' ')))) AS position,
                    unnest(string_split(street_core, ' ')) AS token
             FROM cores)
         SELECT street_core, string_agg(coalesce(u.standard, token), ' ' ORDER BY position) AS street_name,
-               coalesce(string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir' THEN coalesce(u.long, token) END, ''
-                                   ORDER BY position),
+               coalesce(string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir'
+                                        THEN CASE WHEN position = words THEN coalesce(u.long, token) ELSE token END
+                                   END, '' ORDER BY position),
                         string_agg(coalesce(u.standard, token), '' ORDER BY position)) AS street_line,
                string_agg(CASE WHEN u.kind = 'dir' THEN u.standard END, ' ' ORDER BY position) AS street_dirs,
                arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type
