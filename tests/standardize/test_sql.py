@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from taxmatch.standardize.names import given_name_forms
-from taxmatch.standardize.python_standardizer import fold_name
+from taxmatch.standardize.python_standardizer import fold_name, street_core, street_parts
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 
 
@@ -44,7 +44,32 @@ def test_street_forms_fold_to_one_key(
     row = con.execute("SELECT tm_house_number(?), tm_unit(?, ?)", [street, unit, street]).fetchone()
     assert row == (house, unit_id)
     names = con.execute(street_name_sql("SELECT tm_street_core(?) AS street_core"), [street]).fetchall()
-    assert [found for _, found in names] == [name]
+    assert [found[1] for found in names] == [name]
+
+
+@pytest.mark.parametrize(
+    ("street", "line", "directions", "street_type"),
+    [
+        ("123 North Main Street", "MAINSTREET", "N", "ST"),
+        ("3077 Elm Pl", "ELMPLACE", None, "PL"),
+        ("3077 E Elm Pl", "ELMPLACE", "E", "PL"),
+        ("28 hollwaystreet", "HOLLWAYSTREET", None, None),
+        ("28 Hollway St", "HOLLWAYSTREET", None, "ST"),
+        ("2 tasman p lace", "TASMANPLACE", None, None),
+        ("2 oxley st reet", "OXLEYSTREET", None, None),
+        ("12 Oak Ct", "OAKCOURT", None, "CT"),
+        ("12 Oak St", "OAKSTREET", None, "ST"),
+        ("5 St James Pl", "STJAMESPLACE", None, "PL"),
+        ("7 N", "N", "N", None),
+    ],
+)
+def test_street_line_folds_spaces_suffixes_and_directionals(
+    con: duckdb.DuckDBPyConnection, street: str, line: str, directions: str | None, street_type: str | None
+) -> None:
+    """The line a comparison reads whatever the parse: the SQL and its Python twin agree on it."""
+    found = con.execute(street_name_sql("SELECT tm_street_core(?) AS street_core"), [street]).fetchall()
+    assert [(row[2], row[3] or None, row[4] or None) for row in found] == [(line, directions, street_type)]
+    assert street_parts(street_core(street)) == (line, directions, street_type)
 
 
 def test_po_box_is_read(con: duckdb.DuckDBPyConnection) -> None:

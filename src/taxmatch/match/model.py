@@ -84,7 +84,8 @@ SAME_BUILDING = (
 # The same house number of the same street, but the place was keyed wrong: a ZIP one keying error
 # away, the same (or a misspelt) city, or the same state.
 PLACE_CLOSE = (
-    "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR city_l = city_r OR jaro_winkler_similarity(city_l, city_r) >= 0.9)"
+    "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR city_l = city_r OR jaro_winkler_similarity(city_l, city_r) >= 0.9"
+    " OR state_l = state_r)"
 )
 # Given and family name swapped, one of them possibly with a typo (`masvn caitlin` for Caitlin Mason).
 NAMES_SWAPPED = (
