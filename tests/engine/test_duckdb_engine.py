@@ -100,3 +100,26 @@ def test_a_model_fitted_with_other_comparisons_is_refused_with_the_fix(
     finally:
         engine.connection.execute("DELETE FROM model_store WHERE version = 'model-older'")
     assert DuckDBEngine(engine.connection).current_model()[0] == version
+
+
+def test_a_date_of_birth_in_any_form_validation_accepts_compares_equal(
+    loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
+) -> None:
+    """`1980-1-2` and `1/2/1980` are the return's `1980-01-02`: never a conflict that vetoes the person."""
+    import dataclasses
+
+    from taxmatch.validate.dates import parse_date
+
+    engine, requests = loaded
+    dated = [(index, request) for index, request in requests if parse_date(request.dob) is not None][:40]
+    assert len(dated) >= 20
+    for index, request in dated:
+        day = parse_date(request.dob)
+        assert day is not None
+        iso = engine.score([(index, request)])
+        for written in (f"{day.year}-{day.month}-{day.day}", f"{day.month}/{day.day}/{day.year}"):
+            rewritten = dataclasses.replace(request, dob=written)
+            assert engine.score([(index, rewritten)]) == iso, written  # the on-demand path
+            # More requests than the point-read limit: the batch query scores them.
+            batch = engine.score([(index, rewritten)] + [(10_000 + n, request) for n in range(64)])
+            assert [pair for pair in batch if pair.request_index == index] == iso

@@ -208,3 +208,29 @@ def test_strongest_first_is_the_sort_by_weight_then_tie_break() -> None:
         for name in ("return_id", "tin"):
             expected = sorted(pairs, key=lambda pair: (-pair.match_weight, getattr(pair, name)))
             assert decide._strongest_first(pairs, attrgetter(name)) == expected
+
+
+def test_an_address_keyed_wrong_corroborates_only_with_an_agreeing_date_of_birth_or_tin() -> None:
+    for level in ("house_typo", "place_typo", "street_only"):
+        weak = STRONG._replace(address_level=level)
+        assert isinstance(choose_taxpayer([weak], POLICY), Choice), level
+        assert choose_taxpayer([weak._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+        assert choose_taxpayer([weak._replace(dob_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
+        with_tin = weak._replace(dob_level="missing", tin_level="exact")
+        assert isinstance(choose_taxpayer([with_tin], POLICY), Choice), level
+
+
+def test_a_changed_surname_agrees_when_given_name_birth_date_and_address_do() -> None:
+    married = STRONG._replace(last_name_level="different")
+    choice = choose_taxpayer([married], POLICY)
+    assert isinstance(choice, Choice)
+    assert choice.evidence == "name=last_different;address=exact;dob=exact"
+    assert choose_taxpayer([married._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([married._replace(address_level="street_only")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([married._replace(first_name_level="fuzzy")], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
+def test_a_given_name_that_disagrees_is_never_the_same_person_whatever_else_agrees() -> None:
+    # Twins share surname, birth date and address: the other given name is the other twin.
+    twin = STRONG._replace(first_name_level="different")
+    assert choose_taxpayer([twin], POLICY) is ReasonCode.BELOW_THRESHOLD

@@ -83,3 +83,24 @@ def test_first_and_last_name_together_a_placeholder(policy: Policy) -> None:
         codes = validate_request(dataclasses.replace(VALID, first_name=first, last_name=last), policy, AS_OF)
         assert ReasonCode.INVALID_NAME in codes, (first, last)
     assert validate_request(dataclasses.replace(VALID, first_name="John", last_name="Does"), policy, AS_OF) == []
+
+
+@pytest.mark.parametrize("given", ["Na", "Li", "Ng", "Yu", "O", "NA", "Ana"])
+def test_short_real_given_names_are_not_placeholders(codes: Codes, given: str) -> None:
+    # N/A is a placeholder because of its slash; Na (a Chinese given name) is a name.
+    assert codes(first_name=given, last_name="Wang") == []
+
+
+@pytest.mark.parametrize("written", ["N/A", "n/a", " N/A "])
+def test_not_applicable_is_a_placeholder(codes: Codes, written: str) -> None:
+    assert R.INVALID_NAME in codes(first_name=written, last_name="Wang")
+
+
+def test_no_name_of_the_synthetic_populations_is_a_placeholder(codes: Codes) -> None:
+    from taxmatch.synth import names as synth_names
+
+    tables = [value for name, value in vars(synth_names).items() if name.endswith(("SURNAMES", "MALE", "FEMALE"))]
+    names = {entry for table in tables if isinstance(table, tuple) for entry in table if isinstance(entry, str)}
+    assert len(names) > 200, "the name tables should be found"
+    rejected = sorted(name for name in names if codes(first_name=name, last_name=name) != [])
+    assert rejected == []

@@ -75,11 +75,12 @@ STREET_LINE_CLOSE = (
 )
 STREET_LINE_SAME = f"(street_line_l = street_line_r AND {DIRECTIONS_COMPATIBLE})"
 # A typo in the street's name, never another street: the house number and the street type (its
-# last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St.
+# last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St, and so must directionals
+# written on both sides (100 N Main St is not 100 S Main St).
 SAME_BUILDING = (
     "house_number_l = house_number_r AND (jaro_winkler_similarity(street_name_l, street_name_r) >= 0.88"
     f" AND string_split(street_name_l, ' ')[-1] = string_split(street_name_r, ' ')[-1] OR {STREET_LINE_CLOSE})"
-    f" AND {ADDRESS_PLACE_AGREES}"
+    f" AND {DIRECTIONS_COMPATIBLE} AND {ADDRESS_PLACE_AGREES}"
 )
 # The same house number of the same street, but the place was keyed wrong: a ZIP one keying error
 # away, the same (or a misspelt) city, or the same state.
@@ -456,6 +457,7 @@ def _same_building(left: Side, right: Side) -> bool:
     return (
         _equal(left["house_number"], right["house_number"])
         and (typo_in_name or _street_line_close(left, right))
+        and _compatible(left["street_dirs"], right["street_dirs"])
         and _place_agrees(left, right)
     )
 
