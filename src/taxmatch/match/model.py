@@ -74,6 +74,7 @@ STREET_LINE_CLOSE = (
     f" length(street_line_r)) >= {LONG_STREET_LINE} THEN 2 ELSE 1 END)"
 )
 STREET_LINE_SAME = f"(street_line_l = street_line_r AND {DIRECTIONS_COMPATIBLE})"
+SAME_STREET = f"({STREET_LINE_SAME} OR {STREET_LINE_CLOSE})"
 # A typo in the street's name, never another street: the house number and the street type (its
 # last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St, and so must directionals
 # written on both sides (100 N Main St is not 100 S Main St).
@@ -83,10 +84,9 @@ SAME_BUILDING = (
     f" AND {DIRECTIONS_COMPATIBLE} AND {ADDRESS_PLACE_AGREES}"
 )
 # The same house number of the same street, but the place was keyed wrong: a ZIP one keying error
-# away, the same (or a misspelt) city, or the same state.
+# away, the same or a misspelt city (Jaro-Winkler at least 0.9), or the same state.
 PLACE_CLOSE = (
-    "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR city_l = city_r OR jaro_winkler_similarity(city_l, city_r) >= 0.9"
-    " OR state_l = state_r)"
+    "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR jaro_winkler_similarity(city_l, city_r) >= 0.9 OR state_l = state_r)"
 )
 # Given and family name swapped, one of them possibly with a typo (`masvn caitlin` for Caitlin Mason).
 NAMES_SWAPPED = (
@@ -319,8 +319,7 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.CustomLevel(SAME_BUILDING), "other_unit", "address"),
             _level(
                 cll.CustomLevel(
-                    f"house_number_l = house_number_r AND ({STREET_LINE_SAME} OR {STREET_LINE_CLOSE})"
-                    f" AND {PLACE_CLOSE} AND {UNITS_COMPATIBLE}"
+                    f"house_number_l = house_number_r AND {SAME_STREET} AND {PLACE_CLOSE} AND {UNITS_COMPATIBLE}"
                 ),
                 "place_typo",
                 "address",
@@ -328,14 +327,14 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(
                 cll.CustomLevel(
                     "damerau_levenshtein(house_number_l, house_number_r) <= 1"
-                    f" AND ({STREET_LINE_SAME} OR {STREET_LINE_CLOSE}) AND {ADDRESS_PLACE_AGREES}"
+                    f" AND {SAME_STREET} AND {ADDRESS_PLACE_AGREES}"
                     f" AND {UNITS_COMPATIBLE}"
                 ),
                 "house_typo",
                 "address",
             ),
             _level(
-                cll.CustomLevel(f"({STREET_LINE_SAME} OR {STREET_LINE_CLOSE}) AND {ADDRESS_PLACE_AGREES}"),
+                cll.CustomLevel(f"{SAME_STREET} AND {ADDRESS_PLACE_AGREES}"),
                 "street_only",
                 "address",
             ),
@@ -467,7 +466,6 @@ def _place_close(left: Side, right: Side) -> bool:
     right_zip: str | None = right["zip5"]
     return (
         (left_zip is not None and right_zip is not None and DamerauLevenshtein.distance(left_zip, right_zip) <= 1)
-        or _equal(left["city"], right["city"])
         or _jaro_winkler_at_least(left["city"], right["city"], 0.9)
         or _equal(left["state"], right["state"])
     )

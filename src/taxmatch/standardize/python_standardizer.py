@@ -74,8 +74,8 @@ def street_name(core: str) -> str | None:
 
 def street_parts(core: str) -> tuple[str | None, str | None, str | None]:
     """street_name_sql's street_line, street_dirs and street_type for one street core."""
-    standards = [STREET_TOKEN_STANDARD.get(token) for token in core.split(" ") if token]
     tokens = [token for token in core.split(" ") if token]
+    standards = [STREET_TOKEN_STANDARD.get(token) for token in tokens]
     if not tokens:
         return None, None, None
     last_position = len(tokens) - 1
