@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from taxmatch.engine.duckdb_engine import MASTER_KEY_COLUMNS, DuckDBEngine, ModelOutdatedError
+from taxmatch.engine.duckdb_engine import DuckDBEngine, ModelOutdatedError
+from taxmatch.match.blocking import MASTER_KEY_COLUMNS
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
 

@@ -234,3 +234,17 @@ def test_a_given_name_that_disagrees_is_never_the_same_person_whatever_else_agre
     # Twins share surname, birth date and address: the other given name is the other twin.
     twin = STRONG._replace(first_name_level="different")
     assert choose_taxpayer([twin], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
+def test_a_return_filed_without_a_given_name_needs_surname_birth_date_and_address_to_agree() -> None:
+    nameless = STRONG._replace(first_name_level="missing")
+    choice = choose_taxpayer([nameless], POLICY)
+    assert isinstance(choice, Choice)
+    assert choice.evidence == "name=first_missing;address=exact;dob=exact"
+    assert choose_taxpayer([nameless._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert isinstance(choose_taxpayer([nameless._replace(dob_level="missing", tin_level="exact")], POLICY), Choice)
+    assert choose_taxpayer([nameless._replace(last_name_level="fuzzy")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([nameless._replace(address_level="street_only")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    # Beside a taxpayer of that name at that address, born that day, it could be either: not one.
+    named = STRONG._replace(return_id=2, tin="987654321")
+    assert choose_taxpayer([named, scored(nameless, 0.99)], POLICY) is ReasonCode.AMBIGUOUS

@@ -11,17 +11,19 @@ from taxmatch.match.model import (
     MIDDLE_IN_GIVEN,
     NICKNAME,
     PYTHON_LEVELS,
+    SHORT_GIVEN_NAME_TYPO,
     _gender_variant,
     _middle_in_given,
     _one_keying_error,
     _one_keying_error_sql,
+    _short_given_name_typo,
     comparison_shape,
     settings_creator,
 )
-from taxmatch.standardize.names import given_name_forms
+from taxmatch.standardize.names import given_name_forms, reference_given_names
 
 
-def _sql(condition: str, **columns: str | list[str] | None) -> bool:
+def _sql(condition: str, **columns: str | bool | list[str] | None) -> bool:
     names = ", ".join(columns)
     placeholders = ", ".join("?" for _ in columns)
     found = duckdb.sql(
@@ -69,8 +71,60 @@ def test_one_keying_error(left: str, right: str, expected: bool) -> None:
     ],
 )
 def test_gender_variant(left: str, right: str, expected: bool) -> None:
-    assert _gender_variant(left, right) is expected
-    assert _sql(GENDER_VARIANT, first_name_l=left, first_name_r=right) is expected
+    both = {"first_attested_l": True, "first_attested_r": True}
+    assert _gender_variant(_given(left, True), _given(right, True)) is expected
+    assert _sql(GENDER_VARIANT, first_name_l=left, first_name_r=right, **both) is expected
+
+
+def _given(name: str, attested: bool) -> dict[str, object]:
+    return {"first_name": name, "first_attested": attested}
+
+
+@pytest.mark.parametrize(
+    ("request_name", "attested", "return_name", "expected"),
+    [
+        ("ZAR", False, "ZARA", False),  # a last letter dropped: no one is called ZAR
+        ("BLAK", False, "BLAKE", False),
+        ("GABRIEL", True, "GABRIELA", True),  # the shorter name is a name: two people
+        ("GABRIELA", False, "GABRIEL", True),  # the return's GABRIEL is a name whatever the request says
+    ],
+)
+def test_gender_variant_needs_the_shorter_name_to_be_a_name(
+    request_name: str, attested: bool, return_name: str, expected: bool
+) -> None:
+    assert _gender_variant(_given(request_name, attested), _given(return_name, True)) is expected
+    columns = {"first_attested_l": attested, "first_attested_r": True}
+    assert _sql(GENDER_VARIANT, first_name_l=request_name, first_name_r=return_name, **columns) is expected
+
+
+@pytest.mark.parametrize(
+    ("request_name", "attested", "return_name", "expected"),
+    [
+        ("SMA", False, "SAM", True),  # two keys swapped in a name no one has
+        ("NDE", False, "NED", True),
+        ("RXY", False, "ROY", True),  # a neighbouring key
+        ("OBB", False, "BOB", False),  # the first letter is the one least often mistyped
+        ("LARY", False, "LARA", True),
+        ("KZ", False, "KA", True),
+        ("MARY", True, "MARK", False),  # both are names: two people, not a typo
+        ("JOAN", True, "JOHN", False),
+        ("J", False, "JO", False),  # an initial is not a typo
+        ("SAM", True, "SAMUEL", False),  # more than one edit
+    ],
+)
+def test_short_given_name_typo_only_when_one_side_is_no_name(
+    request_name: str, attested: bool, return_name: str, expected: bool
+) -> None:
+    left, right = _given(request_name, attested), _given(return_name, True)
+    assert _short_given_name_typo(left, right) is expected
+    columns = {"first_attested_l": attested, "first_attested_r": True}
+    assert _sql(SHORT_GIVEN_NAME_TYPO, first_name_l=request_name, first_name_r=return_name, **columns) is expected
+
+
+def test_the_reference_names_hold_common_given_names_in_both_forms() -> None:
+    names = reference_given_names()
+    assert {"MARY", "MARK", "JOHN", "JOAN", "GABRIEL", "DANIEL", "DANIELLE", "SAM"} <= names
+    assert not {"SMA", "ZAR", "BLAK"} & names
 
 
 @pytest.mark.parametrize(

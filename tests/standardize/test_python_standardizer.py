@@ -11,14 +11,13 @@ import pytest
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine, _request_input_rows, request_input_table
 from taxmatch.io.requests import read_requests
+from taxmatch.match.blocking import KEY_COLUMNS, block_keys
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.python_standardizer import standardize_row
 from taxmatch.synth import generate
 
-COMPARED = [column for column in MODEL_INPUT_COLUMNS if column != "unique_id"] + [
-    "key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2",
-]  # fmt: skip
+COMPARED = [column for column in MODEL_INPUT_COLUMNS if column != "unique_id"] + list(KEY_COLUMNS)
 
 AWKWARD = [
     RequestRecord("a1", "José", "M.", "Núñez-García", "Jr.", "1980-01-02", "123-45-6789", "123 N. Main St., #4B",
@@ -42,6 +41,7 @@ def _sql_rows(engine: DuckDBEngine, requests: list[tuple[int, RequestRecord]]) -
 def _python_row(request: RequestRecord) -> dict[str, object]:
     (row,) = _request_input_rows([(0, request)])
     standardized = standardize_row(*row[2:])
+    standardized.update(block_keys(standardized))
     return {column: standardized[column] for column in COMPARED}
 
 

@@ -31,6 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
+from taxmatch.match.blocking import (
+    BLOCK_KEY_JOINS,
+    CAPPED_KEY_COLUMNS,
+    MASTER_KEY_COLUMNS,
+    MAX_RETURNS_PER_CAPPED_KEY,
+    block_key_select_sql,
+    block_keys,
+)
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.model import (
@@ -45,7 +53,7 @@ from taxmatch.match.model import (
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import CompiledScorer, compile_scorer, compiled_scorer_key
 from taxmatch.records import RequestRecord, field_filler
-from taxmatch.standardize.names import given_name_forms
+from taxmatch.standardize.names import given_name_forms, reference_given_names
 from taxmatch.standardize.python_standardizer import name_skeleton, standardize_row
 from taxmatch.standardize.sql import standardization_macros, street_name_sql, street_token_table_sql
 from taxmatch.validate.dates import parse_date
@@ -102,65 +110,13 @@ _MODEL_INPUT_SELECT = """
 """
 
 
-# Blocking: a (request, return) pair is scored when any family of keys agrees. Each key is a
-# single column so that an on-demand lookup is a handful of ART index point reads. Together they
-# find the person when any one field of the request is wrong:
-# - key_address (ZIP, house number): the previous address; corroboration needs it, and it finds
-#   every other taxpayer at that address for the household rule;
-# - key_name (first, last, state), and the request's swapped order against it: after a move;
-# - key_full_name (first, middle initial, last) in any state finds the Jr or Sr who files
-#   elsewhere: the generation rule needs to see them to refuse a request that does not say which;
-# - key_tin;
-# - key_surname1/2 (first and last surname word, each with the date of birth), crossed, so a
-#   request with one of two surnames finds the return that carries both, and the other way round;
-# - key_dob_initials (date of birth and both initials, in either order): a typo in both names,
-#   names swapped, a ZIP keyed wrong;
-# - key_house_street (house number and the street line, in any place): a ZIP or state keyed
-#   wrong together with a name typo.
-_BLOCK_KEY_SELECT = """
-    CASE WHEN zip5 IS NOT NULL AND house_number IS NOT NULL THEN zip5 || '|' || house_number END AS key_address,
-    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
-         THEN first_name || '|' || last_name || '|' || state END AS key_name,
-    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND state IS NOT NULL
-         THEN last_name || '|' || first_name || '|' || state END AS key_name_swapped,
-    CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL AND middle_initial IS NOT NULL
-         THEN first_name || '|' || middle_initial || '|' || last_name END AS key_full_name,
-    tin AS key_tin,
-    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 0 THEN surname_tokens[1] || '|' || dob END AS key_surname1,
-    CASE WHEN dob IS NOT NULL AND len(surname_tokens) > 1 THEN surname_tokens[-1] || '|' || dob END AS key_surname2,
-    CASE WHEN dob IS NOT NULL AND first_name IS NOT NULL AND last_name IS NOT NULL
-         THEN dob || '|' || least(left(first_name, 1), left(last_name, 1))
-              || greatest(left(first_name, 1), left(last_name, 1)) END AS key_dob_initials,
-    CASE WHEN house_number IS NOT NULL AND street_line IS NOT NULL
-         THEN house_number || '|' || street_line END AS key_house_street
-"""
-BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
-    ("key_address", "key_address"),
-    ("key_name", "key_name"),
-    ("key_name_swapped", "key_name"),
-    ("key_full_name", "key_full_name"),
-    ("key_tin", "key_tin"),
-    ("key_surname1", "key_surname1"),
-    ("key_surname1", "key_surname2"),
-    ("key_surname2", "key_surname1"),
-    ("key_surname2", "key_surname2"),
-    ("key_dob_initials", "key_dob_initials"),
-    ("key_house_street", "key_house_street"),
-)
-MASTER_KEY_COLUMNS = (
-    "key_address", "key_name", "key_full_name", "key_tin", "key_surname1", "key_surname2", "key_dob_initials",
-    "key_house_street",
-)  # fmt: skip
-# Keys that a large population shares widely (every JOSE GARCIA in TX, every 1 MAIN STREET): a key
-# shared by more returns than this finds namesakes and strangers, not the person (the address key
-# does that); capping it bounds the candidates of a request as the population grows.
-CAPPED_KEY_COLUMNS = ("key_name", "key_full_name", "key_dob_initials", "key_house_street")
-MAX_RETURNS_PER_CAPPED_KEY = 100
 # Requests up to this many are looked up by index point reads; larger ones by joins over the master.
 POINT_LOOKUP_MAX_REQUEST_ROWS = 64
 # Every master row standardized (model input columns and keys): a TEMP table that lives from the
 # load to the model fit that follows it, never written to the workspace database.
 MASTER_STANDARDIZED = "master_standardized"
+# The given names someone has (the master's and the nickname tables'): see `_create_attested_given_names`.
+ATTESTED_GIVEN_NAMES = "attested_given_names"
 # DuckDB's memory during a master load and the fit after it: 1M people (3M returns) stay under a
 # 4 GB peak of the whole process with it, at the cost of some spilling.
 LOAD_MEMORY_LIMIT = "2.5GB"
@@ -248,6 +204,7 @@ class DuckDBEngine:
                zip AS zip_raw, phone AS phone_raw""",
             temporary=True,
             order_by="return_id",
+            master=True,
         )
         con.execute("DROP TABLE master_checked")
         for column in CAPPED_KEY_COLUMNS:
@@ -287,6 +244,7 @@ class DuckDBEngine:
             )
             for column in MASTER_KEY_COLUMNS:
                 con.execute(f"CREATE INDEX master_profiles_{column} ON master_profiles ({column})")
+            self._create_attested_given_names()
             con.execute("CREATE INDEX master_returns_key_tin ON master_returns (key_tin)")
             con.execute("COMMIT")
         except Exception:
@@ -297,10 +255,21 @@ class DuckDBEngine:
         return int(counts[0]), int(counts[1])
 
     def _create_standardized(
-        self, target: str, source: str, carried_columns: str, *, temporary: bool, order_by: str
+        self, target: str, source: str, carried_columns: str, *, temporary: bool, order_by: str, master: bool = False
     ) -> None:
-        """CREATE TABLE target: carried columns, model input columns and block keys, by the shared macros."""
+        """CREATE TABLE target: carried columns, model input columns and block keys, by the shared macros.
+
+        `first_attested`: every given name of the master is one someone has; a request's is when
+        the master or the nickname tables have it (`attested_given_names`, built by the load).
+        """
         con = self.connection
+        if master:
+            attested_select, attested_join = "standardized.first_name IS NOT NULL", ""
+        elif not self._has_table(ATTESTED_GIVEN_NAMES):
+            attested_select, attested_join = "FALSE", ""
+        else:
+            attested_select = "attested.name IS NOT NULL"
+            attested_join = f" LEFT JOIN {ATTESTED_GIVEN_NAMES} attested ON attested.name = standardized.first_name"
         # Distinct raw names first, then fold: one regular expression per name, not per row.
         self._refresh_name_lookup(
             f"SELECT tm_fold_name(raw) AS name FROM (SELECT first_name AS raw FROM {source} "
@@ -310,12 +279,41 @@ class DuckDBEngine:
             f"""CREATE {"TEMP " if temporary else ""}TABLE {target} AS
             WITH {_standardized_ctes(source, carried_columns)}
             SELECT standardized.*, given.forms AS first_forms,
-                   nullif(given.skeleton, '') AS first_skeleton, nullif(family.skeleton, '') AS last_skeleton
+                   nullif(given.skeleton, '') AS first_skeleton, nullif(family.skeleton, '') AS last_skeleton,
+                   {attested_select} AS first_attested
             FROM standardized
             LEFT JOIN name_lookup given ON given.name = standardized.first_name
-            LEFT JOIN name_lookup family ON family.name = standardized.last_name
+            LEFT JOIN name_lookup family ON family.name = standardized.last_name{attested_join}
             ORDER BY {order_by}"""
         )
+
+    def _create_attested_given_names(self) -> None:
+        """The given names someone has: the master's (whole and first word) and the nickname tables'."""
+        con = self.connection
+        reference = pa.table({"raw": sorted(reference_given_names())})
+        con.register("reference_given_names", reference)
+        con.execute(f"DROP TABLE IF EXISTS {ATTESTED_GIVEN_NAMES}")
+        con.execute(
+            f"""CREATE TABLE {ATTESTED_GIVEN_NAMES} AS SELECT DISTINCT name FROM (
+                SELECT first_name AS name FROM {MASTER_STANDARDIZED}
+                UNION ALL SELECT split_part(first_name, ' ', 1) FROM {MASTER_STANDARDIZED}
+                UNION ALL SELECT tm_fold_name(raw) FROM reference_given_names)
+            WHERE name IS NOT NULL AND name <> '' ORDER BY name"""
+        )
+        con.unregister("reference_given_names")
+        con.execute(f"CREATE UNIQUE INDEX {ATTESTED_GIVEN_NAMES}_name ON {ATTESTED_GIVEN_NAMES} (name)")
+
+    def attest_given_names(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Set `first_attested` on standardized request rows, as the batch join does."""
+        names = sorted({row["first_name"] for row in rows if row["first_name"]})
+        attested: set[str] = set()
+        if names and self._has_table(ATTESTED_GIVEN_NAMES):
+            found = self.connection.execute(
+                f"SELECT name FROM {ATTESTED_GIVEN_NAMES} WHERE name IN ({', '.join(map(_sql_literal, names))})"
+            ).fetchall()
+            attested = {str(row[0]) for row in found}
+        for row in rows:
+            row["first_attested"] = row["first_name"] in attested
 
     def _refresh_name_lookup(self, names_query: str) -> None:
         """Name knowledge that lives in Python (nicknames, transliteration skeletons), per distinct name.
@@ -485,10 +483,20 @@ class DuckDBEngine:
             if row is None:
                 raise MasterNotLoadedError()
             model = json.loads(row[1])
-            if comparison_shape(model) != COMPARISON_SHAPE:
+            if comparison_shape(model) != COMPARISON_SHAPE or not self._profiles_have_model_columns():
                 raise ModelOutdatedError(str(row[0]))
             self._current_model = (str(row[0]), model)
         return self._current_model
+
+    def _profiles_have_model_columns(self) -> bool:
+        """Whether the master's profiles carry every model input column this version scores on."""
+        found = {
+            str(row[0])
+            for row in self.connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'master_profiles'"
+            ).fetchall()
+        }
+        return not found or all(column in found for column in MODEL_INPUT_COLUMNS if column != "unique_id")
 
     def _drop_splink_tables(self) -> None:
         leftovers = self.connection.execute(
@@ -604,7 +612,8 @@ class DuckDBEngine:
         it by a test); what differs is only where the work runs.
         """
         scorer = self._python_scorer()
-        standardized = [(row[0], row[1], standardize_row(*row[2:])) for row in rows]
+        standardized = [(row[0], row[1], _with_block_keys(standardize_row(*row[2:]))) for row in rows]
+        self.attest_given_names([request for _, _, request in standardized])
         # Which request input rows each (key column, value) read serves: a pair exists when one of
         # the row's keys equals the return's, exactly as in the batch join.
         serves: dict[tuple[str, str], set[int]] = {}
@@ -943,6 +952,11 @@ def _return_row(row: Sequence[Any]) -> ReturnRow:
     )  # fmt: skip
 
 
+def _with_block_keys(row: dict[str, Any]) -> dict[str, Any]:
+    row.update(block_keys(row))
+    return row
+
+
 def _sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -986,7 +1000,7 @@ def _standardized_ctes(source: str, carried_columns: str) -> str:
             LEFT JOIN places place
               ON place.place_street IS NOT DISTINCT FROM s.street AND place.place_unit IS NOT DISTINCT FROM s.unit
             LEFT JOIN street_names n ON n.street_core = place.street_core),
-        standardized AS (SELECT *, {_BLOCK_KEY_SELECT} FROM standardized_columns)"""
+        standardized AS (SELECT *, {block_key_select_sql()} FROM standardized_columns)"""
 
 
 def _scored_pairs_input_cte(

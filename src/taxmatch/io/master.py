@@ -62,7 +62,7 @@ ROW_PROBLEM_SQL = f"""CASE
     WHEN NOT regexp_full_match(tin, '[0-9]{{3}}-?[0-9]{{2}}-?[0-9]{{4}}') THEN 'tin is not 9 digits'
     WHEN NOT regexp_full_match(tax_year, '(19|20)[0-9][0-9]') THEN 'tax_year is not a year YYYY'
     WHEN lower(role) NOT IN ('primary', 'spouse') THEN 'role is not primary or spouse'
-    WHEN first_name = '' OR last_name = '' THEN 'first_name or last_name is empty'
+    WHEN last_name = '' THEN 'last_name is empty'
     WHEN street = '' THEN 'street is empty'
     WHEN zip <> '' AND NOT regexp_full_match(zip, '[0-9]{{5}}(-?[0-9]{{4}})?') THEN 'zip is not 5 or 9 digits'
     WHEN dob <> '' AND NOT regexp_full_match(dob, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN 'dob is not YYYY-MM-DD'

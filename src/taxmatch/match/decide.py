@@ -8,7 +8,8 @@ Precision before recall. A taxpayer is disclosed only when all of these hold:
   the taxpayer, while a likely keying error (one digit off, two digits transposed, day and
   month swapped) is weak agreement, not conflict;
 - both given name and surname agree at least loosely (exact, nickname, one of two
-  surnames, or a typo) on the corroborating return;
+  surnames, or a typo) on the corroborating return; a return filed without a given name
+  needs the exact surname, date of birth or TIN, and a corroborating address;
 - no other taxpayer at a corroborated address has a name that agrees (the household rule), and
   a Jr/Sr that only one side carries is settled by a date of birth or TIN (else `AMBIGUOUS`);
 - the probability that the request means this taxpayer rather than any other candidate found
@@ -63,6 +64,14 @@ SURNAME_CHANGE_FIRST_NAME_LEVELS = frozenset({"exact", "nickname"})
 
 
 def _names_agree(pair: CandidatePair) -> bool:
+    if pair.first_name_level == "missing":
+        # A return filed without a given name (a request always has one): the surname, a date of
+        # birth or TIN and the address must then all agree exactly or nearly so.
+        return (
+            pair.last_name_level == "exact"
+            and (pair.dob_level == "exact" or pair.tin_level == "exact")
+            and pair.address_level in CORROBORATING_ADDRESS_LEVELS
+        )
     if pair.first_name_level not in AGREEING_FIRST_NAME_LEVELS:
         return False
     return pair.last_name_level in AGREEING_LAST_NAME_LEVELS or (

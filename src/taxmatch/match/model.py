@@ -31,6 +31,7 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
     "first_name",
     "first_forms",
     "first_skeleton",
+    "first_attested",
     "middle_initial",
     "last_name",
     "surname_tokens",
@@ -59,6 +60,11 @@ ADDRESS_COLUMNS: tuple[str, ...] = (
     "house_number", "street_name", "street_line", "street_dirs", "street_type", "unit", "zip5", "city", "state",
 )  # fmt: skip
 ADDRESS_PLACE_AGREES = "(zip5_l = zip5_r OR (city_l = city_r AND state_l = state_r))"
+# Where the house number differs (house_typo, street_only) the place is all that ties the street to
+# this one: the same ZIP, or the same city, keyed right or one typo off (Jaro-Winkler >= 0.9), in the
+# same state or with the state left out on one side (`port augusta` with no state).
+STATES_COMPATIBLE = "(state_l IS NULL OR state_r IS NULL OR state_l = state_r)"
+STREET_PLACE_AGREES = f"(zip5_l = zip5_r OR (jaro_winkler_similarity(city_l, city_r) >= 0.9 AND {STATES_COMPATIBLE}))"
 # A unit on only one side is compatible (it is often left off); two different units are two doors.
 UNITS_COMPATIBLE = "(unit_l IS NULL OR unit_r IS NULL OR unit_l = unit_r)"
 # A directional on only one side is compatible (`3077 Elm Pl` for `3077 E Elm Pl`); N and S are two streets.
@@ -88,13 +94,18 @@ SAME_BUILDING = (
 PLACE_CLOSE = (
     "(damerau_levenshtein(zip5_l, zip5_r) <= 1 OR jaro_winkler_similarity(city_l, city_r) >= 0.9 OR state_l = state_r)"
 )
-# Given and family name swapped, one of them possibly with a typo (`masvn caitlin` for Caitlin Mason).
+# Given and family name swapped, one of them possibly with a typo (`masvn caitlin` for Caitlin Mason,
+# `shepherd jaxk` for Jack Shepherd: a short name's one keying error is below Jaro-Winkler 0.9).
 NAMES_SWAPPED = (
     "(first_name_l = last_name_r AND (last_name_l = first_name_r"
-    " OR jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9))"
-    " OR (last_name_l = first_name_r AND jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9)"
+    " OR jaro_winkler_similarity(last_name_l, first_name_r) >= 0.9"
+    " OR damerau_levenshtein(last_name_l, first_name_r) <= 1))"
+    " OR (last_name_l = first_name_r AND (jaro_winkler_similarity(first_name_l, last_name_r) >= 0.9"
+    " OR damerau_levenshtein(first_name_l, last_name_r) <= 1))"
 )
 # Gabriel/Gabriela, Daniel/Danielle, Antonio/Antonia: one letter or ending apart, and two people.
+# The shorter name must be a given name someone has (`first_attested`): ZAR for ZARA, BLAK for BLAKE
+# and EMM for EMMA are a last letter dropped, not another person's name.
 # A level of its own, ahead of `nickname` and `fuzzy` (the nickname table links Daniel and
 # Danielle, Jaro-Winkler finds them close), so they are never taken for one name.
 # An A added to a name that already ends in A (ROSA/ROSAA, LISA/LISAA) is a doubled key, not an
@@ -108,9 +119,12 @@ _LONGER_BY_AN_ENDING = (
     " AND NOT (substr(first_name_{b}, -1) = 'A' AND substr(first_name_{a}, length(first_name_{b}) + 1) = 'A'))"
 )
 GENDER_VARIANT = (
-    _LONGER_BY_AN_ENDING.format(a="l", b="r")
-    + " OR "
+    "("
+    + _LONGER_BY_AN_ENDING.format(a="l", b="r")
+    + " AND first_attested_r)"
+    + " OR ("
     + _LONGER_BY_AN_ENDING.format(a="r", b="l")
+    + " AND first_attested_l)"
     + " OR (length(first_name_l) = length(first_name_r) AND length(first_name_l) > 2"
     " AND substr(first_name_l, 1, length(first_name_l) - 1) = substr(first_name_r, 1, length(first_name_r) - 1)"
     " AND list_sort([substr(first_name_l, -1), substr(first_name_r, -1)]) = ['A', 'O'])"
@@ -146,6 +160,18 @@ def _one_keying_error_sql(column: str) -> str:
         f" AND substr({column}_l, 1, 1) = substr({column}_r, 1, 1)"
         f" AND greatest(length({column}_l), length({column}_r)) >= {TYPO_MIN_LENGTH}"
     )
+
+
+# A short given name one keying error from the other side's (SMA/SAM, NDE/NED, LARY/LARA) is a typo
+# when one of the two is no given name anyone has (`first_attested`: a name of the master file or
+# of the nickname tables); when both are (MARK/MARY, JOHN/JOAN) they are two names. A single letter
+# is an initial, not a typo.
+SHORT_GIVEN_NAME_TYPO = (
+    "damerau_levenshtein(first_name_l, first_name_r) <= 1"
+    " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"
+    " AND least(length(first_name_l), length(first_name_r)) >= 2"
+    " AND NOT (first_attested_l AND first_attested_r)"
+)
 
 
 # A middle name moved into the given name (request MARIA, middle GUADALUPE; return MARIA GUADALUPE
@@ -219,7 +245,11 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(cll.CustomLevel(GENDER_VARIANT), "gender_variant", "first_name"),
             _level(cll.CustomLevel(NICKNAME), "nickname", "first_name"),
             _level(cll.JaroWinklerLevel("first_name", 0.9), "fuzzy", "first_name"),
-            _level(cll.CustomLevel(_one_keying_error_sql("first_name")), "typo", "first_name"),
+            _level(
+                cll.CustomLevel(f"{_one_keying_error_sql('first_name')} OR {SHORT_GIVEN_NAME_TYPO}"),
+                "typo",
+                "first_name",
+            ),
             # A skeleton of two letters is too little to say two given names are one (Susan, Sean: SN).
             _level(
                 cll.CustomLevel("first_skeleton_l = first_skeleton_r AND length(first_skeleton_l) >= 3"),
@@ -327,14 +357,14 @@ def comparisons(taxpayers: int) -> list[Any]:
             _level(
                 cll.CustomLevel(
                     "damerau_levenshtein(house_number_l, house_number_r) <= 1"
-                    f" AND {SAME_STREET} AND {ADDRESS_PLACE_AGREES}"
+                    f" AND {SAME_STREET} AND {STREET_PLACE_AGREES}"
                     f" AND {UNITS_COMPATIBLE}"
                 ),
                 "house_typo",
                 "address",
             ),
             _level(
-                cll.CustomLevel(f"{SAME_STREET} AND {ADDRESS_PLACE_AGREES}"),
+                cll.CustomLevel(f"{SAME_STREET} AND {STREET_PLACE_AGREES}"),
                 "street_only",
                 "address",
             ),
@@ -431,6 +461,12 @@ def _compatible(left: str | None, right: str | None) -> bool:
     return left is None or right is None or left == right
 
 
+def _street_place_agrees(left: Side, right: Side) -> bool:
+    return _equal(left["zip5"], right["zip5"]) or (
+        _jaro_winkler_at_least(left["city"], right["city"], 0.9) and _compatible(left["state"], right["state"])
+    )
+
+
 def _street_line_same(left: Side, right: Side) -> bool:
     return _equal(left["street_line"], right["street_line"]) and _compatible(left["street_dirs"], right["street_dirs"])
 
@@ -482,9 +518,15 @@ def _units_compatible(left: Side, right: Side) -> bool:
 def _swapped(left: Side, right: Side) -> bool:
     first_is_last = _equal(left["first_name"], right["last_name"])
     last_is_first = _equal(left["last_name"], right["first_name"])
-    return (
-        first_is_last and (last_is_first or _jaro_winkler_at_least(left["last_name"], right["first_name"], 0.9))
-    ) or (last_is_first and _jaro_winkler_at_least(left["first_name"], right["last_name"], 0.9))
+    return (first_is_last and (last_is_first or _names_close(left["last_name"], right["first_name"]))) or (
+        last_is_first and _names_close(left["first_name"], right["last_name"])
+    )
+
+
+def _names_close(left: str | None, right: str | None) -> bool:
+    if left is None or right is None:
+        return False
+    return JaroWinkler.similarity(left, right) >= 0.9 or DamerauLevenshtein.distance(left, right) <= 1
 
 
 def _lists_intersect(left: Sequence[str] | None, right: Sequence[str] | None) -> bool:
@@ -503,10 +545,18 @@ def _longer_by_an_ending(longer: str, shorter: str) -> bool:
     return longer.startswith(shorter) and ending in GENDERED_ENDINGS and not (shorter[-1:] == "A" and ending == "A")
 
 
-def _gender_variant(left: str, right: str) -> bool:
-    if _longer_by_an_ending(left, right) or _longer_by_an_ending(right, left):
+def _gender_variant(left: Side, right: Side) -> bool:
+    left_name: str = left["first_name"]
+    right_name: str = right["first_name"]
+    if (_longer_by_an_ending(left_name, right_name) and right["first_attested"]) or (
+        _longer_by_an_ending(right_name, left_name) and left["first_attested"]
+    ):
         return True
-    return len(left) == len(right) > 2 and left[:-1] == right[:-1] and sorted((left[-1], right[-1])) == ["A", "O"]
+    return (
+        len(left_name) == len(right_name) > 2
+        and left_name[:-1] == right_name[:-1]
+        and sorted((left_name[-1], right_name[-1])) == ["A", "O"]
+    )
 
 
 def _one_keying_error(left: str, right: str) -> bool:
@@ -514,6 +564,17 @@ def _one_keying_error(left: str, right: str) -> bool:
         DamerauLevenshtein.distance(left, right) <= 1
         and left[:1] == right[:1]
         and max(len(left), len(right)) >= TYPO_MIN_LENGTH
+    )
+
+
+def _short_given_name_typo(left: Side, right: Side) -> bool:
+    left_name: str = left["first_name"]
+    right_name: str = right["first_name"]
+    return (
+        DamerauLevenshtein.distance(left_name, right_name) <= 1
+        and left_name[:1] == right_name[:1]
+        and min(len(left_name), len(right_name)) >= 2
+        and not (left["first_attested"] and right["first_attested"])
     )
 
 
@@ -540,7 +601,7 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
         ("missing", lambda left, right: left["first_name"] is None or right["first_name"] is None),
         ("exact", lambda left, right: left["first_name"] == right["first_name"]),
         ("swapped", _swapped),
-        ("gender_variant", lambda left, right: _gender_variant(left["first_name"], right["first_name"])),
+        ("gender_variant", _gender_variant),
         (
             "nickname",
             lambda left, right: (
@@ -549,7 +610,12 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
             ),
         ),
         ("fuzzy", lambda left, right: _jaro_winkler_at_least(left["first_name"], right["first_name"], 0.9)),
-        ("typo", lambda left, right: _one_keying_error(left["first_name"], right["first_name"])),
+        (
+            "typo",
+            lambda left, right: (
+                _one_keying_error(left["first_name"], right["first_name"]) or _short_given_name_typo(left, right)
+            ),
+        ),
         (
             "translit",
             lambda left, right: (
@@ -629,11 +695,11 @@ PYTHON_LEVELS: dict[str, tuple[tuple[str, Condition | None], ...]] = {
             lambda left, right: (
                 DamerauLevenshtein.distance(left["house_number"], right["house_number"]) <= 1
                 and _same_street(left, right)
-                and _place_agrees(left, right)
+                and _street_place_agrees(left, right)
                 and _units_compatible(left, right)
             ),
         ),
-        ("street_only", lambda left, right: _same_street(left, right) and _place_agrees(left, right)),
+        ("street_only", lambda left, right: _same_street(left, right) and _street_place_agrees(left, right)),
         ("zip_only", lambda left, right: _equal(left["zip5"], right["zip5"])),
         ("different", None),
     ),

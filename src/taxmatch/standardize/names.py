@@ -61,3 +61,19 @@ def given_name_forms(folded_first_name: str) -> tuple[str, ...]:
         forms.update(SPANISH_NICKNAMES.get(word, ()))
     forms.discard("")
     return (folded_first_name, *sorted(forms - {folded_first_name}))
+
+
+@lru_cache(maxsize=1)
+def reference_given_names() -> frozenset[str]:
+    """Given names known to exist apart from any master file: every name of the nickname tables.
+
+    Upper-case, as the tables spell them; the engine folds them the way it folds names. Together
+    with the master's own given names they decide whether a short name one keying error from
+    another is a typo (SMA for SAM) or another name (MARK for MARY): see `match.model`.
+    """
+    nicknamer = _nicknamer()
+    names = {name.upper() for name in (*nicknamer.canonical_lookup, *nicknamer.nickname_lookup)}
+    for nickname, canonicals in SPANISH_NICKNAMES.items():
+        names.add(nickname)
+        names.update(canonicals)
+    return frozenset(name for name in names if name)

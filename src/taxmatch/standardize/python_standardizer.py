@@ -176,20 +176,8 @@ def standardize_row(
         "city": _nonempty(fold_name(city)),
         "state": _nonempty((state or "").strip(" ").upper()),
     }
-    dob_value = row["dob"]
-    row["key_address"] = f"{row['zip5']}|{row['house_number']}" if row["zip5"] and row["house_number"] else None
-    row["key_name"] = f"{first}|{last}|{row['state']}" if first and last and row["state"] else None
-    row["key_name_swapped"] = f"{last}|{first}|{row['state']}" if first and last and row["state"] else None
-    initial = row["middle_initial"]
-    row["key_full_name"] = f"{first}|{initial}|{last}" if first and last and initial else None
-    row["key_tin"] = row["tin"]
-    row["key_surname1"] = f"{tokens[0]}|{dob_value}" if dob_value and tokens else None
-    row["key_surname2"] = f"{tokens[-1]}|{dob_value}" if dob_value and len(tokens) > 1 else None
-    if dob_value and first and last:
-        initials = "".join(sorted((first[0], last[0])))
-        row["key_dob_initials"] = f"{dob_value}|{initials}"
-    else:
-        row["key_dob_initials"] = None
-    row["key_house_street"] = f"{row['house_number']}|{line}" if row["house_number"] and line else None
     row["first_forms"] = list(given_name_forms(first)) if first else None
+    # Whether the given name is one someone has: the engine answers it from the master's names
+    # (`DuckDBEngine.attest_given_names`); alone, a row cannot know.
+    row["first_attested"] = False
     return row
