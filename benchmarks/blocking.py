@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--misses", type=Path, help="Write the request ids whose taxpayer was not blocked here.")
     args = parser.parse_args()
     data = args.data or Path(tempfile.mkdtemp(prefix="taxmatch-blocking-"))
     if not (data / "master.csv").exists():
@@ -61,6 +62,7 @@ def main() -> None:
     for pair in engine.score(requests):
         pairs_by_request[pair.request_index].append(pair)
     findable = blocked = corroborated = 0
+    missed: list[str] = []
     for index, request in requests:
         expected = truth[str(request.request_id)]
         if expected["expected_outcome"] != "DISCLOSED":
@@ -68,14 +70,21 @@ def main() -> None:
         findable += 1
         own = [pair for pair in pairs_by_request[index] if pair.tin == expected["expected_tin"]]
         blocked += bool(own)
+        if not own:
+            missed.append(str(request.request_id))
         corroborated += any(pair.address_level in CORROBORATING_ADDRESS_LEVELS for pair in own)
+    if args.misses:
+        args.misses.write_text("".join(f"{request_id}\n" for request_id in missed), encoding="utf-8")
+    meta_path = data / "meta.json"
+    people = json.loads(meta_path.read_text(encoding="utf-8")).get("people") if meta_path.exists() else args.people
     pair_counts = sorted(len(pairs_by_request[index]) for index, _ in requests)
     taxpayer_counts = sorted(len({pair.tin for pair in pairs_by_request[index]}) for index, _ in requests)
     print(
         json.dumps(
             {
                 "benchmark": "blocking",
-                "people": args.people,
+                "data": str(args.data) if args.data else None,
+                "people": people,
                 "valid_requests": len(requests),
                 "findable": findable,
                 "blocking_recall": round(blocked / findable, 6) if findable else None,

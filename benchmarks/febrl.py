@@ -26,6 +26,17 @@ The recast, chosen once and applied to every set alike:
 - A-number, final-order date, statute and tax period are valid and the same for every request.
 A request is findable (truth DISCLOSED) when its request is valid under the default policy; one
 the default policy rejects (no given name, no street number) is expected REJECTED, whatever code.
+
+FEBRL also *replaces* a whole value with another from its frequency tables (`connor` for
+`olivia`, another street, another date of birth). The decision rule refuses those by design: a
+given name that disagrees is another person (twins share the rest), a date of birth that
+disagrees vetoes, and an address that shares nothing with the return's corroborates nothing. So
+truth's `case` tells them apart, for the per-case figures of `accuracy.py` (every findable request
+still counts in the headline recall): `febrl_duplicate` when every identifying field of the
+request is the original's or a typo of it, else `febrl_replaced_<field>` for the first of given
+name, surname, date of birth and street name that was replaced — both sides present, no two-edit
+typo (Damerau-Levenshtein > 2) and not alike (Jaro-Winkler < 0.85) once spaces are removed, and
+not the other name (given and family name swapped).
 """
 
 from __future__ import annotations
@@ -40,6 +51,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from taxmatch.io.master import MASTER_COLUMNS
 from taxmatch.records import REQUEST_COLUMNS
@@ -132,6 +145,27 @@ class Recast:
                 "zip": self.zip5(row["postcode"], zip_state)}  # fmt: skip
 
 
+def _replaced(original: str, duplicate: str) -> bool:
+    left, right = original.replace(" ", "").lower(), duplicate.replace(" ", "").lower()
+    if not left or not right or left == right:
+        return False
+    return DamerauLevenshtein.distance(left, right) > 2 and JaroWinkler.similarity(left, right) < 0.85
+
+
+def duplicate_case(original: dict[str, str], duplicate: dict[str, str]) -> str:
+    """`febrl_duplicate`, or `febrl_replaced_<field>` for the first identifying field FEBRL replaced."""
+    swapped = not _replaced(original["given_name"], duplicate["surname"]) and not _replaced(
+        original["surname"], duplicate["given_name"]
+    )
+    fields = (("given_name", "given_name"), ("surname", "surname"), ("date_of_birth", "dob"), ("address_1", "street"))
+    for column, label in fields:
+        if column in ("given_name", "surname") and swapped:
+            continue
+        if _replaced(original[column], duplicate[column]):
+            return f"febrl_replaced_{label}"
+    return "febrl_duplicate"
+
+
 def record_number(rec_id: str) -> int:
     return int(rec_id.split("-")[1])
 
@@ -170,7 +204,8 @@ def write(rows: list[dict[str, str]], out: Path, set_name: str) -> dict[str, obj
                 names = ";".join(code.name for code in codes or ())
                 expected = ("REJECTED", "", "", names, "febrl_invalid")
             elif number in originals:
-                expected = ("DISCLOSED", recast.tin(number), str(TAX_YEAR), "", "febrl_duplicate")
+                case = duplicate_case(originals[number], row)
+                expected = ("DISCLOSED", recast.tin(number), str(TAX_YEAR), "", case)
             else:
                 expected = ("NOT_MATCHED", "", "", "", "not_in_master")
             truth.writerow([row["rec_id"], *expected])
