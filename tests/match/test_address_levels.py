@@ -12,7 +12,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from taxmatch.match.model import ADDRESS_COLUMNS, PYTHON_LEVELS, settings_creator
+from taxmatch.match.levels import ADDRESS_COLUMNS, PYTHON_LEVELS
+from taxmatch.match.model import settings_creator
 from taxmatch.standardize.python_standardizer import standardize_row
 
 Place = tuple[str, str, str, str, str]  # street, unit, city, state, zip

@@ -7,7 +7,7 @@ import random
 import duckdb
 import pyarrow as pa
 
-from taxmatch.match.model import one_edit_apart_sql
+from taxmatch.match.levels import one_edit_apart_sql
 
 
 def _one_edit(text: str, rng: random.Random) -> str:

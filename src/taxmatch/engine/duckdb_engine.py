@@ -41,10 +41,9 @@ from taxmatch.match.blocking import (
 )
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
+from taxmatch.match.levels import ADDRESS_COLUMNS, HOUSE_NUMBER_NEIGHBOURS
 from taxmatch.match.model import (
-    ADDRESS_COLUMNS,
     COMPARISON_SHAPE,
-    HOUSE_NUMBER_NEIGHBOURS,
     MODEL_INPUT_COLUMNS,
     comparison_shape,
     model_version,

@@ -26,16 +26,18 @@ from operator import attrgetter
 from typing import Any
 
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.levels import Role, labels_with
 from taxmatch.records import Decision, Outcome, ReasonCode, new_decision, new_disclosure
 from taxmatch.settings import Policy
 
-CORROBORATING_ADDRESS_LEVELS = frozenset({"exact", "line", "street_typo"})
+# The level sets come from the roles declared with each level (`match.levels`).
+CORROBORATING_ADDRESS_LEVELS = labels_with("address", Role.CORROBORATES)
 # The same street and house with the place keyed wrong, or the same street and place with the house
 # number keyed wrong (or another house number): a neighbour's address as much as a typo of this one,
 # so they corroborate only when a date of birth or TIN given in the request agrees exactly as well.
-WEAKLY_CORROBORATING_ADDRESS_LEVELS = frozenset({"place_typo", "house_typo", "street_only"})
-AGREEING_FIRST_NAME_LEVELS = frozenset({"exact", "swapped", "nickname", "fuzzy", "typo", "translit"})
-AGREEING_LAST_NAME_LEVELS = frozenset({"exact", "swapped", "one_surname", "fuzzy", "typo", "translit"})
+WEAKLY_CORROBORATING_ADDRESS_LEVELS = labels_with("address", Role.CORROBORATES_WITH_DOB_OR_TIN)
+AGREEING_FIRST_NAME_LEVELS = labels_with("first_name", Role.NAME_AGREES)
+AGREEING_LAST_NAME_LEVELS = labels_with("last_name", Role.NAME_AGREES)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def _corroborates(pair: CandidatePair) -> bool:
 # A surname that changed (marriage) or was keyed beyond recognition: the given name, the date of
 # birth and the address say who it is. Never the given name: twins share surname, birth date and
 # address, so a given name that disagrees is the other twin.
-SURNAME_CHANGE_FIRST_NAME_LEVELS = frozenset({"exact", "nickname"})
+SURNAME_CHANGE_FIRST_NAME_LEVELS = labels_with("first_name", Role.GIVEN_NAME_IDENTIFIES)
 
 
 def _names_agree(pair: CandidatePair) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taxmatch.match.model import PYTHON_LEVELS, Condition, Side
+from taxmatch.match.levels import PYTHON_LEVELS, Condition, Side
 
 
 @dataclass(frozen=True)

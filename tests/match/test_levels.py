@@ -5,8 +5,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from taxmatch.match.model import (
+from taxmatch.match.levels import (
     COMPARISON_SHAPE,
+    COMPARISONS,
     GENDER_VARIANT,
     MIDDLE_IN_GIVEN,
     NICKNAME,
@@ -17,9 +18,8 @@ from taxmatch.match.model import (
     _one_keying_error,
     _one_keying_error_sql,
     _short_given_name_typo,
-    comparison_shape,
-    settings_creator,
 )
+from taxmatch.match.model import comparison_shape, settings_creator
 from taxmatch.standardize.names import given_name_forms, reference_given_names
 
 
@@ -183,3 +183,29 @@ def test_nickname(left: str, right: str, expected: bool) -> None:
 def test_the_written_comparison_shape_is_splinks() -> None:
     built = settings_creator("link_only", 1_000).create_settings_dict("duckdb")
     assert comparison_shape(built) == COMPARISON_SHAPE
+
+
+def test_every_level_is_declared_whole() -> None:
+    for comparison in COMPARISONS:
+        *conditioned, last = comparison.levels
+        assert last.sql is None and last.python is None, comparison.name
+        for level in conditioned:
+            assert level.sql and level.python is not None, (comparison.name, level.label)
+        labels = [level.label for level in comparison.levels]
+        assert len(set(labels)) == len(labels), comparison.name
+        # m is a distribution over the non-null levels.
+        assert abs(sum(level.m_prior for level in comparison.levels) - 1.0) < 1e-9, comparison.name
+
+
+def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> None:
+    from taxmatch.match import decide
+
+    assert {"exact", "line", "street_typo"} == decide.CORROBORATING_ADDRESS_LEVELS
+    assert {"place_typo", "house_typo", "street_only"} == decide.WEAKLY_CORROBORATING_ADDRESS_LEVELS
+    # Never agreement: two people (gender_variant), or too little (initial).
+    assert not {"gender_variant", "initial", "different"} & decide.AGREEING_FIRST_NAME_LEVELS
+    assert {"exact", "nickname"} == decide.SURNAME_CHANGE_FIRST_NAME_LEVELS
+    # The twins list every level in the table's order.
+    assert {name: [label for label, _ in levels[1:]] for name, levels in PYTHON_LEVELS.items()} == {
+        comparison.name: [level.label for level in comparison.levels] for comparison in COMPARISONS
+    }
