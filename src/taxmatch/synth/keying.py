@@ -46,8 +46,13 @@ DIGIT_NEIGHBOURS: dict[str, str] = {
 }
 
 
-def _same_case(template: str, text: str) -> str:
-    return text.upper() if template.isupper() else text.lower() if template.islower() else text
+def _same_case(template: str, text: str, whole: str) -> str:
+    """`text` written in the case of the `template` it replaces inside `whole`: `Ph` -> `F`, `PH` -> `F` in `PHELPS`."""
+    if whole.isupper():
+        return text.upper()
+    if template[:1].isupper():
+        return text[:1].upper() + text[1:].lower()
+    return text.lower()
 
 
 def _letter_positions(text: str) -> list[int]:
@@ -66,10 +71,10 @@ def keyboard(rng: random.Random, text: str) -> str | None:
     char = text[i]
     roll = rng.random()
     if roll < 0.6:
-        new = _same_case(char, rng.choice(QWERTY_NEIGHBOURS[char.lower()]))
+        new = _same_case(char, rng.choice(QWERTY_NEIGHBOURS[char.lower()]), text)
         return text[:i] + new + text[i + 1 :]
     if roll < 0.75:
-        extra = _same_case(char, rng.choice(QWERTY_NEIGHBOURS[char.lower()]))
+        extra = _same_case(char, rng.choice(QWERTY_NEIGHBOURS[char.lower()]), text)
         return text[:i] + extra + text[i:] if rng.random() < 0.5 else text[: i + 1] + extra + text[i + 1 :]
     if roll < 0.9 and i + 1 < len(text) and text[i + 1].isalpha() and text[i + 1].lower() != char.lower():
         return text[:i] + text[i + 1] + char + text[i + 2 :]
@@ -100,7 +105,7 @@ def _replace_one(rng: random.Random, text: str, pairs: tuple[tuple[str, str], ..
     start, old, new = rng.choice(spots)
     written = text[start : start + len(old)]
     if fold:
-        new = _same_case(written, new)
+        new = _same_case(written, new, text)
     return text[:start] + new + text[start + len(old) :]
 
 
@@ -141,7 +146,7 @@ def phonetic(rng: random.Random, text: str) -> str | None:
     if not spots:
         return None
     _, replacement, match = rng.choice(spots)
-    new = _same_case(match.group(0), match.expand(replacement))
+    new = _same_case(match.group(0), match.expand(replacement), text)
     out = text[: match.start()] + new + text[match.end() :]
     return out if out != text else None
 
