@@ -329,7 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": meta.get("requests"),
         "distinct_request_ids": report.requests,
         "seed": meta.get("seed"),
-        "noise": meta.get("noise", DEFAULT_NOISE),
+        # A synth set names its noise model only when it is not the default; a FEBRL set has none.
+        "noise": meta.get("noise") or (None if "source" in meta else DEFAULT_NOISE),
         "as_of": meta.get("as_of"),
         "disclosures": report.disclosures,
         "correct": report.correct_disclosures,
