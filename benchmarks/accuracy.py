@@ -9,7 +9,8 @@ with --as-of 2026-11-25, then `taxmatch.evaluation.evaluate_batch` against truth
 recall >= 98% of findable requests, every invalid request caught, calibrated probabilities.
 With `--noise keyed` the truth names each request's variations, and the line adds recall and
 miss reasons per variation kind (`by_variation_kind`), per variation with its field
-(`by_variation`) and per number of simultaneous errors (`by_error_count`).
+(`by_variation`), per number of simultaneous errors (`by_error_count`) and per error for
+requests with exactly one (`by_sole_error`, the cleanest reading of what each error costs).
 """
 
 from __future__ import annotations
@@ -189,7 +190,12 @@ def by_variation(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Findable requests per variation they carry (a request counts under each of its variations):
     how many, how many rightly disclosed, and why the others were missed."""
-    groups: dict[str, dict[str, Counter[str]]] = {"by_variation_kind": {}, "by_variation": {}, "by_error_count": {}}
+    groups: dict[str, dict[str, Counter[str]]] = {
+        "by_variation_kind": {},
+        "by_variation": {},
+        "by_error_count": {},
+        "by_sole_error": {},
+    }
     for request_id, expected in truth.items():
         if expected["expected_outcome"] != "DISCLOSED":
             continue
@@ -199,6 +205,8 @@ def by_variation(
             "by_variation_kind": sorted({variation_kind(label) for label in labels} or {"none"}),
             "by_variation": sorted(set(labels) or {"none"}),
             "by_error_count": [str(len(errors))],
+            # The one error of a request that has exactly one (missing fields and date forms aside).
+            "by_sole_error": [variation_kind(errors[0])] if len(errors) == 1 else [],
         }
         disclosure = disclosed.get(request_id)
         if disclosure is not None:
