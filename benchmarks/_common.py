@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taxmatch.synth import DEFAULT_NOISE
+
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25"
 DEFAULT_SEED = 7
@@ -111,7 +113,7 @@ def workspace(keep: bool, prefix: str) -> Iterator[Workspace]:
 
 
 def ensure_data(
-    space: Workspace, data: Path | None, people: int, requests: int, seed: int
+    space: Workspace, data: Path | None, people: int, requests: int, seed: int, noise: str = DEFAULT_NOISE
 ) -> tuple[Path, dict[str, Any], StepResult | None]:
     """Reuse `data` if it holds a generated set, else generate one (into `data` if given)."""
     target = data if data is not None else space.root / "data"
@@ -121,6 +123,9 @@ def ensure_data(
         log(f"reusing {target}: {meta.get('people')} people, {meta.get('requests')} requests, seed {meta.get('seed')}")
         if meta.get("as_of") != AS_OF:
             log(f"warning: {target} was generated for as-of {meta.get('as_of')}, not {AS_OF}")
+        # The default model's meta.json has no `noise` key (its files are unchanged since before there was a choice).
+        if meta.get("noise", DEFAULT_NOISE) != noise:
+            raise StepFailed(f"{target} holds {meta.get('noise', DEFAULT_NOISE)!r} noise, not {noise!r}")
         return target, meta, None
     step = run_step(
         "synth",
@@ -136,6 +141,8 @@ def ensure_data(
             str(seed),
             "--as-of",
             AS_OF,
+            "--noise",
+            noise,
         ),
         space.env,
     )

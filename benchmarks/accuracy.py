@@ -1,12 +1,16 @@
 """Accuracy on synthetic ground truth, through the real CLI. Prints one JSON line.
 
     python benchmarks/accuracy.py [--people 20000] [--requests 5000] [--seed 7] [--data DIR]
-                                  [--keep] [--explain N]
+                                  [--noise household|keyed] [--keep] [--explain N]
 
 Steps: `taxmatch synth` (unless --data holds a set), `taxmatch master load`, `taxmatch batch run`
 with --as-of 2026-11-25, then `taxmatch.evaluation.evaluate_batch` against truth.csv. Targets
 (DESIGN.md section 7, issue 3): wrong disclosures <= 0.1% overall and <= 0.5% in every case,
 recall >= 98% of findable requests, every invalid request caught, calibrated probabilities.
+With `--noise keyed` the truth names each request's variations, and the line adds recall and
+miss reasons per variation kind (`by_variation_kind`), per variation with its field
+(`by_variation`), per number of simultaneous errors (`by_error_count`) and per error for
+requests with exactly one (`by_sole_error`, the cleanest reading of what each error costs).
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from _common import (
     workspace,
 )
 from taxmatch.evaluation import evaluate_batch
+from taxmatch.synth import DEFAULT_NOISE, NOISE_MODELS, VARIATIONS_COLUMN, variation_kind
+
+# Variations that are not errors: a field left out, or a date in another accepted form.
+NOT_ERRORS = ("missing_", "dob_format")
 
 CALIBRATION_FLOOR = 0.99
 CALIBRATION_BINS = (0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -174,6 +182,59 @@ def wrong_evidence(truth: dict[str, dict[str, str]], disclosed: dict[str, dict[s
     return {case: dict(counts.most_common()) for case, counts in sorted(by_case.items())}
 
 
+def by_variation(
+    truth: dict[str, dict[str, str]],
+    disclosed: dict[str, dict[str, str]],
+    rejected: dict[str, dict[str, str]],
+    unmatched: dict[str, dict[str, str]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Findable requests per variation they carry (a request counts under each of its variations):
+    how many, how many rightly disclosed, and why the others were missed."""
+    groups: dict[str, dict[str, Counter[str]]] = {
+        "by_variation_kind": {},
+        "by_variation": {},
+        "by_error_count": {},
+        "by_sole_error": {},
+    }
+    for request_id, expected in truth.items():
+        if expected["expected_outcome"] != "DISCLOSED":
+            continue
+        labels = [label for label in expected.get(VARIATIONS_COLUMN, "").split(";") if label]
+        errors = [label for label in labels if not label.startswith(NOT_ERRORS)]
+        keys = {
+            "by_variation_kind": sorted({variation_kind(label) for label in labels} or {"none"}),
+            "by_variation": sorted(set(labels) or {"none"}),
+            "by_error_count": [str(len(errors))],
+            # The one error of a request that has exactly one (missing fields and date forms aside).
+            "by_sole_error": [variation_kind(errors[0])] if len(errors) == 1 else [],
+        }
+        disclosure = disclosed.get(request_id)
+        if disclosure is not None:
+            outcome = ["CORRECT"] if is_right(expected, disclosure) else ["WRONG_DISCLOSURE"]
+        else:
+            row = unmatched.get(request_id) or rejected.get(request_id)
+            outcome = codes(row["reason_codes"]) if row else ["NO_OUTCOME"]
+        for group, names in keys.items():
+            for name in names:
+                tally = groups[group].setdefault(name, Counter())
+                tally["findable"] += 1
+                for code in outcome:
+                    tally[code] += 1
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for group, tallies in groups.items():
+        result[group] = {}
+        for name, tally in sorted(tallies.items(), key=lambda item: (-item[1]["findable"], item[0])):
+            missed = {code: n for code, n in tally.most_common() if code not in ("findable", "CORRECT")}
+            result[group][name] = {
+                "findable": tally["findable"],
+                "correct": tally["CORRECT"],
+                "recall": ratio(tally["CORRECT"], tally["findable"]),
+                "missed": tally["findable"] - tally["CORRECT"],
+                "missed_codes": missed,
+            }
+    return result
+
+
 def explain(
     limit: int,
     truth: dict[str, dict[str, str]],
@@ -230,7 +291,7 @@ def explain(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     with workspace(args.keep, "taxmatch-accuracy-") as space:
-        data, meta, synth_step = ensure_data(space, args.data, args.people, args.requests, args.seed)
+        data, meta, synth_step = ensure_data(space, args.data, args.people, args.requests, args.seed, args.noise)
         if synth_step is not None:
             seconds["synth"] = round(synth_step.seconds, 2)
         master = str(data / "master.csv")
@@ -255,6 +316,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         per_case = per_case_table(truth, disclosed)
         missed = missed_codes(truth, disclosed, rejected, unmatched)
         evidence = wrong_evidence(truth, disclosed)
+        keyed = any(VARIATIONS_COLUMN in row for row in truth.values())
+        variations = by_variation(truth, disclosed, rejected, unmatched) if keyed else {}
         seconds["evaluate"] = round(time.perf_counter() - started, 2)
         manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
 
@@ -274,6 +337,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": meta.get("requests"),
         "distinct_request_ids": report.requests,
         "seed": meta.get("seed"),
+        # A synth set names its noise model only when it is not the default; a FEBRL set has none.
+        "noise": meta.get("noise") or (None if "source" in meta else DEFAULT_NOISE),
         "as_of": meta.get("as_of"),
         "disclosures": report.disclosures,
         "correct": report.correct_disclosures,
@@ -295,6 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "not_matched_codes": not_matched_codes(truth, unmatched),
         "missed_codes": missed,
         "wrong_evidence": evidence,
+        **variations,
         "seconds": seconds,
         "model_version": manifest.get("model_version"),
         "commit": git_commit(),
@@ -307,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=positive_int, default=5_000)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--data", type=Path, help="Reuse the synthetic set in DIR (or generate it there).")
+    parser.add_argument(
+        "--noise", choices=NOISE_MODELS, default=DEFAULT_NOISE, help="The synth noise model (default: %(default)s)."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary workspace and outputs.")
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="Show N wrong disclosures and misses.")
     args = parser.parse_args(argv)

@@ -311,12 +311,20 @@ def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")],
     seed: Annotated[int, typer.Option("--seed")] = 7,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date the requests are drawn for.")] = None,
+    noise: Annotated[
+        str,
+        # The names are checked by generate (synth.keyed.NOISE_MODELS): importing the package here
+        # would slow every command's start.
+        typer.Option("--noise", help="How requests are written: household or keyed (typing, OCR, phonetic errors)."),
+    ] = "household",
 ) -> None:
     """Synthetic master + requests + truth (master.csv, requests.csv, truth.csv, meta.json)."""
-    from taxmatch.synth import generate
+    from taxmatch.synth import NOISE_MODELS, generate
 
+    if noise not in NOISE_MODELS:
+        raise typer.BadParameter(f"{noise!r} is not one of {', '.join(NOISE_MODELS)}", param_hint="--noise")
     started = time.perf_counter()
-    summary = generate(out_dir, people=people, requests=requests, seed=seed, as_of=parse_as_of(as_of))
+    summary = generate(out_dir, people=people, requests=requests, seed=seed, as_of=parse_as_of(as_of), noise=noise)
     out.print(f"synthetic data in [bold]{out_dir}[/] ({time.perf_counter() - started:.1f}s): {summary}")
 
 

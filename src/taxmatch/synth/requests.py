@@ -59,6 +59,16 @@ class Built:
     tin: str
     year: str
     codes: str
+    # The keyed noise model's variations, in the order applied; empty under the household model.
+    variations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    lo: int
+    hi: int
+    expected_year: int  # 0 when no return falls in the period
+    addr: Addr
 
 
 class RequestFactory:
@@ -154,16 +164,12 @@ class RequestFactory:
 
     # --- one request --------------------------------------------------------------------------
 
-    def build(self, case: Case, household: Household, person: Person) -> Built:
+    def target(self, case: Case, household: Household, person: Person) -> Target:
+        """The period asked about, the return year that answers it, and the address the request gives."""
         rng = self.rng
         years = person.years
         lo, hi = self._period(years)
         address_year = 0
-        variation = "plain"
-        if case.name.startswith("name_"):
-            variation = case.feature or case.name.removeprefix("name_")
-        elif case.name.startswith(("sr_jr", "twins")):
-            variation = "exact"
         if case.name == "moved":
             moved = [y for y in years if household.residence_index(y) > 0]
             hi = rng.choice(moved)
@@ -193,7 +199,17 @@ class RequestFactory:
         if not address_year:
             pool = [y for y in years if y <= expected_year] or years
             address_year = rng.choice(pool) if pool else rng.randint(self.first_year, self.last_year)
-        addr = household.address_in(address_year)
+        return Target(lo, hi, expected_year, household.address_in(address_year))
+
+    def build(self, case: Case, household: Household, person: Person) -> Built:
+        rng = self.rng
+        target = self.target(case, household, person)
+        lo, hi, expected_year, addr = target.lo, target.hi, target.expected_year, target.addr
+        variation = "plain"
+        if case.name.startswith("name_"):
+            variation = case.feature or case.name.removeprefix("name_")
+        elif case.name.startswith(("sr_jr", "twins")):
+            variation = "exact"
         street, unit, city, state, zip_code = request_address(rng, addr, vary=case.name == "address_variant")
         first, middle, last, suffix = self._name(person, variation)
         dob = person.dob.isoformat() if rng.random() < 0.6 else ""

@@ -19,6 +19,7 @@ from taxmatch.io.master import MASTER_COLUMNS
 from taxmatch.records import REQUEST_COLUMNS
 from taxmatch.synth.addresses import AddressBook
 from taxmatch.synth.cases import CASES_BY_NAME, DUPLICATE, Case, case_counts
+from taxmatch.synth.keyed import DEFAULT_NOISE, NOISE_MODELS, VARIATIONS_COLUMN, KeyedRequestFactory, truth_case
 from taxmatch.synth.population import Household, Person, Population
 from taxmatch.synth.requests import TRUTH_COLUMNS, Built, RequestFactory
 
@@ -47,8 +48,23 @@ def _eligible(households: list[Household]) -> list[Person]:
     return [p for h in households for p in h.members if p.files and not p.confusable]
 
 
-def generate(out_dir: Path, people: int, requests: int, seed: int = 7, as_of: date | None = None) -> SynthSummary:
-    """Write master.csv, requests.csv, truth.csv and meta.json for a synthetic population."""
+def generate(
+    out_dir: Path,
+    people: int,
+    requests: int,
+    seed: int = 7,
+    as_of: date | None = None,
+    noise: str = DEFAULT_NOISE,
+) -> SynthSummary:
+    """Write master.csv, requests.csv, truth.csv and meta.json for a synthetic population.
+
+    `noise` names how requests are written (see NOISE_MODELS); the population is the same under
+    every model. Under `keyed`, truth.csv has a `variations` column and meta.json a `noise` key;
+    the default model's files stay as they always were.
+    """
+    if noise not in NOISE_MODELS:
+        raise ValueError(f"unknown noise model {noise!r}: choose one of {', '.join(NOISE_MODELS)}")
+    keyed = noise != DEFAULT_NOISE
     as_of = as_of or date.today()
     out_dir.mkdir(parents=True, exist_ok=True)
     # Separate streams, so that a change in how requests are drawn leaves the population alone.
@@ -57,7 +73,7 @@ def generate(out_dir: Path, people: int, requests: int, seed: int = 7, as_of: da
     book = AddressBook.create(random.Random(f"taxmatch-synth:{seed}:zips"))
     book.rng = population_rng
     population = Population(population_rng, book, as_of)
-    factory = RequestFactory(request_rng, book, as_of)
+    factory = (KeyedRequestFactory if keyed else RequestFactory)(request_rng, book, as_of)
     plan = _plan(request_rng, people, requests)
 
     persons = households_made = returns = 0
@@ -80,21 +96,25 @@ def generate(out_dir: Path, people: int, requests: int, seed: int = 7, as_of: da
         truth = csv.writer(truth_file, lineterminator="\n")
         master.writerow(MASTER_COLUMNS)
         request_writer.writerow(REQUEST_COLUMNS)
-        truth.writerow(TRUTH_COLUMNS)
+        truth.writerow((*TRUTH_COLUMNS, VARIATIONS_COLUMN) if keyed else TRUTH_COLUMNS)
 
         def emit(row: list[str], case: Case, built: Built | None) -> None:
             nonlocal request_number
+            case_name = truth_case(case.name) if keyed else case.name
+            outcome = case.outcome
             if built is None:
                 # An exact copy of an earlier request, id included.
-                truth.writerow([row[0], DUPLICATE.outcome, "", "", DUPLICATE.code, DUPLICATE.name])
+                line = [row[0], DUPLICATE.outcome, "", "", DUPLICATE.code, DUPLICATE.name]
             else:
                 request_number += 1
                 row[0] = f"RQ{request_number:08d}"
                 recent.append(row)
-                truth.writerow([row[0], built.outcome, built.tin, built.year, built.codes, case.name])
+                outcome = built.outcome
+                line = [row[0], built.outcome, built.tin, built.year, built.codes, case_name]
+            truth.writerow([*line, ";".join(built.variations) if built else ""] if keyed else line)
             request_writer.writerow(row)
-            cases[case.name] += 1
-            outcomes[case.outcome] += 1
+            cases[case_name] += 1
+            outcomes[outcome] += 1
 
         while persons < people or pending or next_slot < len(plan):
             while next_slot < len(plan) and plan[next_slot][0] <= persons:
@@ -135,7 +155,7 @@ def generate(out_dir: Path, people: int, requests: int, seed: int = 7, as_of: da
                     still.append(case)
             pending = still
 
-    meta = {
+    meta: dict[str, object] = {
         "seed": seed,
         "people": people,
         "persons": persons,
@@ -150,6 +170,8 @@ def generate(out_dir: Path, people: int, requests: int, seed: int = 7, as_of: da
             "by_role": dict(sorted(returns_by_role.items())),
         },
     }
+    if keyed:
+        meta["noise"] = noise
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return SynthSummary(out_dir, persons, households_made, returns, sum(cases.values()), dict(cases), dict(outcomes))
 
