@@ -68,6 +68,11 @@ def _at(street: str, unit: str = "", city: str = "SPRINGFIELD", state: str = "IL
         (_at("2 tasman p lace"), _at("2 Tasman Pl"), "line"),
         (_at("2 oxley st reet"), _at("2 Oxley St"), "line"),
         (_at("3077 Elm Pl"), _at("3077 E Elm Pl"), "line"),
+        # A suffix left out on one side agrees, alone or with a typo; written on both, it must agree.
+        (_at("309 Maple"), _at("309 Maple St"), "line"),
+        (_at("309 N Maple Street"), _at("309 Maple"), "line"),
+        (_at("309 Mapel"), _at("309 Maple St"), "street_typo"),
+        (_at("309 Maple Ave"), _at("309 Maple St"), "zip_only"),
         (_at("8 barwon srteet"), _at("8 Barwon Street"), "street_typo"),
         (_at("37 reveley rescent"), _at("37 Reveley Crescent"), "street_typo"),
         # Two streets, two households: never corroboration.

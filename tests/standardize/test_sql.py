@@ -48,28 +48,37 @@ def test_street_forms_fold_to_one_key(
 
 
 @pytest.mark.parametrize(
-    ("street", "line", "directions", "street_type"),
+    ("street", "line", "directions", "street_type", "bare"),
     [
-        ("123 North Main Street", "MAINSTREET", "N", "ST"),
-        ("3077 Elm Pl", "ELMPLACE", None, "PL"),
-        ("3077 E Elm Pl", "ELMPLACE", "E", "PL"),
-        ("28 hollwaystreet", "HOLLWAYSTREET", None, None),
-        ("28 Hollway St", "HOLLWAYSTREET", None, "ST"),
-        ("2 tasman p lace", "TASMANPLACE", None, None),
-        ("2 oxley st reet", "OXLEYSTREET", None, None),
-        ("12 Oak Ct", "OAKCOURT", None, "CT"),
-        ("12 Oak St", "OAKSTREET", None, "ST"),
-        ("5 St James Pl", "STJAMESPLACE", None, "PL"),
-        ("7 N", "N", "N", None),
+        ("123 North Main Street", "MAINSTREET", "N", "ST", "MAIN"),
+        ("3077 Elm Pl", "ELMPLACE", None, "PL", "ELM"),
+        ("3077 E Elm Pl", "ELMPLACE", "E", "PL", "ELM"),
+        ("28 hollwaystreet", "HOLLWAYSTREET", None, None, "HOLLWAYSTREET"),
+        ("28 Hollway St", "HOLLWAYSTREET", None, "ST", "HOLLWAY"),
+        ("2 tasman p lace", "TASMANPLACE", None, None, "TASMANPLACE"),
+        ("2 oxley st reet", "OXLEYSTREET", None, None, "OXLEYSTREET"),
+        ("12 Oak Ct", "OAKCOURT", None, "CT", "OAK"),
+        ("12 Oak St", "OAKSTREET", None, "ST", "OAK"),
+        ("5 St James Pl", "STJAMESPLACE", None, "PL", "STJAMES"),
+        ("309 Maple", "MAPLE", None, None, "MAPLE"),
+        ("5 Avenue B", "AVENUEB", None, None, "AVENUEB"),
+        ("7 N", "N", "N", None, None),
     ],
 )
 def test_street_line_folds_spaces_suffixes_and_directionals(
-    con: duckdb.DuckDBPyConnection, street: str, line: str, directions: str | None, street_type: str | None
+    con: duckdb.DuckDBPyConnection,
+    street: str,
+    line: str,
+    directions: str | None,
+    street_type: str | None,
+    bare: str | None,
 ) -> None:
     """The line a comparison reads whatever the parse: the SQL and its Python twin agree on it."""
     found = con.execute(street_name_sql("SELECT tm_street_core(?) AS street_core"), [street]).fetchall()
-    assert [(row[2], row[3] or None, row[4] or None) for row in found] == [(line, directions, street_type)]
-    assert street_parts(street_core(street)) == (line, directions, street_type)
+    assert [(row[2], row[4] or None, row[5] or None, row[3] or None) for row in found] == [
+        (line, directions, street_type, bare)
+    ]
+    assert street_parts(street_core(street)) == (line, directions, street_type, bare)
 
 
 def test_po_box_is_read(con: duckdb.DuckDBPyConnection) -> None:

@@ -100,6 +100,7 @@ _MODEL_INPUT_SELECT = """
     place.house_number AS house_number,
     CASE WHEN place.is_po_box THEN 'PO BOX' ELSE nullif(n.street_name, '') END AS street_name,
     CASE WHEN place.is_po_box THEN 'POBOX' ELSE nullif(n.street_line, '') END AS street_line,
+    CASE WHEN place.is_po_box THEN 'POBOX' ELSE nullif(n.street_bare, '') END AS street_bare,
     CASE WHEN place.is_po_box THEN NULL ELSE nullif(n.street_dirs, '') END AS street_dirs,
     CASE WHEN place.is_po_box THEN NULL ELSE nullif(n.street_type, '') END AS street_type,
     place.unit_standard AS unit,

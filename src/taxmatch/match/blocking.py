@@ -21,8 +21,9 @@ Together the keys find the person when any one field of the request is wrong:
   names swapped, a ZIP keyed wrong;
 - key_house_street (house number and the street line, in any place): a ZIP or state keyed
   wrong together with a name typo;
-- key_surname_zip, key_given_zip (one name and the ZIP): the other name keyed wrong together with
-  the house number or the street.
+- key_surname_zip, key_given_zip (one name, the other's initial, and the ZIP): the other name keyed
+  wrong (its first letter is the one least often mistyped) together with the house number or the
+  street.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ PARTS: dict[str, KeyPart] = {
     **{name: _column(name) for name in _COLUMN_PARTS},
     "first_surname": KeyPart("CASE WHEN len(surname_tokens) > 0 THEN surname_tokens[1] END", _first_surname),
     "last_surname": KeyPart("CASE WHEN len(surname_tokens) > 1 THEN surname_tokens[-1] END", _last_surname),
+    "first_initial": KeyPart("left(first_name, 1)", lambda row: row["first_name"][:1] if row["first_name"] else None),
+    "last_initial": KeyPart("left(last_name, 1)", lambda row: row["last_name"][:1] if row["last_name"] else None),
     "initials": KeyPart(
         "CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL THEN least(left(first_name, 1),"
         " left(last_name, 1)) || greatest(left(first_name, 1), left(last_name, 1)) END",
@@ -98,8 +101,8 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
     BlockingKey("key_surname2", ("last_surname", "dob")),
     BlockingKey("key_dob_initials", ("dob", "initials"), capped=True),
     BlockingKey("key_house_street", ("house_number", "street_line"), capped=True),
-    BlockingKey("key_surname_zip", ("last_name", "zip5"), capped=True),
-    BlockingKey("key_given_zip", ("first_name", "zip5"), capped=True),
+    BlockingKey("key_surname_zip", ("last_name", "first_initial", "zip5"), capped=True),
+    BlockingKey("key_given_zip", ("first_name", "last_initial", "zip5"), capped=True),
 )
 # (request column, master column): a pair is blocked when they are equal. Earlier joins win: a
 # pair found by one is left out of the later ones.

@@ -24,7 +24,8 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 # The columns the address comparison reads.
 ADDRESS_COLUMNS: tuple[str, ...] = (
-    "house_number", "street_name", "street_line", "street_dirs", "street_type", "unit", "zip5", "city", "state",
+    "house_number", "street_name", "street_line", "street_bare", "street_dirs", "street_type", "unit", "zip5", "city",
+    "state",
 )  # fmt: skip
 
 # A street line (folded, no spaces: `SIDAWAYSTREET`) at least this long may carry two keying errors.
@@ -47,12 +48,26 @@ DIRECTIONS_COMPATIBLE = "(street_dirs_l IS NULL OR street_dirs_r IS NULL OR stre
 TYPES_COMPATIBLE = "(street_type_l IS NULL OR street_type_r IS NULL OR street_type_l = street_type_r)"
 # The whole street line compared without spaces (`macneilplace`, `tasman p lace`, `crispcir cuit`)
 # and folded (suffixes long, directionals apart): one keying error, or two in a long line.
+# A suffix written on one side only (`309 Maple` for `309 Maple St`): the lines then compare without
+# it (street_bare) as well; written on both sides, it must agree (TYPES_COMPATIBLE).
+ONE_TYPE_LEFT_OUT = "((street_type_l IS NULL) <> (street_type_r IS NULL))"
+
+
+def _lines_close_sql(column: str) -> str:
+    return (
+        f"damerau_levenshtein({column}_l, {column}_r) <= CASE WHEN least(length({column}_l),"
+        f" length({column}_r)) >= {LONG_STREET_LINE} THEN 2 ELSE 1 END"
+    )
+
+
 STREET_LINE_CLOSE = (
-    f"({DIRECTIONS_COMPATIBLE} AND {TYPES_COMPATIBLE}"
-    " AND damerau_levenshtein(street_line_l, street_line_r) <= CASE WHEN least(length(street_line_l),"
-    f" length(street_line_r)) >= {LONG_STREET_LINE} THEN 2 ELSE 1 END)"
+    f"({DIRECTIONS_COMPATIBLE} AND {TYPES_COMPATIBLE} AND ({_lines_close_sql('street_line')}"
+    f" OR ({ONE_TYPE_LEFT_OUT} AND {_lines_close_sql('street_bare')})))"
 )
-STREET_LINE_SAME = f"(street_line_l = street_line_r AND {DIRECTIONS_COMPATIBLE})"
+STREET_LINE_SAME = (
+    f"((street_line_l = street_line_r OR ({ONE_TYPE_LEFT_OUT} AND street_bare_l = street_bare_r))"
+    f" AND {DIRECTIONS_COMPATIBLE})"
+)
 SAME_STREET = f"({STREET_LINE_SAME} OR {STREET_LINE_CLOSE})"
 # A typo in the street's name, never another street: the house number and the street type (its
 # last word: ST, CT, ...) must agree, so 12 Oak Ct is not 12 Oak St, and so must directionals
@@ -197,20 +212,32 @@ def _street_place_agrees(left: Side, right: Side) -> bool:
     )
 
 
+def _one_type_left_out(left: Side, right: Side) -> bool:
+    return (left["street_type"] is None) != (right["street_type"] is None)
+
+
 def _street_line_same(left: Side, right: Side) -> bool:
-    return _equal(left["street_line"], right["street_line"]) and _compatible(left["street_dirs"], right["street_dirs"])
+    same = _equal(left["street_line"], right["street_line"]) or (
+        _one_type_left_out(left, right) and _equal(left["street_bare"], right["street_bare"])
+    )
+    return same and _compatible(left["street_dirs"], right["street_dirs"])
 
 
-def _street_line_close(left: Side, right: Side) -> bool:
-    left_line: str | None = left["street_line"]
-    right_line: str | None = right["street_line"]
+def _lines_close(left_line: str | None, right_line: str | None) -> bool:
     if left_line is None or right_line is None:
         return False
     allowed = 2 if min(len(left_line), len(right_line)) >= LONG_STREET_LINE else 1
+    return DamerauLevenshtein.distance(left_line, right_line, score_cutoff=allowed) <= allowed
+
+
+def _street_line_close(left: Side, right: Side) -> bool:
     return (
         _compatible(left["street_dirs"], right["street_dirs"])
         and _compatible(left["street_type"], right["street_type"])
-        and DamerauLevenshtein.distance(left_line, right_line, score_cutoff=allowed) <= allowed
+        and (
+            _lines_close(left["street_line"], right["street_line"])
+            or (_one_type_left_out(left, right) and _lines_close(left["street_bare"], right["street_bare"]))
+        )
     )
 
 

@@ -51,6 +51,7 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
     "house_number",
     "street_name",
     "street_line",
+    "street_bare",
     "street_dirs",
     "street_type",
     "unit",

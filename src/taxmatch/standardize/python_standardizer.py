@@ -72,12 +72,12 @@ def street_name(core: str) -> str | None:
     return " ".join(STREET_TOKEN_STANDARD.get(token, token) for token in tokens)
 
 
-def street_parts(core: str) -> tuple[str | None, str | None, str | None]:
-    """street_name_sql's street_line, street_dirs and street_type for one street core."""
+def street_parts(core: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """street_name_sql's street_line, street_dirs, street_type and street_bare for one street core."""
     tokens = [token for token in core.split(" ") if token]
     standards = [STREET_TOKEN_STANDARD.get(token) for token in tokens]
     if not tokens:
-        return None, None, None
+        return None, None, None, None
     last_position = len(tokens) - 1
     line_words = [
         SUFFIX_LONG_FORMS[standard] if position == last_position and standard is not None else token
@@ -90,7 +90,13 @@ def street_parts(core: str) -> tuple[str | None, str | None, str | None]:
     directions = " ".join(standard for standard in standards if standard in DIRECTION_STANDARDS)
     last = standards[-1]
     street_type = last if last is not None and last not in DIRECTION_STANDARDS else ""
-    return _nonempty(line), _nonempty(directions), _nonempty(street_type)
+    last_is_suffix = bool(street_type)
+    bare = "".join(
+        token
+        for position, (token, standard) in enumerate(zip(tokens, standards, strict=True))
+        if standard not in DIRECTION_STANDARDS and not (position == last_position and last_is_suffix)
+    )
+    return _nonempty(line), _nonempty(directions), _nonempty(street_type), _nonempty(bare)
 
 
 def name_skeleton(folded: str) -> str:
@@ -152,7 +158,7 @@ def standardize_row(
     is_po_box = house == "" and box != ""
     core = street_core(street)
     name_of_street = "PO BOX" if is_po_box else _nonempty(street_name(core) or "")
-    line, directions, street_type = ("POBOX", None, None) if is_po_box else street_parts(core)
+    line, directions, street_type, bare = ("POBOX", None, None, "POBOX") if is_po_box else street_parts(core)
     first = _nonempty(fold_name(first_name))
     last = _nonempty(fold_name(last_name))
     tokens = [token for token in fold_name(last_name).split(" ") if token and token not in SURNAME_PARTICLES]
@@ -169,6 +175,7 @@ def standardize_row(
         "house_number": _nonempty(house) or _nonempty(box),
         "street_name": name_of_street,
         "street_line": line,
+        "street_bare": bare,
         "street_dirs": directions,
         "street_type": street_type,
         "unit": _nonempty(unit(unit_text, street)),

@@ -40,7 +40,8 @@ def street_name_sql(cores_query: str) -> str:
       form when it is a suffix (`N Main St` -> `MAINSTREET`): `28 hollwaystreet`, `2 tasman p lace`,
       `oxley st reet` and `Tasman Pl` compare on it (a suffix inside the line stays as keyed);
     - street_dirs: the directionals (`N`), so that a missing one agrees and another one does not;
-    - street_type: the standard suffix when the last word is one (`ST`), so 12 Oak Ct is not 12 Oak St.
+    - street_type: the standard suffix when the last word is one (`ST`), so 12 Oak Ct is not 12 Oak St;
+    - street_bare: street_line without that suffix (`MAIN`), so `309 Maple` agrees with `309 Maple St`.
     A line of nothing but directionals keeps them in street_line (`N` alone is a name then).
     Works on distinct values, so a master of millions of returns costs one pass over its distinct streets.
     """
@@ -56,6 +57,8 @@ def street_name_sql(cores_query: str) -> str:
                                         THEN CASE WHEN position = words THEN coalesce(u.long, token) ELSE token END
                                    END, '' ORDER BY position),
                         string_agg(coalesce(u.standard, token), '' ORDER BY position)) AS street_line,
+               string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir' AND NOT (position = words AND u.kind IS NOT DISTINCT FROM 'suffix')
+                               THEN token END, '' ORDER BY position) AS street_bare,
                string_agg(CASE WHEN u.kind = 'dir' THEN u.standard END, ' ' ORDER BY position) AS street_dirs,
                arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type
         FROM tokens LEFT JOIN tm_street_tokens u USING (token)
