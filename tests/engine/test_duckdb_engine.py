@@ -10,6 +10,7 @@ import pytest
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine, ModelOutdatedError
 from taxmatch.match.blocking import MASTER_KEY_COLUMNS
+from taxmatch.match.levels import Role, labels_with
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.records import RequestRecord
 
@@ -124,3 +125,24 @@ def test_a_date_of_birth_in_any_form_validation_accepts_compares_equal(
             # More requests than the point-read limit: the batch query scores them.
             batch = engine.score([(index, rewritten)] + [(10_000 + n, request) for n in range(64)])
             assert [pair for pair in batch if pair.request_index == index] == iso
+
+
+def test_every_agreeing_name_level_has_a_chance_agreement(
+    loaded: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
+) -> None:
+    """A level with no u adds no weight: swapped names and typos would count for nothing."""
+    engine, _ = loaded
+    _, model = engine.current_model()
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        agreeing = labels_with(name, Role.NAME_AGREES) if name in ("first_name", "last_name") else frozenset()
+        for level in comparison["comparison_levels"]:
+            if level.get("label_for_charts") in agreeing:
+                assert level.get("u_probability"), (name, level["label_for_charts"])
+    swapped = [
+        level["u_probability"]
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("label_for_charts") == "swapped"
+    ]
+    assert len(swapped) == 2 and swapped[0] == swapped[1] and 0 < swapped[0] < 0.01

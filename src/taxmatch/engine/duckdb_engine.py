@@ -41,7 +41,7 @@ from taxmatch.match.blocking import (
 )
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
-from taxmatch.match.levels import ADDRESS_COLUMNS, HOUSE_NUMBER_NEIGHBOURS
+from taxmatch.match.levels import ADDRESS_COLUMNS, COMPARISONS_BY_NAME, CROSSED_NAMES, HOUSE_NUMBER_NEIGHBOURS
 from taxmatch.match.model import (
     COMPARISON_SHAPE,
     MODEL_INPUT_COLUMNS,
@@ -376,6 +376,7 @@ class DuckDBEngine:
         )
         model = linker.misc.save_model_to_json()
         self._count_address_u(model, returns)
+        self._complete_name_u(model)
         self._create_term_frequency_tables(model)
         model["link_type"] = "link_only"
         model["linker_uid"] = "taxmatch"
@@ -442,6 +443,30 @@ class DuckDBEngine:
         for level in levels.values():
             if not level.get("is_null_level") and not level.get("u_probability"):
                 level["u_probability"] = 1 / all_pairs
+
+    def _complete_name_u(self, model: dict[str, Any]) -> None:
+        """u of the name levels that a random sample of pairs cannot estimate (`levels.Level`).
+
+        Swapped names: the chance that one taxpayer's given name is another's surname, from the
+        master's name frequencies (each comparison counts its half of the swap). Levels the sample
+        never saw take the u of the level named in `u_when_unseen`.
+        """
+        crossed = self.connection.execute(
+            f"""WITH returns AS (SELECT count(*) AS n FROM {MASTER_STANDARDIZED}),
+                given AS (SELECT first_name AS name, count(*) AS times FROM {MASTER_STANDARDIZED} GROUP BY 1),
+                family AS (SELECT last_name AS name, count(*) AS times FROM {MASTER_STANDARDIZED} GROUP BY 1)
+            SELECT sum(given.times * family.times) / any_value(returns.n * returns.n)
+            FROM given JOIN family USING (name), returns"""
+        ).fetchone()
+        chance_crossed = float(crossed[0]) if crossed and crossed[0] else 0.0
+        for comparison in model["comparisons"]:
+            declared = COMPARISONS_BY_NAME[str(comparison["output_column_name"])]
+            stored = {str(level.get("label_for_charts")): level for level in comparison["comparison_levels"]}
+            for level in declared.levels:
+                if level.counted_u == CROSSED_NAMES and chance_crossed > 0:
+                    stored[level.label]["u_probability"] = chance_crossed
+                elif level.u_when_unseen is not None and not stored[level.label].get("u_probability"):
+                    stored[level.label]["u_probability"] = stored[level.u_when_unseen].get("u_probability")
 
     def _create_term_frequency_tables(self, model: dict[str, Any]) -> None:
         """Term frequencies of the master (the population a request is matched against), one table a

@@ -391,6 +391,12 @@ class Level:
     term_frequency_column: str | None = None
     # Chance agreement set from the number of taxpayers instead of estimated from the master.
     fixed_u: Callable[[int], float] | None = None
+    # Chance agreement counted over the master's name frequencies instead of sampled
+    # (`CROSSED_NAMES`: the given name of one taxpayer is the surname of another).
+    counted_u: str | None = None
+    # When the random sample never saw the level, the u of this (weaker) level of the comparison
+    # stands in: a level with no u would add no weight, and one pseudo-count would add too much.
+    u_when_unseen: str | None = None
 
 
 @dataclass(frozen=True)
@@ -403,6 +409,7 @@ class Comparison:
 
 
 AGREES = frozenset({Role.NAME_AGREES})
+CROSSED_NAMES = "crossed_names"
 
 
 def _chance_same_tin(taxpayers: int) -> float:
@@ -449,7 +456,7 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("first_name", "first_name is NULL", *_null("first_name"), (
         Level("exact", '"first_name_l" = "first_name_r"', lambda left, right: left["first_name"] == right["first_name"],
               0.80, AGREES | {Role.GIVEN_NAME_IDENTIFIES}, term_frequency_column="first_name"),
-        Level("swapped", NAMES_SWAPPED, _swapped, 0.01, AGREES),
+        Level("swapped", NAMES_SWAPPED, _swapped, 0.01, AGREES, counted_u=CROSSED_NAMES),
         Level("gender_variant", GENDER_VARIANT, _gender_variant, 0.000001),
         Level("nickname", NICKNAME, _nickname, 0.08, AGREES | {Role.GIVEN_NAME_IDENTIFIES}),
         Level("fuzzy", 'jaro_winkler_similarity("first_name_l", "first_name_r") >= 0.9',
@@ -457,7 +464,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         Level("typo", f"{_one_keying_error_sql('first_name')} OR {SHORT_GIVEN_NAME_TYPO}",
               lambda left, right: (
                   _one_keying_error(left["first_name"], right["first_name"]) or _short_given_name_typo(left, right)
-              ), 0.02, AGREES),
+              ), 0.02, AGREES, u_when_unseen="fuzzy"),
         # A skeleton of two letters is too little to say two given names are one (Susan, Sean: SN).
         Level("translit", "first_skeleton_l = first_skeleton_r AND length(first_skeleton_l) >= 3",
               lambda left, right: (
@@ -471,13 +478,14 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("last_name", "last_name is NULL", *_null("last_name"), (
         Level("exact", '"last_name_l" = "last_name_r"', lambda left, right: left["last_name"] == right["last_name"],
               0.77, AGREES, term_frequency_column="last_name"),
-        Level("swapped", NAMES_SWAPPED, _swapped, 0.01, AGREES),
+        Level("swapped", NAMES_SWAPPED, _swapped, 0.01, AGREES, counted_u=CROSSED_NAMES),
         Level("one_surname", 'array_length(list_intersect("surname_tokens_l", "surname_tokens_r")) >= 1',
               lambda left, right: _lists_intersect(left["surname_tokens"], right["surname_tokens"]), 0.13, AGREES),
         Level("fuzzy", 'jaro_winkler_similarity("last_name_l", "last_name_r") >= 0.9',
               lambda left, right: _jaro_winkler_at_least(left["last_name"], right["last_name"], 0.9), 0.03, AGREES),
         Level("typo", _one_keying_error_sql("last_name"),
-              lambda left, right: _one_keying_error(left["last_name"], right["last_name"]), 0.02, AGREES),
+              lambda left, right: _one_keying_error(left["last_name"], right["last_name"]), 0.02, AGREES,
+              u_when_unseen="fuzzy"),
         Level("translit", '"last_skeleton_l" = "last_skeleton_r"',
               lambda left, right: _equal(left["last_skeleton"], right["last_skeleton"]), 0.03, AGREES),
         Level("different", None, None, 0.01),

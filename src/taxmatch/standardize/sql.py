@@ -57,7 +57,8 @@ def street_name_sql(cores_query: str) -> str:
                                         THEN CASE WHEN position = words THEN coalesce(u.long, token) ELSE token END
                                    END, '' ORDER BY position),
                         string_agg(coalesce(u.standard, token), '' ORDER BY position)) AS street_line,
-               string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir' AND NOT (position = words AND u.kind IS NOT DISTINCT FROM 'suffix')
+               string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir'
+                                    AND NOT (position = words AND u.kind IS NOT DISTINCT FROM 'suffix')
                                THEN token END, '' ORDER BY position) AS street_bare,
                string_agg(CASE WHEN u.kind = 'dir' THEN u.standard END, ' ' ORDER BY position) AS street_dirs,
                arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type
