@@ -73,6 +73,10 @@ def _at(street: str, unit: str = "", city: str = "SPRINGFIELD", state: str = "IL
         (_at("309 N Maple Street"), _at("309 Maple"), "line"),
         (_at("309 Mapel"), _at("309 Maple St"), "street_typo"),
         (_at("309 Maple Ave"), _at("309 Maple St"), "zip_only"),
+        # A short suffix glued to the name: `5thave` is 5th Ave.
+        (_at("344 E 5thave"), _at("344 East 5th Avenue"), "line"),
+        (_at("367 Orchardst"), _at("367 Orchard St"), "line"),
+        (_at("367 Orchardst"), _at("367 Orchard Ave"), "zip_only"),
         (_at("8 barwon srteet"), _at("8 Barwon Street"), "street_typo"),
         (_at("37 reveley rescent"), _at("37 Reveley Crescent"), "street_typo"),
         # Two streets, two households: never corroboration.

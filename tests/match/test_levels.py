@@ -209,3 +209,30 @@ def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> Non
     assert {name: [label for label, _ in levels[1:]] for name, levels in PYTHON_LEVELS.items()} == {
         comparison.name: [level.label for level in comparison.levels] for comparison in COMPARISONS
     }
+
+
+@pytest.mark.parametrize(
+    ("request_dob", "return_dob", "expected"),
+    [
+        ("1979-03-14", "1980-03-14", "keying_error"),  # the year one off, the same day
+        ("1980-03-14", "1980-03-15", "keying_error"),
+        ("1980-03-14", "1980-14-03", "keying_error"),
+        ("1978-03-14", "1980-03-14", "different"),  # two years: another person (a sibling, a parent)
+        ("1979-03-14", "1980-03-15", "different"),
+    ],
+)
+def test_date_of_birth_levels(request_dob: str, return_dob: str, expected: str) -> None:
+    (levels,) = [levels for name, levels in PYTHON_LEVELS.items() if name == "dob"]
+    python = next(
+        label
+        for label, condition in levels[1:]
+        if condition is None or condition({"dob": request_dob}, {"dob": return_dob})
+    )
+    assert python == expected
+    (comparison,) = [comparison for comparison in COMPARISONS if comparison.name == "dob"]
+    sql = next(
+        level.label
+        for level in comparison.levels
+        if level.sql is None or _sql(level.sql, dob_l=request_dob, dob_r=return_dob)
+    )
+    assert sql == expected

@@ -64,9 +64,15 @@ STREET_LINE_CLOSE = (
     f"({DIRECTIONS_COMPATIBLE} AND {TYPES_COMPATIBLE} AND ({_lines_close_sql('street_line')}"
     f" OR ({ONE_TYPE_LEFT_OUT} AND {_lines_close_sql('street_bare')})))"
 )
+# A suffix glued to the name in its short form (`5thave`, `Orchardst`, `Las PalmasCt`) leaves no
+# suffix on that side: its line is the other side's bare line and suffix (`5TH` || `AVE`).
+_SUFFIX_GLUED = (
+    "(street_type_l IS NULL AND street_line_l = street_bare_r || street_type_r"
+    " OR street_type_r IS NULL AND street_line_r = street_bare_l || street_type_l)"
+)
 STREET_LINE_SAME = (
-    f"((street_line_l = street_line_r OR ({ONE_TYPE_LEFT_OUT} AND street_bare_l = street_bare_r))"
-    f" AND {DIRECTIONS_COMPATIBLE})"
+    f"((street_line_l = street_line_r OR ({ONE_TYPE_LEFT_OUT} AND (street_bare_l = street_bare_r"
+    f" OR {_SUFFIX_GLUED}))) AND {DIRECTIONS_COMPATIBLE})"
 )
 SAME_STREET = f"({STREET_LINE_SAME} OR {STREET_LINE_CLOSE})"
 # A typo in the street's name, never another street: the house number and the street type (its
@@ -216,9 +222,23 @@ def _one_type_left_out(left: Side, right: Side) -> bool:
     return (left["street_type"] is None) != (right["street_type"] is None)
 
 
+def _suffix_glued(untyped: Side, typed: Side) -> bool:
+    return (
+        untyped["street_type"] is None
+        and typed["street_bare"] is not None
+        and typed["street_type"] is not None
+        and _equal(untyped["street_line"], typed["street_bare"] + typed["street_type"])
+    )
+
+
 def _street_line_same(left: Side, right: Side) -> bool:
     same = _equal(left["street_line"], right["street_line"]) or (
-        _one_type_left_out(left, right) and _equal(left["street_bare"], right["street_bare"])
+        _one_type_left_out(left, right)
+        and (
+            _equal(left["street_bare"], right["street_bare"])
+            or _suffix_glued(left, right)
+            or _suffix_glued(right, left)
+        )
     )
     return same and _compatible(left["street_dirs"], right["street_dirs"])
 
@@ -294,7 +314,14 @@ def _dob_keying_error(left: str | None, right: str | None) -> bool:
     if left is None or right is None:
         return False
     swapped = left[:4] == right[:4] and left[5:7] == right[8:10] and left[8:10] == right[5:7]
-    return DamerauLevenshtein.distance(left, right) <= 1 or swapped
+    return DamerauLevenshtein.distance(left, right) <= 1 or swapped or _year_off_by_one(left, right)
+
+
+def _year_off_by_one(left: str, right: str) -> bool:
+    """The same day of the year, a year apart (an age counted wrong, 1979 keyed 1980): never a veto."""
+    if left[5:10] != right[5:10] or not (left[:4].isdigit() and right[:4].isdigit()):
+        return False
+    return abs(int(left[:4]) - int(right[:4])) == 1
 
 
 def _longer_by_an_ending(longer: str, shorter: str) -> bool:
@@ -443,7 +470,8 @@ def _null(column: str) -> tuple[str, Condition]:
 # middle       exact initial (a shared initial is ~4 bits: what tells Bob Smith at an address from
 #              a stranger when no date of birth is given), in_given (moved into the given name),
 #              different (a request rarely gets a middle name wrong: evidence against, not a veto).
-# dob          exact, keying_error (one digit, or day and month swapped: weak agreement, never a veto).
+# dob          exact, keying_error (one digit, day and month swapped, or the year one off: weak agreement,
+#              never a veto).
 # tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
 # address      exact, line (the whole line agrees once spaces, suffix spellings and a missing directional
 #              are folded), street_typo (same house, a keying error in the street), other_unit (same
@@ -499,7 +527,9 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("dob", "dob is NULL", *_null("dob"), (
         Level("exact", '"dob_l" = "dob_r"', lambda left, right: left["dob"] == right["dob"], 0.95),
         Level("keying_error", f"{one_edit_apart_sql('dob')} OR (substr(dob_l, 1, 4) = substr(dob_r, 1, 4) "
-              "AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2))",
+              "AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2))"
+              " OR (substr(dob_l, 6, 5) = substr(dob_r, 6, 5)"
+              " AND abs(TRY_CAST(substr(dob_l, 1, 4) AS INTEGER) - TRY_CAST(substr(dob_r, 1, 4) AS INTEGER)) = 1)",
               lambda left, right: _dob_keying_error(left["dob"], right["dob"]), 0.04),
         Level("different", None, None, 0.01),
     )),
