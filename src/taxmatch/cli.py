@@ -295,9 +295,9 @@ def lookup(
         (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
         model_version, _ = session.engine.current_model()
         accounting = Accounting(agency, "lookup", "cli", model_version)
-        with session.ledger.transaction():
+        with session.ledger.transaction():  # the entry and its signature commit together: signed to the end
             session.ledger.append(ledger_events([request], [decision], accounting, session.policy))
-        session.ledger.checkpoint(signing_key(session.workspace))
+            session.ledger.checkpoint(signing_key(session.workspace))
     out.print_json(dumps_decision(decision, session.policy.extra_disclosed_columns))
 
 

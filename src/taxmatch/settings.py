@@ -76,7 +76,7 @@ class Setting:
         if self.kind == "boolean":
             return "true or false (a TOML boolean, without quotes)"
         if self.kind == "texts":
-            return "a list of non-empty texts, e.g. [\"A\", \"B\"]"
+            return 'a list of non-empty texts, e.g. ["A", "B"]'
         if self.kind == "statutes":
             return 'a list of US Code citations, e.g. ["8 U.S.C. 1326"]'
         noun = "an integer" if self.kind == "integer" else "a number"
@@ -107,7 +107,8 @@ class Setting:
 
     def _parse_number(self, value: Any) -> Any:
         integer_only = self.kind == "integer"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer_only and isinstance(value, float)):
+        wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+        if wrong_type or (integer_only and isinstance(value, float)):
             wanted = "an integer" if integer_only else "a number"
             return self._refuse(value, f"is {describe_value(value)}, not {wanted}")
         if isinstance(value, float) and not math.isfinite(value):
