@@ -378,7 +378,9 @@ class Workspace:
 
     def ensure(self) -> None:
         """Create the workspace on first use; never overwrite an edited policy."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        # Owner only: the workspace holds the outcome files (personal data) and the database.
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.batches_dir.mkdir(exist_ok=True, mode=0o700)
         if not self.policy_path.exists():
             self.policy_path.write_text(default_policy_toml(), encoding="utf-8")
 
