@@ -199,7 +199,11 @@ def test_outcome_directories_and_files_are_private(world: dict[str, Path]) -> No
     done = taxmatch("--home", str(world["home"]), "batch", "run", str(world["data"] / "requests.csv"),
                     "--agency", "ICE", "--as-of", AS_OF, "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for directory in (world["home"], world["home"] / "batches", out):
+    done = taxmatch("--home", str(world["home"]), "batch", "run", str(world["data"] / "requests.csv"),
+                    "--agency", "CBP", "--as-of", AS_OF)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (default_out,) = [path for path in (world["home"] / "batches").iterdir() if path.is_dir()]
+    for directory in (world["home"], world["home"] / "batches", out, default_out):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
-    for path in out.iterdir():
+    for path in [*out.iterdir(), *default_out.iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
