@@ -170,6 +170,7 @@ def main() -> None:
         append_seconds = time.perf_counter() - started
         ledger.checkpoint(signer)
         lookup_figures = lookups(ledger, args.lookups, Path(tmp)) if args.lookups else {}
+        ledger.checkpoint(signer)  # as `ledger export` does: verification requires a ledger signed to its end
 
         out = Path(tmp) / "ledger.jsonl"
         started = time.perf_counter()

@@ -130,9 +130,8 @@ def test_lookup_gives_the_batch_decision(workspace: dict[str, Path]) -> None:
     for row in sample:
         request_file = workspace["root"] / "one.json"
         request_file.write_text(json.dumps(row), encoding="utf-8")
-        answer = json.loads(
-            invoke("--home", str(workspace["home"]), "lookup", "--json", str(request_file), "--as-of", AS_OF)
-        )
+        lookup = ("lookup", "--agency", "ICE", "--json", str(request_file), "--as-of", AS_OF)
+        answer = json.loads(invoke("--home", str(workspace["home"]), *lookup))
         assert answer["outcome"] == outcome_of[row["request_id"]], row["request_id"]
 
 

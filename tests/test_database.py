@@ -119,9 +119,31 @@ def test_missing_default_key_for_existing_database_names_env_vars_and_file(
     message = str(caught.value)
     assert "TAXMATCH_DB_KEY" in message
     assert "TAXMATCH_KEY_FILE" in message
-    assert str(database.default_key_file(workspace)) in message
+    assert str(database.default_key_file(workspace)) not in message  # a file that never existed
+    assert str(database.default_key_directory()) in message
     # Nothing was created behind the operator's back.
     assert not database.default_key_file(workspace).exists()
+
+
+def test_a_moved_workspace_is_told_where_its_key_may_be_not_a_file_that_never_existed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(database.DB_KEY_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.delenv(database.KEY_FILE_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    original = Workspace(tmp_path / "original")
+    _write_secret(original)  # its key: the default key file named after the original path
+    original_key = database.default_key_file(original)
+    moved = Workspace(tmp_path / "moved")
+    original.home.rename(moved.home)
+    with pytest.raises(DatabaseKeyError) as caught:
+        connect(moved)
+    message = str(caught.value)
+    assert str(database.default_key_file(moved)) not in message and not database.default_key_file(moved).exists()
+    assert "moved" in message and "1 key file(s)" in message and str(original_key.parent) in message
+    assert "TAXMATCH_KEY_FILE" in message and "TAXMATCH_DB_KEY" in message
+    monkeypatch.setenv(database.KEY_FILE_ENVIRONMENT_VARIABLE, str(original_key))  # what the message says to do
+    connect(moved).close()
 
 
 def test_wrong_key_is_refused_clearly(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:

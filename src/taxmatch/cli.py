@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -27,11 +28,10 @@ from taxmatch.api.cli import keys_app, serve
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
-from taxmatch.io.requests import RequestFileError
+from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
 from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
-from taxmatch.records import REQUEST_COLUMNS, Address, RequestRecord
 from taxmatch.settings import Policy, PolicyError, Workspace
 
 app = typer.Typer(
@@ -204,6 +204,29 @@ def print_batch_summary(result: BatchResult) -> None:
     out.print(f"{result.seconds:.1f}s ({rate:,.0f} requests/s); outputs in [bold]{result.out_dir}[/]")
 
 
+def os_error_text(error: OSError) -> str:
+    """One line for a failed file operation: the path and the system's reason, no traceback."""
+    where = f" {error.filename}" if error.filename else ""
+    return f"cannot use{where}: {error.strerror or type(error).__name__}"
+
+
+def check_batch_paths(file: Path, out_dir: Path | None) -> None:
+    """Refuse, before any work, an input that is not a readable file or an --out that cannot be a directory."""
+    if not file.exists():
+        fail(f"no such file: {file}")
+    if not file.is_file():
+        fail(f"{file} is not a file (a batch is one .csv, .ndjson or .parquet file)")
+    if out_dir is None:
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out {out_dir} is an existing file, not a directory")
+    existing = next((parent for parent in (out_dir, *out_dir.parents) if parent.exists()), None)
+    if existing is None or not existing.is_dir():
+        fail(f"--out {out_dir}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"--out {out_dir}: {existing} is not writable")
+
+
 @batch_app.command("run")
 def batch_run(
     ctx: typer.Context,
@@ -218,41 +241,52 @@ def batch_run(
     as_of_date = parse_as_of(as_of)
     if not agency.strip():
         fail("--agency must name the requesting agency")
+    check_batch_paths(file, out_dir)
+    if out_dir is not None and not out_dir.exists():
+        out_dir.mkdir(parents=True, mode=0o700)  # owner only: the outcome files hold personal data
     with open_session(ctx) as session:
-        result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir)
+        try:
+            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir)
+        except OSError as error:  # e.g. /proc or a full disk: what the checks above cannot foresee
+            fail(os_error_text(error))
     print_batch_summary(result)
 
 
 # ---- lookup ---------------------------------------------------------------------------------------
 
 
-def request_from_mapping(mapping: dict[str, Any]) -> RequestRecord:
-    values: dict[str, Any] = {}
-    for column in REQUEST_COLUMNS:
-        value = mapping.get(column)
-        values[column] = None if value is None or str(value).strip() == "" else str(value).strip()
-    prior = tuple(
-        Address(
-            *(
-                None if not entry.get(key) else str(entry[key]).strip()
-                for key in ("street", "unit", "city", "state", "zip")
-            )
-        )
-        for entry in mapping.get("prior_addresses") or []
-        if isinstance(entry, dict)
-    )
-    values["request_id"] = values["request_id"] or "lookup"
-    return RequestRecord(**values, prior_addresses=prior, source_line=1)
+def lookup_item(mapping: dict[str, Any]) -> Item:
+    """The request of ``mapping``, read exactly as `POST /v1/lookup` reads its body.
+
+    The API's own schema (`LookupRequest`: unknown fields refused, where the API answers 422)
+    and then the NDJSON reader, as a batch line would be: one definition for CLI and API.
+    """
+    from pydantic import ValidationError
+
+    from taxmatch.api.app import LookupRequest
+
+    try:
+        parsed = LookupRequest.model_validate(mapping)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc']) or 'request'}: {item['msg']}"
+            for item in error.errors(include_input=False)  # the message never echoes a value
+        ]
+        fail(f"the request is not valid: {'; '.join(problems)}")
+    values = parsed.model_dump(exclude_none=True)
+    values.setdefault("request_id", "lookup")
+    (item,) = read_requests_from_text(json.dumps(values, ensure_ascii=False), "ndjson")
+    return item
 
 
 @app.command()
 def lookup(
     ctx: typer.Context,
+    agency: Annotated[str, typer.Option("--agency", help="The requesting agency, recorded in the ledger (required).")],
     json_file: Annotated[
         str | None, typer.Option("--json", help="A JSON request object from FILE, or - for stdin.")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date the request is judged on (YYYY-MM-DD).")] = None,
-    agency: Annotated[str, typer.Option("--agency", help="The requesting agency, for the ledger.")] = "cli",
     request_id: Annotated[str | None, typer.Option("--request-id")] = None,
     first_name: Annotated[str | None, typer.Option("--first-name")] = None,
     middle_name: Annotated[str | None, typer.Option("--middle-name")] = None,
@@ -271,33 +305,41 @@ def lookup(
     tax_years: Annotated[str | None, typer.Option("--tax-years")] = None,
 ) -> None:
     """One request, decided exactly as in a batch; prints {request_id, outcome, reason_codes, disclosure}."""
+    if not agency.strip():
+        fail("--agency must name the requesting agency")
     mapping: dict[str, Any]
     if json_file is not None:
         try:
             text = sys.stdin.read() if json_file == "-" else Path(json_file).read_text(encoding="utf-8")
             mapping = json.loads(text)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
             fail(f"--json {json_file}: {error}")
         if not isinstance(mapping, dict):
             fail(f"--json {json_file}: expected one JSON object")
     else:
         mapping = {}
-    flags = {
-        "request_id": request_id, "first_name": first_name, "middle_name": middle_name, "last_name": last_name,
-        "suffix": suffix, "dob": dob, "tin": tin, "street": street, "unit": unit, "city": city, "state": state,
-        "zip": zip_code, "a_number": a_number, "removal_order_date": removal_order_date, "statute": statute,
-        "tax_years": tax_years,
+    fields = {
+        "first_name": first_name, "middle_name": middle_name, "last_name": last_name, "suffix": suffix, "dob": dob,
+        "tin": tin, "street": street, "unit": unit, "city": city, "state": state, "zip": zip_code,
+        "a_number": a_number, "removal_order_date": removal_order_date, "statute": statute, "tax_years": tax_years,
     }  # fmt: skip
-    mapping.update({key: value for key, value in flags.items() if value is not None})
-    request = request_from_mapping(mapping)
+    given = {key: value for key, value in fields.items() if value is not None}
+    if json_file is None and not given:
+        # No request at all is a usage error, not a request to account for: nothing reaches the ledger.
+        fail("no request given: pass --json FILE (or - for stdin) or the request's fields (--first-name, "
+             "--last-name, --street, ...); see taxmatch lookup --help")  # fmt: skip
+    mapping.update(given)
+    if request_id is not None:
+        mapping["request_id"] = request_id
+    item = lookup_item(mapping)
     as_of_date = parse_as_of(as_of)
     with open_session(ctx) as session:
-        (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
+        (decision,) = decide_requests(session.engine, session.policy, as_of_date, [item])
         model_version, _ = session.engine.current_model()
-        accounting = Accounting(agency, "lookup", "cli", model_version)
-        with session.ledger.transaction():
-            session.ledger.append(ledger_events([request], [decision], accounting, session.policy))
-        session.ledger.checkpoint(signing_key(session.workspace))
+        accounting = Accounting(agency.strip(), "lookup", "cli", model_version)
+        with session.ledger.transaction():  # the entry and its signature commit together: signed to the end
+            session.ledger.append(ledger_events([item], [decision], accounting, session.policy))
+            session.ledger.checkpoint(signing_key(session.workspace))
     out.print_json(dumps_decision(decision, session.policy.extra_disclosed_columns))
 
 

@@ -212,10 +212,23 @@ def _write_secret_file(path: Path, data: bytes) -> None:
 
 
 def _missing_key_message(workspace: Workspace) -> str:
+    # The default key file is named after the workspace's path: naming the one this path
+    # would have pointed the operator at a file that never existed when the folder was moved.
+    directory = default_key_directory()
+    try:
+        kept = sum(1 for path in directory.glob("*.key") if path.is_file())
+    except OSError:
+        kept = 0
+    where = (
+        f"{directory} holds {kept} key file(s) named after the workspaces' original paths; "
+        "one of them may be this workspace's"
+        if kept
+        else f"no key file was found in {directory}"
+    )
     return (
-        f"refusing to start: the database {workspace.database_path} exists but no key was found: "
-        f"set {DB_KEY_ENVIRONMENT_VARIABLE} to the key, or {KEY_FILE_ENVIRONMENT_VARIABLE} to the file "
-        f"holding it, or restore the key file {default_key_file(workspace)}"
+        f"refusing to start: the database {workspace.database_path} exists but no key was found for this "
+        f"workspace path (a moved or copied workspace keeps its key under its old path; {where}). Set "
+        f"{KEY_FILE_ENVIRONMENT_VARIABLE} to the file holding the key, or {DB_KEY_ENVIRONMENT_VARIABLE} to the key"
     )
 
 

@@ -429,7 +429,7 @@ def run_batch(
         items = list(read_requests(input_path))
         progress("read", len(items), len(items))
         decisions = decide_requests(engine, policy, as_of, items, progress, processes)
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: personal data
         accounting = Accounting(agency, batch_id, actor, model_version)
         writer = OutcomeWriter(target, policy.extra_disclosed_columns)
         try:

@@ -90,7 +90,7 @@ def test_rollback_leaves_no_entries(ledger: Ledger, con: duckdb.DuckDBPyConnecti
     # The next append continues the chain from the surviving head.
     entries = ledger.append(make_events(1, start=2))
     assert entries[0].seq == 3 and entries[0].prev_hash == head[1]
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 def test_transaction_commits(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
@@ -112,7 +112,7 @@ def test_two_ledgers_on_one_connection_continue_one_chain(ledger: Ledger, con: d
     other.append(make_events(2, start=2))
     ledger.append(make_events(1, start=4))
     assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3, 4, 5]
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 def test_duplicate_seq_is_refused_by_the_table(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
@@ -186,8 +186,12 @@ def test_verify_database(
     ledger.checkpoint(signer)
     ledger.append(make_events(2, start=8))
     result = verify_database(con, public_pem)
+    assert not result.ok and result.first_bad == 9 and "9-10 come after the last signed checkpoint" in result.problem
+    result = verify_database(con, public_pem, allow_unsigned_tail=True)
     assert result.ok and result.entries == 10 and result.head == ledger.head()[1]
     assert (result.checkpoints, result.signed_through, result.unverified) == (1, 8, 2)
+    ledger.checkpoint(signer)
+    assert verify_database(con, public_pem).ok
     con.execute("UPDATE ledger_entries SET taxpayer_tin = '111111111' WHERE seq = 4")
     result = verify_database(con, public_pem)
     assert not result.ok and result.first_bad == 4 and "entry 4" in result.problem
@@ -255,7 +259,7 @@ def test_small_and_large_appends_store_the_same_entries(ledger: Ledger, sizes: t
     assert stored == returned
     assert any(entry.reason_codes == () for entry in stored) and any(entry.fields_disclosed == () for entry in stored)
     assert all(entry.computed_hash() == entry.entry_hash for entry in stored)
-    assert verify_database(ledger.con).ok
+    assert verify_database(ledger.con, allow_unsigned_tail=True).ok
 
 
 def test_append_after_a_callers_own_rollback_chains_from_the_true_head(
@@ -268,7 +272,7 @@ def test_append_after_a_callers_own_rollback_chains_from_the_true_head(
     con.execute("ROLLBACK")  # ... which never happened
     ledger.append(make_events(2, start=3))
     assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3, 4, 5]
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 def test_append_after_the_cached_head_was_replaced_rereads_it(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
@@ -278,7 +282,7 @@ def test_append_after_the_cached_head_was_replaced_rereads_it(ledger: Ledger, co
     Ledger(con).append(make_events(1, start=5))  # another writer re-fills seq 2
     ledger.append(make_events(1, start=6))
     assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3]
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 def test_a_cached_head_behind_the_table_moves_forward(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:
@@ -288,7 +292,7 @@ def test_a_cached_head_behind_the_table_moves_forward(ledger: Ledger, con: duckd
     ledger._head = (first.seq, first.entry_hash)  # as if seq 2 had been appended by someone else
     ledger.append(make_events(1, start=2))
     assert [entry.seq for entry in ledger.iter_entries()] == [1, 2, 3]
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 # ---- the columnar append (batches) -----------------------------------------------------------------
@@ -353,7 +357,7 @@ def test_columnar_append_stores_what_event_appends_store(workspace: Workspace, t
                 else:
                     ledger.append(columns.events())
         rows.append(con.execute("SELECT * FROM ledger_entries ORDER BY seq").fetchall())
-        assert verify_database(con).ok
+        assert verify_database(con, allow_unsigned_tail=True).ok
         con.close()
     assert rows[0] == rows[1]
     assert len(rows[0]) == SMALL_APPEND + 9
@@ -371,7 +375,7 @@ def test_columnar_append_chains_after_event_appends_and_rolls_back(
     assert appended is not None and (appended.first_seq, appended.last_seq) == (3, 52)
     ledger.append(make_events(1, start=60))
     assert [entry.seq for entry in ledger.iter_entries()] == list(range(1, 54))
-    assert verify_database(con).ok
+    assert verify_database(con, allow_unsigned_tail=True).ok
 
 
 def test_columnar_append_collision_is_a_ledger_error(ledger: Ledger, con: duckdb.DuckDBPyConnection) -> None:

@@ -68,15 +68,21 @@ def test_export_verify_public_key_checkpoint(workspace: Workspace, tmp_path: Pat
     assert result.exit_code == 1 and '"first_bad": 6' in result.output
 
 
-def test_verify_strict_fails_on_unsigned_entries(workspace: Workspace) -> None:
+def test_verify_fails_on_unsigned_entries_unless_allowed(workspace: Workspace) -> None:
     runner = CliRunner()
     app = make_app(workspace)
     seed(workspace, 3)
-    result = runner.invoke(app, ["ledger", "verify"])
+    for strict in ([], ["--strict"]):  # --strict is kept for old scripts: it is the default now
+        result = runner.invoke(app, ["ledger", "verify", *strict])
+        assert result.exit_code == 1
+        assert "no signed checkpoint" in result.output and "--allow-unsigned-tail" in result.output
+    result = runner.invoke(app, ["ledger", "verify", "--allow-unsigned-tail"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["ledger", "verify", "--strict"])
-    assert result.exit_code == 1
-    assert "not covered" in result.output
+    assert "warning: no signed checkpoint" in result.output
+    result = runner.invoke(app, ["ledger", "verify", "--strict", "--allow-unsigned-tail"])
+    assert result.exit_code == 1 and "contradict" in result.output
+    assert runner.invoke(app, ["ledger", "checkpoint"]).exit_code == 0
+    assert runner.invoke(app, ["ledger", "verify"]).exit_code == 0
 
 
 def test_verify_database_tampering_exits_non_zero(workspace: Workspace) -> None:

@@ -44,8 +44,12 @@ def rehash_from(records: list[dict[str, Any]], start: int) -> None:
         prev = record["entry_hash"]
 
 
-def test_untouched_export_verifies_with_the_public_key_alone(exported: Path, public_pem: bytes) -> None:
-    result = verify_file(exported, public_pem)
+def test_untouched_export_with_an_unsigned_tail_verifies_only_when_that_is_allowed(
+    exported: Path, public_pem: bytes
+) -> None:
+    refused = verify_file(exported, public_pem)
+    assert not refused.ok and refused.first_bad == 16 and "--allow-unsigned-tail" in refused.problem
+    result = verify_file(exported, public_pem, allow_unsigned_tail=True)
     assert result.ok, result.problem
     assert (result.entries, result.checkpoints, result.signed_through, result.unverified) == (20, 2, 15, 5)
     assert result.first_bad is None and result.problem == ""
@@ -53,7 +57,7 @@ def test_untouched_export_verifies_with_the_public_key_alone(exported: Path, pub
 
 
 def test_header_key_is_used_when_none_given_but_flagged(exported: Path) -> None:
-    result = verify_file(exported)
+    result = verify_file(exported, allow_unsigned_tail=True)
     assert result.ok
     assert any("header" in warning for warning in result.warnings)
 
@@ -128,9 +132,12 @@ def test_truncated_unsigned_tail_with_rewritten_header_is_reported_unverified(
     records = read(exported)
     records = records[: index_of(records, 18)]
     records[0].update(entries=17, head=records[-1]["entry_hash"])
-    result = verify_file(write(exported, records), public_pem)
+    tampered = write(exported, records)
+    refused = verify_file(tampered, public_pem)  # by default the file must be signed to its end
+    assert not refused.ok and refused.first_bad == 16
+    result = verify_file(tampered, public_pem, allow_unsigned_tail=True)
     # Nothing signed covers entries 16-20, so dropping some of them is not provable from the
-    # file alone: the result says which entries are unverified.
+    # file alone once an unsigned tail is allowed: the result says which entries are unverified.
     assert result.ok
     assert (result.entries, result.signed_through, result.unverified) == (17, 15, 2)
     assert any("16-17" in warning and "no signature" in warning for warning in result.warnings)
@@ -156,7 +163,7 @@ def test_truncation_to_an_earlier_checkpoint_is_caught_by_an_expected_head(expor
     assert verify_file(tampered, public_pem).ok  # a prefix ending at a checkpoint is a valid ledger...
     result = verify_file(tampered, public_pem, expect_head=manifest_head)
     assert not result.ok and result.first_bad == 11  # ...unless a head known from elsewhere is missing
-    assert verify_file(exported, public_pem, expect_head=manifest_head).ok
+    assert verify_file(exported, public_pem, expect_head=manifest_head, allow_unsigned_tail=True).ok
 
 
 def test_forged_checkpoint_signature_is_caught(exported: Path, public_pem: bytes) -> None:
@@ -195,7 +202,7 @@ def test_resigned_forgery_fails_with_the_trusted_key_only(exported: Path, public
     tampered = write(exported, records)
     result = verify_file(tampered, public_pem)
     assert not result.ok and result.first_bad == 10 and "signature" in result.problem
-    assert verify_file(tampered).ok  # trusting the file's own key cannot catch this: documented
+    assert verify_file(tampered, allow_unsigned_tail=True).ok  # trusting the file's own key cannot: documented
 
 
 def test_malformed_lines_are_caught(exported: Path, public_pem: bytes) -> None:

@@ -335,7 +335,7 @@ class BatchManager:
         if len(rows) != total:
             raise RuntimeError(f"batch {batch_id}: {len(rows)} decisions stored for {total} records")
         target = self.out_root / batch_id
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: personal data
         with OutcomeWriter(target, service.policy.extra_disclosed_columns) as writer:
             for (text,) in rows:
                 writer.write(decision_from_json(str(text)))

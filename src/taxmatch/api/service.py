@@ -117,6 +117,8 @@ class Service:
         if seq > self.ledger.last_checkpoint_seq():
             with self.ledger.transaction():
                 self.ledger.checkpoint(signing_key(self.workspace))
+        else:
+            self.ledger.adopt_signed_head()
 
     @contextmanager
     def database(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -194,8 +196,17 @@ class Service:
             self._unsigned_lookups = 0
 
     def verify_ledger(self) -> VerifyResult:
+        """The same fail-closed check as `taxmatch ledger verify` (signed to the end).
+
+        This process's own lookups and batch chunks since its last checkpoint are signed
+        first: it wrote them, and they are unsigned only because signing is grouped. Entries
+        it did not write stay unsigned and fail the check.
+        """
         public_key = export_public_key(self.workspace)
         with self.database() as connection:
+            with self.ledger.transaction():
+                if self.ledger.checkpoint_own_tail(signing_key(self.workspace)) is not None:
+                    self._unsigned_lookups = 0
             return verify_database(connection, public_key)
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from json.encoder import encode_basestring as _escape
 from pathlib import Path
 from typing import Any
@@ -295,13 +295,23 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, text.rstrip("\n")
 
 
-def verify_file(path: Path, public_key_pem: bytes | None = None, *, expect_head: str | None = None) -> VerifyResult:
+def verify_file(
+    path: Path,
+    public_key_pem: bytes | None = None,
+    *,
+    expect_head: str | None = None,
+    allow_unsigned_tail: bool = False,
+) -> VerifyResult:
     """Verify an export offline, with only a public key.
 
     ``public_key_pem`` is the key you trust. Without it the header's key is used,
     which is weaker: whoever rewrote the file could have replaced that key and
     re-signed. ``expect_head`` is an entry hash known from elsewhere (a batch
     manifest's ledger head): the file must contain it.
+
+    Fails closed: the file must start with its header, hold at least one entry and be
+    signed to its end (a valid checkpoint of its last entry); ``allow_unsigned_tail``
+    accepts entries after the last checkpoint (reported in ``unverified``).
     """
     trusted: Ed25519PublicKey | None = None
     warnings: list[str] = []
@@ -319,6 +329,9 @@ def verify_file(path: Path, public_key_pem: bytes | None = None, *, expect_head:
             if not isinstance(record, dict):
                 raise _Failure(expected, f"line {number} is not a JSON object", number)
             kind = record.get("type")
+            if number == 1 and kind != "header":
+                # The header's count is what catches a cut-off end: an export without one is refused.
+                raise _Failure(None, "line 1 is not the export header: an export starts with its header", 1)
             if kind == "entry":
                 verifier.entry(record, number)
             elif kind == "checkpoint":
@@ -327,6 +340,9 @@ def verify_file(path: Path, public_key_pem: bytes | None = None, *, expect_head:
                 header = record
                 if record.get("format") != LEDGER_FORMAT:
                     raise _Failure(None, f"line 1: unknown format {record.get('format')!r}", 1)
+                declared = record.get("entries")
+                if type(declared) is not int or not isinstance(record.get("head"), str):
+                    raise _Failure(None, "line 1: the header lacks its entry count or head hash", 1)
                 key_text = record.get("public_key")
                 if isinstance(key_text, str) and key_text:
                     if trusted is None:
@@ -343,6 +359,8 @@ def verify_file(path: Path, public_key_pem: bytes | None = None, *, expect_head:
                         warnings.append("the header's public key differs from the given one; the given key was used")
             else:
                 raise _Failure(expected, f"line {number}: unexpected record type {kind!r}", number)
+        if header is None:
+            raise _Failure(None, "the file is empty: an export has a header and at least one entry", None)
     except _Failure as failure:
         result = verifier.failed(failure)
         return _with_warnings(result, warnings)
@@ -362,7 +380,35 @@ def verify_file(path: Path, public_key_pem: bytes | None = None, *, expect_head:
         if declared == result.entries and header.get("head") != result.head:
             problem = f"the header's head hash does not match entry {result.entries}"
             return _with_warnings(verifier.failed(_Failure(result.entries, problem, None)), warnings)
-    return _with_warnings(result, warnings)
+    return _with_warnings(_signed_to_the_end(result, allow_unsigned_tail), warnings)
+
+
+def _signed_to_the_end(result: VerifyResult, allow_unsigned_tail: bool) -> VerifyResult:
+    """The fail-closed rule shared by the file and the database: not empty, and signed to its end.
+
+    Whoever can write the ledger can re-hash the chain, so the hashes alone vouch for
+    nothing: an entry counts only when a signed checkpoint covers it.
+    """
+    if not result.ok:
+        return result
+    if result.entries == 0:
+        problem = "the ledger has no entries: there is nothing a signature vouches for"
+        return replace(result, ok=False, first_bad=1, problem=problem)
+    if result.unverified and not allow_unsigned_tail:
+        first = result.signed_through + 1
+        if result.checkpoints:
+            problem = (
+                f"entries {first}-{result.entries} come after the last signed checkpoint (entry "
+                f"{result.signed_through}): no signature vouches for them (appended, or their checkpoint "
+                "removed); --allow-unsigned-tail accepts them"
+            )
+        else:
+            problem = (
+                f"no signed checkpoint: no signature vouches for entries {first}-{result.entries} "
+                "(checkpoints removed, or never taken); --allow-unsigned-tail accepts them"
+            )
+        return replace(result, ok=False, first_bad=first, problem=problem)
+    return result
 
 
 def _with_warnings(result: VerifyResult, warnings: Iterable[str]) -> VerifyResult:
@@ -384,12 +430,18 @@ def _with_warnings(result: VerifyResult, warnings: Iterable[str]) -> VerifyResul
 
 
 def verify_database(
-    con: duckdb.DuckDBPyConnection, public_key_pem: bytes | None = None, *, expect_head: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    public_key_pem: bytes | None = None,
+    *,
+    expect_head: str | None = None,
+    allow_unsigned_tail: bool = False,
 ) -> VerifyResult:
     """Verify the ledger tables in ``con`` (for ``GET /v1/ledger/verify``: ok, entries, head).
 
     Pass the workspace's public key (`export_public_key`); without it each checkpoint
     is checked against the key stored with it, which a database writer could replace.
+    The same fail-closed rule as `verify_file`: not empty, signed to its end unless
+    ``allow_unsigned_tail``.
     """
     ledger = Ledger(con)
     trusted = load_public_key(public_key_pem) if public_key_pem is not None else None
@@ -411,4 +463,4 @@ def verify_database(
                 verifier.checkpoint(checkpoint, None)
     except _Failure as failure:
         return verifier.failed(failure)
-    return verifier.finish()
+    return _signed_to_the_end(verifier.finish(), allow_unsigned_tail)

@@ -99,35 +99,45 @@ def verify_command(
     expect_head: Annotated[
         str | None, typer.Option("--expect-head", help="An entry hash known from elsewhere (a batch manifest).")
     ] = None,
+    allow_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned-tail",
+            help="Accept entries after the last signed checkpoint (by default the ledger must be signed to its end).",
+        ),
+    ] = False,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Also fail if any entry is not covered by a signed checkpoint.")
+        bool, typer.Option("--strict", hidden=True, help="Kept for old scripts: the default now (signed to the end).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
-    """Exit 0 if the ledger is intact; otherwise non-zero, naming the first bad entry."""
+    """Exit 0 if the ledger is intact; otherwise non-zero, naming the first bad entry.
+
+    Intact means: hash-chained without a gap, not empty, an export with its header, and
+    signed to its end by a valid checkpoint (unless --allow-unsigned-tail).
+    """
+    if strict and allow_unsigned_tail:
+        raise _fail("--strict and --allow-unsigned-tail contradict each other (--strict is the default)")
     try:
         pem = public_key.read_bytes() if public_key is not None else None
     except OSError as error:
         raise _fail(f"cannot read the public key {public_key}: {error.strerror}") from None
     try:
         if file is not None:
-            result = verify_file(file, pem, expect_head=expect_head)
+            result = verify_file(file, pem, expect_head=expect_head, allow_unsigned_tail=allow_unsigned_tail)
         else:
             workspace = _workspace(ctx)
             if pem is None and has_signing_key(workspace):
                 pem = export_public_key(workspace)
             con = connect(workspace, read_only=True)
             try:
-                result = verify_database(con, pem, expect_head=expect_head)
+                result = verify_database(con, pem, expect_head=expect_head, allow_unsigned_tail=allow_unsigned_tail)
             finally:
                 con.close()
     except (DatabaseError, OSError, ValueError) as error:
         raise _fail(str(error)) from None
     _report(result, as_json)
     if not result.ok:
-        raise typer.Exit(1)
-    if strict and result.unverified:
-        typer.echo(f"strict: {result.unverified} entries are not covered by a signed checkpoint", err=True)
         raise typer.Exit(1)
 
 

@@ -165,6 +165,10 @@ class Ledger:
         # (seq, entry_hash) this object last appended or read as the head; a hint only:
         # `_checked_head` verifies it against the table before an append chains from it.
         self._head: tuple[int, str] | None = None
+        # The head this object can vouch for: one it signed, extended only by its own appends
+        # chained directly onto it. `checkpoint_own_tail` signs only such a head, never entries
+        # another writer slipped in.
+        self._vouched: tuple[int, str] | None = None
 
     def ensure_schema(self) -> None:
         for statement in SCHEMA_SQL:
@@ -186,16 +190,19 @@ class Ledger:
     def transaction(self) -> Iterator[Ledger]:
         """BEGIN; COMMIT on success, ROLLBACK (and re-raise) on any exception."""
         self.con.execute("BEGIN TRANSACTION")
+        vouched = self._vouched
         try:
             yield self
         except BaseException:
             self.con.execute("ROLLBACK")
             self._forget()
+            self._vouched = vouched
             raise
         try:
             self.con.execute("COMMIT")
         except BaseException:
             self._forget()  # a failed COMMIT rolls back: what was appended is not there
+            self._vouched = vouched
             raise
 
     @contextmanager
@@ -321,8 +328,13 @@ class Ledger:
             else:
                 self._insert_arrow(events, first, recorded_at, prev_hashes, hashes)
         self._seq_hint = seq
+        self._extend_vouched(first, entries[0].prev_hash, (seq, prev_hash))
         self._head = (seq, prev_hash)
         return entries
+
+    def _extend_vouched(self, first: int, chained_from: str, head: tuple[int, str]) -> None:
+        if self._vouched == (first - 1, chained_from):
+            self._vouched = head
 
     def append_columns(self, columns: EventColumns) -> Appended | None:
         """Account for a batch's events given by column (see `EventColumns`); None if empty. Does not commit.
@@ -373,6 +385,7 @@ class Ledger:
                 self.con.unregister(_VIEW)
         last = first + count - 1
         self._seq_hint = last
+        self._extend_vouched(first, prev_hash, (last, hashes[-1]))
         self._head = (last, hashes[-1])
         return Appended(first, last, hashes[-1], recorded_at)
 
@@ -453,7 +466,34 @@ class Ledger:
                 checkpoint.signature,
             ],
         )
+        self._vouched = (seq, head_hash)
         return checkpoint
+
+    def adopt_signed_head(self) -> bool:
+        """Vouch for the head if a stored checkpoint names it (or the ledger is empty): the start
+        from which `checkpoint_own_tail` counts this object's own appends. Returns whether it did."""
+        seq, head_hash = self.head()
+        if seq > 0:
+            row = self.con.execute(
+                f"SELECT count(*) FROM {CHECKPOINTS_TABLE} WHERE seq = ? AND head_hash = ?", [seq, head_hash]
+            ).fetchone()
+            if row is None or not row[0]:
+                return False
+        self._vouched = (seq, head_hash)
+        return True
+
+    def checkpoint_own_tail(self, signer: Ed25519PrivateKey) -> Checkpoint | None:
+        """Sign the head if it is unsigned and every entry after this object's last checkpoint
+        is its own append; otherwise sign nothing (None). Does not commit.
+
+        For a process that appends between checkpoints (the API's lookups) and must verify
+        signed to the end: it vouches for what it wrote, and a tail another writer appended
+        stays unsigned, so verification fails on it.
+        """
+        seq, head_hash = self.head()
+        if seq <= self.last_checkpoint_seq() or self._vouched != (seq, head_hash):
+            return None
+        return self.checkpoint(signer)
 
     def last_checkpoint_seq(self) -> int:
         """The highest seq a stored checkpoint names (0 if none); not a signature check."""
