@@ -73,6 +73,8 @@ def _at(street: str, unit: str = "", city: str = "SPRINGFIELD", state: str = "IL
         (_at("309 N Maple Street"), _at("309 Maple"), "line"),
         (_at("309 Mapel"), _at("309 Maple St"), "street_typo"),
         (_at("309 Maple Ave"), _at("309 Maple St"), "zip_only"),
+        (_at("39 E Hill"), _at("39 E Hill Pl"), "line"),  # a name that is also a suffix word
+        (_at("670 Harbor"), _at("670 Harbor Ct"), "line"),
         # A short suffix glued to the name: `5thave` is 5th Ave.
         (_at("344 E 5thave"), _at("344 East 5th Avenue"), "line"),
         (_at("367 Orchardst"), _at("367 Orchard St"), "line"),

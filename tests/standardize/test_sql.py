@@ -61,6 +61,9 @@ def test_street_forms_fold_to_one_key(
         ("12 Oak St", "OAKSTREET", None, "ST", "OAK"),
         ("5 St James Pl", "STJAMESPLACE", None, "PL", "STJAMES"),
         ("309 Maple", "MAPLE", None, None, "MAPLE"),
+        ("39 E Hill", "HILL", "E", None, "HILL"),  # one word names the street, even a suffix word
+        ("39 E Hill Pl", "HILLPLACE", "E", "PL", "HILL"),
+        ("125 Center", "CENTER", None, None, "CENTER"),
         ("5 Avenue B", "AVENUEB", None, None, "AVENUEB"),
         ("7 N", "N", "N", None, None),
     ],

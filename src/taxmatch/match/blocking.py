@@ -21,6 +21,8 @@ Together the keys find the person when any one field of the request is wrong:
   names swapped, a ZIP keyed wrong;
 - key_house_street (house number and the street line, in any place): a ZIP or state keyed
   wrong together with a name typo;
+- key_given_dob (given name and date of birth): a surname changed (marriage) or keyed beyond
+  recognition, together with a move or a ZIP keyed wrong: the surname-change rule needs to see it;
 - key_surname_zip, key_given_zip (one name, the other's initial, and the ZIP): the other name keyed
   wrong (its first letter is the one least often mistyped) together with the house number or the
   street.
@@ -101,6 +103,7 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
     BlockingKey("key_surname2", ("last_surname", "dob")),
     BlockingKey("key_dob_initials", ("dob", "initials"), capped=True),
     BlockingKey("key_house_street", ("house_number", "street_line"), capped=True),
+    BlockingKey("key_given_dob", ("first_name", "dob"), capped=True),
     BlockingKey("key_surname_zip", ("last_name", "first_initial", "zip5"), capped=True),
     BlockingKey("key_given_zip", ("first_name", "last_initial", "zip5"), capped=True),
 )
@@ -118,6 +121,7 @@ BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
     ("key_surname2", "key_surname2"),
     ("key_dob_initials", "key_dob_initials"),
     ("key_house_street", "key_house_street"),
+    ("key_given_dob", "key_given_dob"),
     ("key_surname_zip", "key_surname_zip"),
     ("key_given_zip", "key_given_zip"),
 )

@@ -90,6 +90,12 @@ def street_parts(core: str) -> tuple[str | None, str | None, str | None, str | N
     directions = " ".join(standard for standard in standards if standard in DIRECTION_STANDARDS)
     last = standards[-1]
     street_type = last if last is not None and last not in DIRECTION_STANDARDS else ""
+    name_words = [
+        token for token, standard in zip(tokens, standards, strict=True) if standard not in DIRECTION_STANDARDS
+    ]
+    if len(name_words) == 1:
+        # One word besides directionals names the street, even a word that is also a suffix.
+        return name_words[0], _nonempty(directions), None, name_words[0]
     last_is_suffix = bool(street_type)
     bare = "".join(
         token

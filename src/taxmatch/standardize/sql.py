@@ -42,6 +42,8 @@ def street_name_sql(cores_query: str) -> str:
     - street_dirs: the directionals (`N`), so that a missing one agrees and another one does not;
     - street_type: the standard suffix when the last word is one (`ST`), so 12 Oak Ct is not 12 Oak St;
     - street_bare: street_line without that suffix (`MAIN`), so `309 Maple` agrees with `309 Maple St`.
+    A street of one word besides directionals is named by that word, even one that is also a suffix
+    (`39 E Hill`: line and bare `HILL`, no type), so that it too agrees with `39 E Hill Pl`.
     A line of nothing but directionals keeps them in street_line (`N` alone is a name then).
     Works on distinct values, so a master of millions of returns costs one pass over its distinct streets.
     """
@@ -52,6 +54,14 @@ def street_name_sql(cores_query: str) -> str:
                    unnest(generate_series(1, len(string_split(street_core, ' ')))) AS position,
                    unnest(string_split(street_core, ' ')) AS token
             FROM cores)
+        SELECT street_core, street_name,
+               -- A street named by one word that is also a suffix (`39 E Hill`, `125 Center`): that
+               -- word is its name, not its type, so `39 E Hill Pl` is the same street with the suffix.
+               CASE WHEN name_words = 1 THEN name_as_keyed ELSE street_line END AS street_line,
+               CASE WHEN name_words = 1 THEN name_as_keyed ELSE street_bare END AS street_bare,
+               street_dirs,
+               CASE WHEN name_words = 1 THEN '' ELSE street_type END AS street_type
+        FROM (
         SELECT street_core, string_agg(coalesce(u.standard, token), ' ' ORDER BY position) AS street_name,
                coalesce(string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir'
                                         THEN CASE WHEN position = words THEN coalesce(u.long, token) ELSE token END
@@ -61,10 +71,13 @@ def street_name_sql(cores_query: str) -> str:
                                     AND NOT (position = words AND u.kind IS NOT DISTINCT FROM 'suffix')
                                THEN token END, '' ORDER BY position) AS street_bare,
                string_agg(CASE WHEN u.kind = 'dir' THEN u.standard END, ' ' ORDER BY position) AS street_dirs,
-               arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type
+               arg_max(CASE WHEN u.kind = 'suffix' THEN u.standard ELSE '' END, position) AS street_type,
+               count(*) FILTER (WHERE u.kind IS DISTINCT FROM 'dir') AS name_words,
+               string_agg(CASE WHEN u.kind IS DISTINCT FROM 'dir' THEN token END, '' ORDER BY position)
+                   AS name_as_keyed
         FROM tokens LEFT JOIN tm_street_tokens u USING (token)
         WHERE token <> ''
-        GROUP BY street_core"""
+        GROUP BY street_core)"""
 
 
 _UNIT_WORDS = "|".join(sorted((designator for designator in UNIT_DESIGNATORS if designator != "#"), key=len)[::-1])
