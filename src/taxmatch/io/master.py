@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from taxmatch.io.csv_lines import field_name, line_text, looks_like_text, quote_problem, split_line
+
 MASTER_COLUMNS: tuple[str, ...] = (
     "tin",
     "tax_year",
@@ -265,54 +267,6 @@ def _capped_lines(binary: IO[bytes]) -> Iterator[bytes | None]:
         yield line
 
 
-def _line_text(raw: bytes) -> str:
-    # Decoded leniently so one bad byte costs one row: SQL rejects the U+FFFD it leaves.
-    text = raw.decode("utf-8", "replace")
-    if text.endswith("\n"):
-        text = text[:-1]
-        if text.endswith("\r"):
-            text = text[:-1]
-    return text
-
-
-def _split_quoted(text: str) -> list[str] | None:
-    """The fields of one line that holds a quote, or None if its quoting is broken."""
-    try:
-        return next(csv.reader((text,), strict=True))
-    except csv.Error:
-        return None
-
-
-def quote_problem(text: str, names: list[str]) -> str:
-    """Which field of a one-line CSV record has broken quoting, and how ('' if none)."""
-    position = 0
-    index = 0
-    while True:
-        name = names[index] if index < len(names) else f"field {index + 1}"
-        if text.startswith('"', position):
-            close = position + 1
-            while True:
-                close = text.find('"', close)
-                if close < 0:
-                    return f"{name}: quote not closed before the end of the line"
-                if not text.startswith('"', close + 1):
-                    break
-                close += 2
-            position = close + 1
-            if position < len(text) and text[position] != ",":
-                return f"{name}: text after the closing quote"
-        else:
-            comma = text.find(",", position)
-            end = len(text) if comma < 0 else comma
-            if '"' in text[position:end]:
-                return f"{name}: quote inside an unquoted field"
-            position = end
-        if position >= len(text):
-            return ""
-        position += 1
-        index += 1
-
-
 def _read_lines(
     path: Path, on_problem: Callable[[MasterRowProblem], None], on_bytes: Callable[[int], None]
 ) -> Iterator[pa.Table]:
@@ -322,12 +276,12 @@ def _read_lines(
         first = next(lines_of_file, b"")
         if first is None:
             raise MasterFileError(f"{path}: the header line is longer than {MAX_LINE_BYTES:,} bytes")
-        header_text = _line_text(first.removeprefix(b"\xef\xbb\xbf"))
+        header_text, header_valid = line_text(first.removeprefix(b"\xef\xbb\xbf"))
         if not header_text.strip():
             raise MasterFileError(f"{path}: the file is empty (no header row)")
-        header_fields = _split_quoted(header_text) if '"' in header_text else header_text.split(",")
-        if header_fields is None or "\r" in header_text:
-            raise MasterFileError(f"{path}: the header line is not valid CSV")
+        header_fields = split_line(header_text)
+        if header_fields is None or "\r" in header_text or not header_valid or not looks_like_text([first]):
+            raise MasterFileError(f"{path}: the header line is not CSV text (invalid UTF-8, control bytes or quotes)")
         header = [column.strip().lower() for column in header_fields]
         _check_header(path, header)
         width = len(header)
@@ -349,16 +303,18 @@ def _read_lines(
             if raw is None:
                 reject(f"line is longer than {MAX_LINE_BYTES:,} bytes")
                 continue
-            text = _line_text(raw)
+            # Invalid UTF-8 is kept as U+FFFD, which SQL rejects naming the row.
+            text, _ = line_text(raw)
             if not text.strip():
                 reject("blank line")
                 continue
             if "\r" in text:
                 reject("carriage return inside the line")
                 continue
-            fields = _split_quoted(text) if '"' in text else text.split(",")
+            fields = split_line(text)
             if fields is None:
-                reject(quote_problem(text, header) or "not valid CSV")
+                broken = quote_problem(text)
+                reject(f"{field_name(header, broken.field_index)}: {broken.problem}" if broken else "not valid CSV")
                 continue
             if len(fields) != width:
                 reject(f"{len(fields)} fields where the header has {width}")
