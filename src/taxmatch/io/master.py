@@ -339,7 +339,8 @@ def _read_csv(
     path: Path, on_problem: Callable[[MasterRowProblem], None], on_bytes: Callable[[int], None]
 ) -> Iterator[pa.Table]:
     physical_lines = _plain_lines(path)
-    if physical_lines:
+    # Arrow refuses a file of a header alone; the line reader reads it as no rows.
+    if physical_lines is not None and physical_lines > 1:
         yield from _read_plain_csv(path, physical_lines, on_problem, on_bytes)
     else:
         yield from _read_lines(path, on_problem, on_bytes)
