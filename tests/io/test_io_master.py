@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
+import json
 import random
 from pathlib import Path
 
@@ -286,3 +288,71 @@ def test_master_load_of_a_hopeless_file_is_an_error_without_a_traceback(
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.slow
+def test_a_stray_quote_in_a_synthetic_master_discloses_nobody_else(tmp_path: Path) -> None:
+    # Issue 13, finding 1, end to end: `"` before a first name on one line and `"X` after a first
+    # name five lines later; the lookup came back DISCLOSED, p = 1.0, with another taxpayer's
+    # address and four raw master rows in its first_name.
+    as_of = "2026-11-25"
+    data, home = tmp_path / "data", tmp_path / "home"
+
+    def invoke(*args: str) -> str:
+        result = CliRunner().invoke(app, ["--home", str(home), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    invoke("synth", "--people", "300", "--requests", "60", "--out", str(data), "--as-of", as_of)
+    with (data / "master.csv").open(encoding="utf-8", newline="") as handle:
+        master_rows = list(csv.reader(handle))
+    with (data / "truth.csv").open(encoding="utf-8", newline="") as handle:
+        truth = [row for row in csv.DictReader(handle) if row["expected_outcome"] == "DISCLOSED"]
+
+    def tin_of(row: list[str]) -> str:
+        return row[0].replace("-", "")
+
+    # The first findable person with another return to disclose from, whose line five further on is another's.
+    index, person = next(
+        (index, row)
+        for row in truth
+        for index, master_row in enumerate(master_rows)
+        if index + 5 < len(master_rows)
+        and tin_of(master_row) == row["expected_tin"]
+        and tin_of(master_rows[index + 5]) != row["expected_tin"]
+        and sum(tin_of(other) == row["expected_tin"] for other in master_rows) > 1
+    )
+    text_lines = (data / "master.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert all('"' not in line for line in text_lines)
+    for at, change in ((index, lambda name: '"' + name), (index + 5, lambda name: name + '"X')):
+        fields = text_lines[at].split(",")
+        fields[3] = change(fields[3])
+        text_lines[at] = ",".join(fields)
+    (data / "master.csv").write_text("".join(text_lines), encoding="utf-8")
+
+    invoke("master", "load", str(data / "master.csv"))
+    with (home / "master-rejects.csv").open(encoding="utf-8", newline="") as handle:
+        rejects = [(row["line"], row["problem"]) for row in csv.DictReader(handle)]
+    assert rejects == [
+        (str(index + 1), "first_name: quote not closed before the end of the line"),
+        (str(index + 6), "first_name holds a quote or a line break"),
+    ]
+    with (data / "requests.csv").open(encoding="utf-8", newline="") as handle:
+        request = next(row for row in csv.DictReader(handle) if row["request_id"] == person["request_id"])
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(request), encoding="utf-8")
+    answer = json.loads(invoke("lookup", "--json", str(request_file), "--as-of", as_of, "--agency", "TEST"))
+    disclosure = answer["disclosure"]
+    if answer["outcome"] == "DISCLOSED":
+        # Only from the person's own, intact returns: the address is one of theirs.
+        own = {
+            (row[8], row[10], row[12][:5])
+            for at, row in enumerate(master_rows)
+            if tin_of(row) == person["expected_tin"] and at != index
+        }
+        assert disclosure["tin_last4"] == person["expected_tin"][-4:]
+        assert (disclosure["street"], disclosure["city"], disclosure["zip"][:5]) in own
+    for value in (disclosure or {}).values():
+        text = str(value)
+        assert "\n" not in text and '"' not in text and len(text) < 60
+        assert not any(tin_of(row) in text.replace("-", "") for row in master_rows[1:])
