@@ -41,21 +41,55 @@ def line_text(raw: bytes) -> tuple[str, bool]:
     return text, valid
 
 
-def split_line(text: str) -> list[str] | None:
-    """The fields of one line (without its line ending), or None if its quoting is broken.
+class _QuoteStillOpen(Exception):
+    """The csv module asked for a second line: a quote is open at the end of the line."""
 
-    Broken means a quote still open at the end of the line, or text after a closing quote
-    (`"abc"x`). A quote inside an unquoted field (`O"Brien`) is kept as a character: each
-    reader then decides whether its fields may hold one.
+
+class LineSplitter:
+    """Splits lines into fields by the rule; one per reader (it keeps a csv reader between lines).
+
+    The csv module asks its input for another line only when a quote is still open at the end
+    of the current one; this input has none to give, so that becomes "broken" instead of a
+    licence to read on. One csv reader kept across lines costs half as much as one per line.
+    Not thread-safe: each reader (and thread) has its own.
     """
-    if '"' not in text:
-        return text.split(",")
-    try:
-        # The csv module asks for a second line only when a quote is still open; a one-item
-        # input makes that the end of the data, which strict mode refuses.
-        return next(csv.reader((text,), strict=True))
-    except csv.Error:
-        return None
+
+    __slots__ = ("_line", "_reader")
+
+    def __init__(self) -> None:
+        self._line: str | None = None
+        self._reader = csv.reader(self, strict=True)
+
+    def __iter__(self) -> LineSplitter:
+        return self
+
+    def __next__(self) -> str:
+        line = self._line
+        if line is None:
+            raise _QuoteStillOpen
+        self._line = None
+        return line
+
+    def split(self, text: str) -> list[str] | None:
+        """The fields of one line (without its line ending), or None if its quoting is broken.
+
+        Broken means a quote still open at the end of the line, or text after a closing quote
+        (`"abc"x`). A quote inside an unquoted field (`O"Brien`) is kept as a character: each
+        reader then decides whether its fields may hold one.
+        """
+        if '"' not in text:
+            return text.split(",")
+        self._line = text
+        try:
+            return next(self._reader)
+        except (_QuoteStillOpen, csv.Error):
+            self._line = None
+            return None
+
+
+def split_line(text: str) -> list[str] | None:
+    """`LineSplitter.split` for a single line (a header, a test)."""
+    return LineSplitter().split(text)
 
 
 def split_line_leniently(text: str) -> list[str]:
@@ -98,6 +132,11 @@ def field_name(names: list[str], index: int) -> str:
     return names[index] if index < len(names) and names[index] else f"field {index + 1}"
 
 
+def is_binary_text(text: str) -> bool:
+    """Whether decoded text holds control characters that no CSV or NDJSON text has."""
+    return _CONTROL_CHARACTERS.search(text) is not None
+
+
 def looks_like_text(raw_lines: list[bytes]) -> bool:
     """Whether most non-blank lines of a sample are UTF-8 text without control characters.
 
@@ -110,6 +149,6 @@ def looks_like_text(raw_lines: list[bytes]) -> bool:
             continue
         checked += 1
         text, valid = line_text(raw)
-        if not valid or _CONTROL_CHARACTERS.search(text):
+        if not valid or is_binary_text(text):
             bad += 1
     return bad * 2 <= checked

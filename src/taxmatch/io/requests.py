@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from taxmatch.io.csv_lines import (
+    LineSplitter,
     field_name,
     line_text,
     looks_like_text,
@@ -259,6 +260,7 @@ class _CsvStream:
         width = self._width
         indexes = self._indexes
         contract_order = self._in_contract_order
+        split = LineSplitter().split
         for line, raw in self._lines:
             if len(raw) > MAX_LINE_CHARS:
                 yield MalformedRecord(None, line, f"line {line}: longer than {MAX_LINE_CHARS:,} characters")
@@ -270,7 +272,7 @@ class _CsvStream:
                 problem = f"line {line}: carriage return inside the line"
                 yield MalformedRecord(self._id_before_break(text), line, problem)
                 continue
-            row = split_line(text)
+            row = split(text)
             if row is None:
                 yield self._broken_quote(text, line)
                 continue
