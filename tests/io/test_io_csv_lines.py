@@ -16,8 +16,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,19 +191,16 @@ def test_master_reader_accounts_for_every_line_and_merges_none(rows: list[Row]) 
         fields = oracle_fields(line)
         if fields is None or len(fields) != len(MASTER_COLUMNS):
             assert number in rejected, (number, line)
+        elif any('"' in field for field in fields):
+            # A quote left in a value (`JOHN"X`, an escaped `""`) is what a stray quote leaves behind.
+            (problem,) = [problem.problem for problem in problems if problem.line == number]
+            assert problem.endswith(" holds a quote or a line break"), (number, line)
         else:
-            assert read[number] == tuple(field for field in fields), (number, line)
+            assert read[number] == tuple(fields), (number, line)
     for number, values in expected_lines(MASTER_HEADER, rows).items():
-        assert read[number] == values
-    # And the values check rejects any quote or line break left inside a read field.
-    if read:
-        connection = duckdb.connect()
-        table = pa.table({column: [values[i] for values in read.values()] for i, column in enumerate(MASTER_COLUMNS)})
-        connection.register("staged", table.append_column("source_line", pa.array(list(read), type=pa.int64())))
-        found = connection.execute(f"SELECT source_line, {master.ROW_PROBLEM_SQL} FROM staged").fetchall()
-        for number, problem in found:
-            quoted = any('"' in value for value in read[number])
-            assert (problem is not None and "holds a quote or a line break" in problem) == quoted, (number, problem)
+        if not any('"' in value for value in values):
+            assert read[number] == values
+    assert not any('"' in value or "\n" in value or "\r" in value for values in read.values() for value in values)
 
 
 # ---- the request readers -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -86,24 +87,21 @@ def _any_column(condition: str) -> str:
     return " OR ".join(f"({condition.format(c=column)})" for column in MASTER_COLUMNS)
 
 
+# No master value holds a quote or a line break: what a stray quote leaves behind (docs/files.md).
+_QUOTE_OR_BREAK = r'["\n\r]'
+_QUOTE_OR_BREAK_PROBLEM = "{} holds a quote or a line break"
 _TOO_LONG = _per_column(f"length({{c}}) > {MAX_FIELD_CHARS}", f"{{c}} is longer than {MAX_FIELD_CHARS} characters")
-# RE2 reads \n and \r in the pattern; DuckDB passes the backslashes through.
-_QUOTE_OR_BREAK_IN = "regexp_matches({c}, '[\"\\n\\r]')"
-_QUOTE_OR_BREAK = _per_column(_QUOTE_OR_BREAK_IN, "{c} holds a quote or a line break")
-
 # What makes a read row unusable, as SQL over the staged rows (all VARCHAR, already trimmed).
 # Checked in the database, vectorized, because a Python test per row of millions costs a minute.
-# The quote and line-break test holds the CSV rule for Parquet files too: no master field
-# carries a piece of another row. The per-column CASEs run only on rows the cheap test flags
-# (three `contains` over the row: 0.35 s at 1M rows, a regular expression 1.0 s).
+# A quote or a line break in a value is refused by the readers instead (`_QUOTE_OR_BREAK`): only
+# a CSV line that holds a quote, or a Parquet value, can carry one, and testing every row here
+# cost a third more SQL time (1 s at 1M rows).
 _ALL_VALUES = f"concat({', '.join(MASTER_COLUMNS)})"
 ROW_PROBLEM_SQL = f"""CASE
     WHEN greatest({", ".join(f"length({column})" for column in MASTER_COLUMNS)}) > {MAX_FIELD_CHARS}
         THEN {_TOO_LONG}
     WHEN contains({_ALL_VALUES}, chr(65533)) OR contains({_ALL_VALUES}, chr(0))
         THEN 'invalid UTF-8 or NUL byte'
-    WHEN contains({_ALL_VALUES}, '"') OR contains({_ALL_VALUES}, chr(10)) OR contains({_ALL_VALUES}, chr(13))
-        THEN {_QUOTE_OR_BREAK}
     WHEN NOT regexp_full_match(tin, '[0-9]{{3}}-?[0-9]{{2}}-?[0-9]{{4}}') THEN 'tin is not 9 digits'
     WHEN NOT regexp_full_match(tax_year, '(19|20)[0-9][0-9]') THEN 'tax_year is not a year YYYY'
     WHEN lower(role) NOT IN ('primary', 'spouse') THEN 'role is not primary or spouse'
@@ -319,6 +317,9 @@ def _read_lines(
         seen = read = rejected = 0
         number = 1
         split = LineSplitter().split
+        master_positions = [
+            (column, at) for column, at in zip(MASTER_COLUMNS, positions, strict=True) if at is not None
+        ]
 
         def reject(problem: str) -> None:
             nonlocal rejected
@@ -345,6 +346,11 @@ def _read_lines(
             if len(fields) != width:
                 reject(f"{len(fields)} fields where the header has {width}")
                 continue
+            if '"' in text:  # only a line with a quote can leave one in a value (no CR or LF is left)
+                quoted = next((column for column, at in master_positions if '"' in fields[at]), None)
+                if quoted is not None:
+                    reject(_QUOTE_OR_BREAK_PROBLEM.format(quoted))
+                    continue
             rows.append(fields)
             numbers.append(number)
             if len(rows) >= BATCH_ROWS:
@@ -417,23 +423,52 @@ def _read_parquet(
     _check_header(path, found)
     _check_parquet_types(path, parquet.schema_arrow)
     first_row = 1
+    read = rejected = 0
     total_rows = parquet.metadata.num_rows
     size = path.stat().st_size
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             renamed = batch.rename_columns([name.lower() for name in batch.schema.names])
+            present = [column for column in MASTER_COLUMNS if column in renamed.schema.names]
+            texts = {column: renamed.column(column).cast(pa.string()) for column in present}
+            keep = _without_quotes_or_breaks(path.name, first_row, texts, on_problem)
+            if keep is not None:
+                rejected += renamed.num_rows - len(keep)
+                texts = {column: values.take(pa.array(keep, type=pa.int64())) for column, values in texts.items()}
+            lines = [first_row + index for index in keep] if keep is not None else None
+            kept_rows = len(keep) if keep is not None else renamed.num_rows
             columns = [
-                [value or "" for value in renamed.column(column).cast(pa.string()).to_pylist()]
-                if column in renamed.schema.names
-                else [""] * renamed.num_rows
+                [value or "" for value in texts[column].to_pylist()] if column in texts else [""] * kept_rows
                 for column in MASTER_COLUMNS
             ]
-            yield _table(path.name, columns, list(range(first_row, first_row + renamed.num_rows)))
+            yield _table(path.name, columns, lines or list(range(first_row, first_row + kept_rows)))
+            read += kept_rows
             first_row += renamed.num_rows
             on_bytes(int(size * renamed.num_rows / max(total_rows, 1)))
     except (OSError, pa.ArrowException) as error:
         raise MasterFileError(f"{path}: Parquet read failed after row {first_row - 1:,}: {error}") from error
-    _check_accounting(path, total_rows, first_row - 1, 0)
+    _check_accounting(path, total_rows, read, rejected)
+
+
+def _without_quotes_or_breaks(
+    file_name: str, first_row: int, texts: dict[str, pa.Array], on_problem: Callable[[MasterRowProblem], None]
+) -> list[int] | None:
+    """The positions of the rows to keep (None: all); a row with a quote or line break in a value is reported."""
+    flags = {
+        column: pc.fill_null(pc.match_substring_regex(values, _QUOTE_OR_BREAK), False)
+        for column, values in texts.items()
+    }
+    if not any(pc.any(flag).as_py() for flag in flags.values()):
+        return None
+    as_lists = {column: flag.to_pylist() for column, flag in flags.items()}
+    keep: list[int] = []
+    for index in range(len(next(iter(texts.values())))):
+        flagged = next((column for column, flag in as_lists.items() if flag[index]), None)
+        if flagged is None:
+            keep.append(index)
+        else:
+            on_problem(MasterRowProblem(file_name, first_row + index, _QUOTE_OR_BREAK_PROBLEM.format(flagged)))
+    return keep
 
 
 def read_master(
