@@ -205,3 +205,30 @@ def test_phone_and_full_tin_only_where_the_policy_releases_them(tmp_path: Path) 
     released = read_rows(released_out / "disclosed.csv")
     assert released and list(released[0])[-2:] == ["tin", "phone"]
     assert all(row["tin"].endswith(row["tin_last4"]) and len(row["tin"]) == 9 for row in released)
+
+
+def test_a_stray_quote_in_a_request_file_costs_its_own_line_only(workspace: dict[str, Path]) -> None:
+    # Issue 13, finding 2: an unterminated quote swallowed RQ00000032-44: no outcome, no ledger
+    # entry, and a manifest of 287 records for 300 lines.
+    header, *lines = (workspace["data"] / "requests.csv").read_text(encoding="utf-8").splitlines(keepends=True)[:61]
+    lines[31] = lines[31].replace(",", ',"', 1)  # `"` before the first name
+    first, rest = lines[43].split(",", 1)
+    lines[43] = first + "," + rest.replace(",", '"X,', 1)  # `"X` after the first name, twelve lines on
+    damaged = workspace["root"] / "stray-quote.csv"
+    damaged.write_text(header + "".join(lines), encoding="utf-8")
+    out = workspace["root"] / "stray-quote-out"
+    invoke("--home", str(workspace["home"]), "batch", "run", str(damaged), "--agency", "ICE", "--as-of", AS_OF,
+           "--out", str(out))  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["total"] == len(lines)
+    outputs = ("disclosed.csv", "rejected.csv", "unmatched.csv")
+    written = Counter(row["request_id"] for name in outputs for row in read_rows(out / name))
+    assert written == Counter(line.split(",", 1)[0] for line in lines)
+    exported = workspace["root"] / "stray-quote-ledger.jsonl"
+    invoke("--home", str(workspace["home"]), "ledger", "export", "--out", str(exported))
+    entries = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()]
+    assert Counter(entry["request_id"] for entry in entries if entry.get("batch_id") == manifest["batch_id"]) == written
+    broken = [row for row in read_rows(out / "rejected.csv") if "line 33:" in row["reasons"]]
+    assert [(row["request_id"], row["reason_codes"]) for row in broken] == [
+        (lines[31].split(",", 1)[0], "MALFORMED_RECORD")
+    ]

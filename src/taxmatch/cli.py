@@ -7,6 +7,7 @@ answer of `lookup`, which is the point of that command.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import os
@@ -115,6 +116,13 @@ def main_callback(
 # ---- master ---------------------------------------------------------------------------------------
 
 
+def write_master_rejects(path: Path, problems: list[MasterRowProblem]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as rejects:
+        writer = csv.writer(rejects, lineterminator="\n")
+        writer.writerow(("file", "line", "problem"))
+        writer.writerows((problem.file, problem.line, problem.problem) for problem in problems)
+
+
 def load_master_with_progress(session: Session, files: list[Path]) -> None:
     problems: list[MasterRowProblem] = []
     missing = [path for path in files if not path.is_file()]
@@ -131,16 +139,20 @@ def load_master_with_progress(session: Session, files: list[Path]) -> None:
         transient=True,
     ) as progress:
         task = progress.add_task("load", total=total_bytes)
-        rows, taxpayers = session.engine.load_master(files, problems.append, lambda read: progress.advance(task, read))
+        try:
+            rows, taxpayers = session.engine.load_master(
+                files, problems.append, lambda read: progress.advance(task, read)
+            )
+        except MasterFileError:
+            # A refused load names its rejected rows too, so the file can be mended.
+            write_master_rejects(session.workspace.home / "master-rejects.csv", problems)
+            raise
     loaded_seconds = time.perf_counter() - started
     with err.status("fitting the model (u from random master pairs)"):
         version = session.engine.fit_model()
     fit_seconds = time.perf_counter() - started - loaded_seconds
     rejects_path = session.workspace.home / "master-rejects.csv"
-    with rejects_path.open("w", encoding="utf-8") as rejects:
-        rejects.write("file,line,problem\n")
-        for problem in problems:
-            rejects.write(f"{problem.file},{problem.line},{problem.problem}\n")
+    write_master_rejects(rejects_path, problems)
     out.print(
         f"master loaded: [bold]{rows:,}[/] returns of [bold]{taxpayers:,}[/] taxpayers "
         f"from {len(files)} file(s) in {loaded_seconds:.1f}s; model {version} fitted in {fit_seconds:.1f}s"

@@ -11,6 +11,7 @@ import csv
 import datetime
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -480,3 +481,29 @@ def test_volume_window_is_a_rolling_day() -> None:
         meter.take_volume("k1", 1)
     now[0] += 3_601.0  # and now the 3 of the next hour
     meter.take_volume("k1", 3)
+
+
+def test_a_stray_quote_in_a_batch_body_costs_its_own_line_only(world: World) -> None:
+    # Issue 13, finding 2: an unterminated quote swallowed the next requests: no outcome, no ledger entry.
+    header, *lines = (world.data / "requests.csv").read_bytes().splitlines(keepends=True)[:41]
+    lines[5] = lines[5].replace(b",", b',"', 1)  # `"` before the first name
+    lines[17] = lines[17].replace(b",", b'"X,', 2).replace(b'"X,', b",", 1)  # `"X` after the first name
+    batch_id = submit(world, "ice_requester", header + b"".join(lines)).json()["batch_id"]
+    status = world.wait_done(batch_id)
+    assert status["status"] == "done" and status["total"] == sum(status["counts"].values()) == len(lines)
+    written: list[str] = []
+    for name in OUTPUTS:
+        written += [row["request_id"] for row in comparable(world.call("GET", f"/v1/batches/{batch_id}/{name}",
+                                                                        "ice_requester").content)]  # fmt: skip
+    assert sorted(written) == sorted(line.split(b",", 1)[0].decode() for line in lines)
+    rejected = comparable(world.call("GET", f"/v1/batches/{batch_id}/rejected.csv", "ice_requester").content)
+    broken = [row for row in rejected if "line 7: first_name: quote not closed" in row["reasons"]]
+    assert [row["reason_codes"] for row in broken] == ["MALFORMED_RECORD"]
+
+
+def test_random_bytes_are_refused_as_a_batch(world: World) -> None:
+    noise = random.Random(13).randbytes(100_000)
+    for content_type in ("application/x-ndjson", "text/csv"):
+        response = submit(world, "ice_requester", noise, content_type)
+        assert response.status_code == 422, content_type
+        assert "not a " in response.json()["detail"][0]["message"]

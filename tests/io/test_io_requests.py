@@ -145,20 +145,22 @@ def test_nul_byte(tmp_path: Path) -> None:
     assert isinstance(second, RequestRecord)
 
 
-def test_embedded_newline_keeps_start_line_and_numbering(tmp_path: Path) -> None:
+def test_a_quoted_line_break_costs_both_lines_and_nothing_else(tmp_path: Path) -> None:
+    # One physical line is one record: no request field holds a line break (docs/files.md).
     line = csv_line("r1", street='"12 Main St\nBuilding ""B"""')
     path = write_csv(tmp_path, f"{HEADER}\n{line}\n{csv_line('r2')}\n")
-    first, second = read_requests(path)
-    assert isinstance(first, RequestRecord) and isinstance(second, RequestRecord)
-    assert first.street == '12 Main St\nBuilding "B"'
-    assert (first.source_line, second.source_line) == (2, 4)
+    first, second, third = read_requests(path)
+    assert first == MalformedRecord("r1", 2, "line 2: street: quote not closed before the end of the line")
+    assert isinstance(second, MalformedRecord) and second.source_line == 3
+    assert second.problem == "line 3: 9 fields where the header has 16"
+    assert isinstance(third, RequestRecord) and third.source_line == 4
 
 
 def test_unterminated_quote_costs_one_record(tmp_path: Path) -> None:
     bad = csv_line("r2", first_name='"Maria')
     path = write_csv(tmp_path, f"{HEADER}\n{csv_line('r1')}\n{bad}\n{csv_line('r3')}\n{csv_line('r4')}")
     records = list(read_requests(path))
-    assert records[1] == MalformedRecord(None, 3, "line 3: quoted field is never closed")
+    assert records[1] == MalformedRecord("r2", 3, "line 3: first_name: quote not closed before the end of the line")
     assert [(r.request_id, r.source_line) for r in records if isinstance(r, RequestRecord)] == [
         ("r1", 2),
         ("r3", 4),
@@ -166,15 +168,35 @@ def test_unterminated_quote_costs_one_record(tmp_path: Path) -> None:
     ]
 
 
-def test_runaway_quote_is_given_up_on_and_reading_resumes(tmp_path: Path) -> None:
-    good = [csv_line(f"g{i}") for i in range(1_000)]
-    path = write_csv(tmp_path, "\n".join([HEADER, csv_line("r1", first_name='"Maria'), *good]) + "\n")
+def test_a_stray_quote_that_a_later_quote_would_close_swallows_nothing(tmp_path: Path) -> None:
+    # Issue 13, finding 2: `"` before a field on one line and `"X` after a field twelve lines
+    # later made the csv module read the thirteen lines as one record; twelve requests vanished.
+    lines = [csv_line(f"RQ{i:02}") for i in range(30)]
+    lines[3] = csv_line("RQ03", first_name='"Maria')
+    lines[15] = csv_line("RQ15", first_name='Maria"X')
+    path = write_csv(tmp_path, HEADER + "\n" + "\n".join(lines) + "\n")
     records = list(read_requests(path))
-    assert isinstance(records[0], MalformedRecord) and records[0].source_line == 2
-    assert "unterminated quote" in records[0].problem
-    assert len(records) == 1_001
-    assert all(isinstance(r, RequestRecord) for r in records[1:])
-    assert records[-1].source_line == 1_002
+    assert [record.source_line for record in records] == list(range(2, 32))
+    assert [outcome_request_id(record) for record in records] == [f"RQ{i:02}" for i in range(30)]
+    assert records[3] == MalformedRecord("RQ03", 5, "line 5: first_name: quote not closed before the end of the line")
+    # A quote inside an unquoted field is a character (O"Brien); validation judges the name.
+    assert all(isinstance(record, RequestRecord) for index, record in enumerate(records) if index != 3)
+    assert isinstance(records[15], RequestRecord) and records[15].first_name == 'Maria"X'
+
+
+def test_text_after_a_closing_quote_is_malformed_naming_the_field(tmp_path: Path) -> None:
+    bad = csv_line("r1", city='"Spring"field')
+    path = write_csv(tmp_path, f"{HEADER}\n{bad}\n{csv_line('r2')}\n")
+    first, second = read_requests(path)
+    assert first == MalformedRecord("r1", 2, "line 2: city: text after the closing quote")
+    assert isinstance(second, RequestRecord)
+
+
+def test_a_quote_opened_in_the_id_recovers_no_id(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, f"{HEADER}\n{csv_line(chr(34) + 'r1')}\n")
+    (record,) = read_requests(path)
+    assert record == MalformedRecord(None, 2, "line 2: request_id: quote not closed before the end of the line")
+    assert outcome_request_id(record) == "line-2"
 
 
 def test_bom_header(tmp_path: Path) -> None:
@@ -325,6 +347,5 @@ def test_quote_inside_a_field_is_literal_and_stray_cr_costs_one_row(tmp_path: Pa
     body = "\n".join(lines) + "\n"
     first, second, third = read_requests(write_csv(tmp_path, body))
     assert isinstance(first, RequestRecord) and first.last_name == 'O"Brien'
-    assert isinstance(second, MalformedRecord) and second.source_line == 3
-    assert second.problem.startswith("line 3: not valid CSV")
+    assert second == MalformedRecord("r2", 3, "line 3: carriage return inside the line")
     assert isinstance(third, RequestRecord) and third.source_line == 4

@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master
+from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master, refuse_lossy_load
 from taxmatch.match.blocking import (
     BLOCK_KEY_JOINS,
     CAPPED_KEY_COLUMNS,
@@ -175,7 +175,15 @@ class DuckDBEngine:
         # to the encrypted database, which is most of what a load costs.
         staging_columns = ", ".join(f"{column} VARCHAR" for column in (*MASTER_COLUMNS, "source_file"))
         con.execute(f"CREATE OR REPLACE TEMP TABLE master_staging ({staging_columns}, source_line BIGINT)")
-        for batch in _read_ahead(batch for path in files for batch in read_master(path, on_problem, on_bytes)):
+        reader_rejects = 0
+
+        def on_reader_problem(problem: MasterRowProblem) -> None:
+            nonlocal reader_rejects
+            reader_rejects += 1
+            on_problem(problem)
+
+        batches = (batch for path in files for batch in read_master(path, on_reader_problem, on_bytes))
+        for batch in _read_ahead(batches):
             con.register("master_batch", batch)
             con.execute("INSERT INTO master_staging SELECT * FROM master_batch")
             con.unregister("master_batch")
@@ -190,6 +198,10 @@ class DuckDBEngine:
             "ORDER BY source_file, source_line"
         ).fetchall():
             on_problem(MasterRowProblem(str(file_name), int(line), str(problem)))
+        counted = con.execute("SELECT count(*), count(problem) FROM master_checked").fetchone()
+        assert counted is not None
+        # Before anything is replaced: a load that keeps nothing, or drops too much, keeps the old master.
+        refuse_lossy_load(int(counted[0]) + reader_rejects, int(counted[1]) + reader_rejects)
         con.execute("DELETE FROM master_checked WHERE problem IS NOT NULL")
         con.execute(f"DROP TABLE IF EXISTS {MASTER_STANDARDIZED}")
         self._create_standardized(

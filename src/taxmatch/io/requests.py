@@ -19,14 +19,22 @@ rule lives.
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from taxmatch.io.csv_lines import (
+    LineSplitter,
+    field_name,
+    line_text,
+    looks_like_text,
+    quote_problem,
+    split_line,
+    split_line_leniently,
+)
 from taxmatch.records import REQUEST_COLUMNS, Address, MalformedRecord, RequestRecord, field_filler
 
 __all__ = [
@@ -50,6 +58,8 @@ MAX_ROW_CHARS = 10_000
 # field size and leaves the reader mid-record.
 MAX_LINE_CHARS = 100_000
 MAX_PRIOR_ADDRESSES = 50
+# How many first lines decide whether a file is text of its declared kind at all.
+_SNIFF_LINES = 100
 
 # DESIGN.md section 3 names these optional; a header may omit them (they read as None).
 OPTIONAL_COLUMNS: frozenset[str] = frozenset({"dob", "tin", "middle_name", "suffix", "unit"})
@@ -89,14 +99,13 @@ def read_requests(path: Path) -> Iterator[Item]:
         handle = path.open("rb")
     except OSError as error:
         raise RequestFileError(f"{path}: cannot open request file: {error.strerror or error}") from error
-    lines = _file_lines(handle)
-    if suffix == ".csv":
-        try:
-            stream = _CsvStream(lines, str(path))
-        except BaseException:
-            handle.close()
-            raise
-        return _closing(stream.records(), handle)
+    try:
+        lines = _refuse_if_not_text(_file_lines(handle), "CSV" if suffix == ".csv" else "NDJSON", str(path))
+        if suffix == ".csv":
+            return _closing(_CsvStream(lines, str(path)).records(), handle)
+    except BaseException:
+        handle.close()
+        raise
     return _closing(_ndjson_records(lines), handle)
 
 
@@ -108,12 +117,29 @@ def read_requests_from_text(
     A `str` or `bytes` is the whole body; any other iterable yields one line per item
     (with or without its newline). Raw `bytes` keep invalid UTF-8 confined to its line.
     """
-    lines = _text_lines(text_or_lines)
+    if kind not in ("csv", "ndjson"):
+        raise RequestFileError(f"request body: unknown kind {kind!r}; expected 'csv' or 'ndjson'")
+    lines = _refuse_if_not_text(_text_lines(text_or_lines), kind.upper(), "request body")
     if kind == "csv":
         return _CsvStream(lines, "request body").records()
-    if kind == "ndjson":
-        return _ndjson_records(lines)
-    raise RequestFileError(f"request body: unknown kind {kind!r}; expected 'csv' or 'ndjson'")
+    return _ndjson_records(lines)
+
+
+def _refuse_if_not_text(lines: Iterator[bytes], kind: str, name: str) -> Iterator[bytes]:
+    """`lines`, unless its first lines show it is not text of the declared kind (RequestFileError).
+
+    Random bytes would otherwise be read as thousands of malformed records; a text file with
+    a few damaged lines is read, and those lines are malformed records of their own.
+    """
+    sample = list(itertools.islice(lines, _SNIFF_LINES))
+    if not looks_like_text(sample):
+        raise RequestFileError(
+            f"{name}: not a {kind} text file: most of its first lines hold invalid UTF-8 or control bytes"
+        )
+    objects = any(raw.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") for raw in sample)
+    if kind == "NDJSON" and not objects and any(raw.strip() for raw in sample):
+        raise RequestFileError(f"{name}: not NDJSON: none of its first {len(sample)} lines is a JSON object")
+    return itertools.chain(sample, lines)
 
 
 # --- physical lines ---------------------------------------------------------------
@@ -181,122 +207,43 @@ def _only_escapes(text: str) -> bool:
 # --- CSV --------------------------------------------------------------------------
 
 
-class _AbandonRecord(Exception):
-    """Raised through csv.reader when a record grows past MAX_LINE_CHARS."""
-
-
-class _LineFeed:
-    """Feeds csv.reader decoded lines and keeps the current record's raw lines.
-
-    A plain class rather than a generator: it raises `_AbandonRecord` through the csv
-    reader and must keep working afterwards, and it must be able to re-feed lines so
-    that an unterminated quote costs one record, not the rest of the file.
-    """
-
-    def __init__(self, raw: Iterator[bytes]) -> None:
-        self._raw = raw
-        self._pushback: deque[tuple[int, bytes]] = deque()
-        self._next_number = 1
-        self.lines: list[tuple[int, bytes]] = []
-        self.chars = 0
-        self.bad_utf8 = False
-        self.has_nul = False
-        self.hit_eof = False
-        self.abandoned_line = 0
-
-    def __iter__(self) -> _LineFeed:
-        return self
-
-    def start_record(self) -> None:
-        self.lines = []
-        self.chars = 0
-        self.bad_utf8 = False
-        self.has_nul = False
-        self.hit_eof = False
-
-    def push_back(self, lines: list[tuple[int, bytes]]) -> None:
-        self._pushback.extendleft(reversed(lines))
-
-    def __next__(self) -> str:
-        if self._pushback:
-            number, raw = self._pushback.popleft()
-        else:
-            try:
-                raw = next(self._raw)
-            except StopIteration:
-                self.hit_eof = True
-                raise
-            number = self._next_number
-            self._next_number += 1
-            if number == 1 and raw.startswith(_BOM):
-                raw = raw[3:]
-        if self.chars + len(raw) > MAX_LINE_CHARS:
-            if self.lines:
-                # Re-read everything after the record's first line: the long run was
-                # most likely an unterminated quote swallowing good rows.
-                self.abandoned_line = self.lines[0][0]
-                self.push_back([*self.lines[1:], (number, raw)])
-            else:
-                self.abandoned_line = number
-            raise _AbandonRecord
-        self.lines.append((number, raw))
-        self.chars += len(raw)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.bad_utf8 = True
-            text = raw.decode("utf-8", "replace")
-        if "\x00" in text:
-            self.has_nul = True
-        return text
-
-
-def _ends_inside_quotes(text: str) -> bool:
-    """Whether csv (excel dialect, non-strict) would still be inside a quoted field."""
-    in_quotes = False
-    at_field_start = True
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if in_quotes:
-            if char == '"':
-                if text.startswith('"', index + 1):
-                    index += 1
-                else:
-                    in_quotes = False
-        elif char == '"' and at_field_start:
-            in_quotes = True
-        at_field_start = not in_quotes and char in ",\n\r"
-        index += 1
-    return in_quotes
-
-
 class _CsvStream:
-    """Reads the header on construction (so header errors raise at the call)."""
+    """Reads the header on construction (so header errors raise at the call).
+
+    One physical line is one record (`taxmatch.io.csv_lines`): a quote left open at the end
+    of a line makes that line a `MalformedRecord` and the next line is read as the next
+    record, so no request can vanish into another's field.
+    """
 
     def __init__(self, raw_lines: Iterator[bytes], name: str) -> None:
         self._name = name
-        self._feed = _LineFeed(raw_lines)
-        self._reader = csv.reader(self._feed)
+        self._lines = enumerate(raw_lines, start=1)
         header = self._read_header()
         self._width = len(header)
         positions = {column: index for index, column in enumerate(header)}
         self._indexes: list[int | None] = [positions.get(column) for column in REQUEST_COLUMNS]
         self._in_contract_order = header == list(REQUEST_COLUMNS)
+        self._names = self._header_names()
 
     def _read_header(self) -> list[str]:
-        while True:
-            self._feed.start_record()
-            try:
-                row = next(self._reader)
-            except StopIteration:
-                raise RequestFileError(f"{self._name}: empty CSV, no header row") from None
-            except (_AbandonRecord, csv.Error) as error:
-                raise RequestFileError(f"{self._name}: unreadable CSV header: {error or 'too long'}") from None
-            if row:
-                break
-        if self._feed.bad_utf8:
-            raise RequestFileError(f"{self._name}: CSV header is not valid UTF-8")
+        for number, raw in self._lines:
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            if len(raw) > MAX_LINE_CHARS:
+                raise RequestFileError(f"{self._name}: unreadable CSV header: longer than {MAX_LINE_CHARS:,} bytes")
+            text, valid = line_text(raw)
+            if not valid:
+                raise RequestFileError(f"{self._name}: CSV header is not valid UTF-8")
+            row = split_line(text) if "\r" not in text and "\x00" not in text else None
+            if row is None:
+                raise RequestFileError(
+                    f"{self._name}: unreadable CSV header: a stray quote, carriage return or NUL byte"
+                )
+            break
+        else:
+            raise RequestFileError(f"{self._name}: empty CSV, no header row")
         header = [column.strip().lower() for column in row]
         duplicated = sorted({column for column in header if column and header.count(column) > 1})
         if duplicated:
@@ -310,43 +257,33 @@ class _CsvStream:
         return header
 
     def records(self) -> Iterator[Item]:
-        feed = self._feed
-        reader = self._reader
         width = self._width
         indexes = self._indexes
         contract_order = self._in_contract_order
-        while True:
-            feed.start_record()
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except _AbandonRecord:
-                yield MalformedRecord(
-                    None,
-                    feed.abandoned_line,
-                    f"line {feed.abandoned_line}: record longer than {MAX_LINE_CHARS:,} characters "
-                    "(unterminated quote?)",
-                )
+        split = LineSplitter().split
+        for line, raw in self._lines:
+            if len(raw) > MAX_LINE_CHARS:
+                yield MalformedRecord(None, line, f"line {line}: longer than {MAX_LINE_CHARS:,} characters")
                 continue
-            except csv.Error as error:
-                line = feed.lines[0][0] if feed.lines else 0
-                yield MalformedRecord(None, line, f"line {line}: not valid CSV ({error})")
+            text, valid = line_text(raw)
+            if not text.strip():
+                continue  # a blank line is not a record (docs/files.md)
+            if "\r" in text:
+                problem = f"line {line}: carriage return inside the line"
+                yield MalformedRecord(self._id_before_break(text), line, problem)
                 continue
-            if not row or (len(row) == 1 and not row[0].strip()):
+            row = split(text)
+            if row is None:
+                yield self._broken_quote(text, line)
                 continue
-            line = feed.lines[0][0]
-            if feed.hit_eof and self._unterminated_at_eof():
-                yield MalformedRecord(None, line, f"line {line}: quoted field is never closed")
+            if not valid or len(row) != width or "\x00" in text:
+                yield self._malformed(row, line, valid)
                 continue
-            if feed.bad_utf8 or feed.has_nul or len(row) != width:
-                yield self._malformed(row, line)
-                continue
-            # The raw byte count bounds every field, so short rows (nearly all) skip the scan.
-            if feed.chars > MAX_FIELD_CHARS and (
+            # The line's length bounds every field, so short rows (nearly all) skip the scan.
+            if len(text) > MAX_FIELD_CHARS and (
                 max(map(len, row)) > MAX_FIELD_CHARS or sum(map(len, row)) > MAX_ROW_CHARS
             ):
-                yield self._malformed(row, line)
+                yield self._malformed(row, line, valid)
                 continue
             if contract_order:
                 values = [value.strip() or None for value in row]
@@ -357,24 +294,37 @@ class _CsvStream:
                 continue
             yield _record(values, (), line)
 
-    def _unterminated_at_eof(self) -> bool:
-        lines = self._feed.lines
-        text = b"".join(raw for _, raw in lines).decode("utf-8", "replace")
-        if not _ends_inside_quotes(text):
-            return False
-        self._feed.push_back(lines[1:])
-        return True
+    def _broken_quote(self, text: str, line: int) -> MalformedRecord:
+        broken = quote_problem(text)
+        if broken is None:
+            return MalformedRecord(None, line, f"line {line}: not valid CSV")
+        where = field_name(self._names, broken.field_index)
+        fields = split_line_leniently(text)
+        return MalformedRecord(
+            self._id_before_field(fields, broken.field_index), line, f"line {line}: {where}: {broken.problem}"
+        )
 
-    def _malformed(self, row: list[str], line: int) -> MalformedRecord:
+    def _id_before_field(self, fields: list[str], broken_index: int) -> str | None:
+        # Only the fields before the broken one are known to be what the sender wrote.
+        index = self._indexes[_ID_INDEX]
+        if index is None or index >= broken_index or index >= len(fields):
+            return None
+        return _recoverable_id(fields[index])
+
+    def _id_before_break(self, text: str) -> str | None:
+        fields = split_line_leniently(text[: text.index("\r")])
+        return self._id_before_field(fields, len(fields) - 1)
+
+    def _malformed(self, row: list[str], line: int, valid: bool) -> MalformedRecord:
         problems: list[str] = []
-        if self._feed.bad_utf8:
+        if not valid:
             problems.append("invalid UTF-8 bytes")
-        if self._feed.has_nul:
+        if any("\x00" in value for value in row):
             problems.append("NUL byte")
         if len(row) != self._width:
             problems.append(f"{len(row)} fields where the header has {self._width}")
         else:
-            for column, value in zip(self._header_names(), row, strict=True):
+            for column, value in zip(self._names, row, strict=True):
                 if len(value) > MAX_FIELD_CHARS:
                     problems.append(f"{column} has {len(value):,} characters (limit {MAX_FIELD_CHARS:,})")
             total = sum(map(len, row))
