@@ -30,7 +30,16 @@ from taxmatch.io.master import MasterFileError, MasterRowProblem
 from taxmatch.io.requests import RequestFileError
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
-from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
+from taxmatch.pipeline import (
+    Accounting,
+    BatchAlreadyCompletedError,
+    BatchIncompleteError,
+    BatchResult,
+    decide_requests,
+    dumps_decision,
+    ledger_events,
+    run_batch,
+)
 from taxmatch.records import REQUEST_COLUMNS, Address, RequestRecord
 from taxmatch.settings import Policy, PolicyError, Workspace
 
@@ -166,7 +175,7 @@ def master_load(
 
 
 def run_batch_with_progress(
-    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None
+    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None, rerun: bool = False
 ) -> BatchResult:
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
@@ -190,6 +199,7 @@ def run_batch_with_progress(
             out_dir,
             session.workspace.batches_dir,
             progress=report,
+            rerun=rerun,
         )
 
 
@@ -200,6 +210,10 @@ def print_batch_summary(result: BatchResult) -> None:
     for key in ("disclosed", "rejected", "unmatched", "total"):
         table.add_row(key, f"{result.counts.get(key, 0):,}")
     out.print(table)
+    if result.repeats is not None:
+        out.print(f"a re-run: recorded as a new batch that repeats batch {result.repeats}")
+    if result.finished_interrupted:
+        out.print("an interrupted run had recorded this batch in the ledger: its files are now in place, nothing new")
     rate = result.counts["total"] / result.seconds if result.seconds else 0.0
     out.print(f"{result.seconds:.1f}s ({rate:,.0f} requests/s); outputs in [bold]{result.out_dir}[/]")
 
@@ -213,13 +227,19 @@ def batch_run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default: workspace/batches/ID).")
     ] = None,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Run a batch that already ran again, as a new batch naming it.")
+    ] = False,
 ) -> None:
     """Run a batch: disclosed.csv, rejected.csv, unmatched.csv and manifest.json."""
     as_of_date = parse_as_of(as_of)
     if not agency.strip():
         fail("--agency must name the requesting agency")
     with open_session(ctx) as session:
-        result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir)
+        try:
+            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun)
+        except (BatchAlreadyCompletedError, BatchIncompleteError) as error:
+            fail(str(error))
     print_batch_summary(result)
 
 
@@ -338,7 +358,8 @@ def demo(ctx: typer.Context) -> None:
         out.print("[bold]2.[/] master load")
         load_master_with_progress(session, [data_dir / "master.csv"])
         out.print("[bold]3.[/] batch run")
-        result = run_batch_with_progress(session, data_dir / "requests.csv", "DEMO", as_of, None)
+        # Each demo is a new batch: the same data as the last demo's makes it a re-run of that one.
+        result = run_batch_with_progress(session, data_dir / "requests.csv", "DEMO", as_of, None, rerun=True)
         print_batch_summary(result)
         report = evaluate_batch(data_dir / "truth.csv", result.out_dir)
         out.print(
