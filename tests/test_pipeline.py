@@ -299,3 +299,22 @@ def test_a_batch_that_ran_is_refused_and_a_rerun_is_a_new_batch_naming_it(
     )
     assert disclosed and max(disclosed.values()) == 1
     assert {batch for batch, _ in disclosed} == {first_id, f"{first_id}-r1"}
+
+
+def test_an_output_place_that_cannot_hold_the_batch_is_refused_before_anything_is_recorded(
+    loaded_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from taxmatch.cli import app
+
+    home, requests = loaded_workspace
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n", encoding="utf-8")
+    run = ["--home", str(home), "batch", "run", str(requests), "--agency", "NOWHERE", "--as-of", AS_OF]
+    for out in (a_file, a_file / "below"):
+        result = CliRunner().invoke(app, [*run, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "a-file" in result.output and "Traceback" not in result.output
+    assert ledger_rows(home, "NOWHERE") == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]

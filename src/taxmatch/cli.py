@@ -34,6 +34,7 @@ from taxmatch.pipeline import (
     Accounting,
     BatchAlreadyCompletedError,
     BatchIncompleteError,
+    BatchOutputError,
     BatchResult,
     decide_requests,
     dumps_decision,
@@ -238,7 +239,7 @@ def batch_run(
     with open_session(ctx) as session:
         try:
             result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun)
-        except (BatchAlreadyCompletedError, BatchIncompleteError) as error:
+        except (BatchAlreadyCompletedError, BatchIncompleteError, BatchOutputError) as error:
             fail(str(error))
     print_batch_summary(result)
 

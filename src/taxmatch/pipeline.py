@@ -397,6 +397,10 @@ class BatchIncompleteError(RuntimeError):
     """A recorded batch whose outcome files cannot be made again as they were recorded."""
 
 
+class BatchOutputError(RuntimeError):
+    """The output directory cannot hold the batch's files; found before anything is decided or recorded."""
+
+
 def batch_id_for(agency: str, as_of: datetime.date, input_sha256: str, policy: Policy, model_version: str) -> str:
     """Same batch, same id: the id names the inputs, so a re-run is recognizably a re-run."""
     material = "|".join([agency, as_of.isoformat(), input_sha256, policy.version, model_version])
@@ -476,16 +480,21 @@ def run_batch(
             )
     target = out_dir if out_dir is not None else default_out_root / batch_id
     staging = staging_directory(target, batch_id)
-    with _cyclic_collector_paused():
-        items = list(read_requests(input_path))
-        progress("read", len(items), len(items))
-        decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
-        accounting = Accounting(agency, batch_id, actor, model_version)
+    if target.exists() and not target.is_dir():
+        raise BatchOutputError(f"--out {target} is a file, not a directory")
+    try:
         # A staging directory left by a run killed before its ledger commit: nothing in it is final.
         shutil.rmtree(staging, ignore_errors=True)
         staging.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir(mode=0o700)
-        try:
+    except OSError as error:
+        raise BatchOutputError(f"cannot write the outcome files beside {target}: {error.strerror}") from None
+    try:
+        with _cyclic_collector_paused():
+            items = list(read_requests(input_path))
+            progress("read", len(items), len(items))
+            decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+            accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
@@ -513,9 +522,10 @@ def run_batch(
                 }
                 write_manifest(staging, manifest)
                 runs.record(BatchRun(batch_id, repeats, agency, target, staging, manifest, "recorded", recorded_at))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    except BaseException:
+        # Nothing of it is final: the staging directory goes with it.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     # Committed: from here on the batch is accounted for, and only putting its files in place is left.
     progress("recorded", len(decisions), len(decisions))
     ledger.checkpoint(signer)
