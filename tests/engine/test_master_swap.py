@@ -104,3 +104,16 @@ def test_a_failed_fit_rolls_back_the_swapped_master(
     finally:
         connection.close()
     assert master_state(database) == before
+
+
+@pytest.mark.slow
+def test_a_master_loaded_again_serves_under_its_own_model(tmp_path: Path, masters: tuple[Path, Path]) -> None:
+    # Found by benchmarks/crash.py: refitting a master gives the model version it had before, and
+    # the store kept that row's first fitting time, so after A, B, A the current model was B's.
+    old_master, new_master = masters
+    database = tmp_path / "workspace.duckdb"
+    first = loaded(database, old_master)
+    other = loaded(database, new_master)
+    again = loaded(database, old_master)
+    assert first[0] != other[0]
+    assert again == first

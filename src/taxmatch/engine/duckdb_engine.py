@@ -400,7 +400,10 @@ class DuckDBEngine:
         model.pop("sql_dialect", None)
         version = model_version(model)
         self.connection.execute(
-            "INSERT OR REPLACE INTO model_store (version, model_json, taxpayers, returns) VALUES (?, ?, ?, ?)",
+            # fitted_at too: a master loaded again refits the very model it had (same version), which
+            # must become the newest again, or a master swapped back would serve under the other's model.
+            "INSERT OR REPLACE INTO model_store (version, model_json, fitted_at, taxpayers, returns) "
+            "VALUES (?, ?, current_timestamp, ?, ?)",
             [version, json.dumps(model, sort_keys=True), taxpayers, returns],
         )
         self._current_model = None
