@@ -20,7 +20,10 @@ workspace checked again:
 * mismatched_model_batches: batches whose manifest names a model that was not fitted on the
   master they were scored against; mismatched_model_states: the current model not fitted on the
   master in place;
-* reruns_completed / reruns: the re-runs of the killed command that exited 0 (probe_batches too);
+* reruns_completed / reruns: the killed commands run again whose job is then done: a master
+  load that exits 0; a batch whose manifest is in place with one entry per record, after a re-run
+  that exits 0 or that is refused because the killed run had completed before it died (counted
+  in reruns_refused_as_already_complete); probe_batches_completed / probe_batches likewise;
 * verify_failures: `taxmatch ledger verify` not exiting 0.
 """
 
@@ -68,6 +71,12 @@ def completes(argv: list[str], env: dict[str, str]) -> bool:
     if finished.returncode != 0:
         log(f"exit {finished.returncode}: {' '.join(argv)}\n{finished.stderr[-2000:]}")
     return finished.returncode == 0
+
+
+def refused_as_complete(argv: list[str], env: dict[str, str]) -> bool:
+    """Whether `argv` (a batch run) is refused because its batch already completed."""
+    refused = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return refused.returncode == 2 and "has already run" in refused.stderr
 
 
 class Checker:
@@ -126,6 +135,15 @@ class Checker:
                     orphans += sum((written - recorded).values())
         self.orphan_outcome_rows = max(self.orphan_outcome_rows, orphans)
 
+    def batch_complete(self, agency: str) -> bool:
+        """The agency's batch has its manifest in place and one entry per input record."""
+        manifest_path = self.out_dirs[agency] / "manifest.json"
+        if not manifest_path.is_file():
+            return False
+        batch_id = json.loads(manifest_path.read_text(encoding="utf-8"))["batch_id"]
+        entries, _, _, _ = self._read()
+        return sum(1 for _, batch, _, _ in entries if batch == batch_id) == sum(self.input_ids.values())
+
     def mismatched_model_batches(self) -> int:
         _, models, _, _ = self._read()
         mismatched = 0
@@ -158,7 +176,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
 
         clean = run_step("batch run", batch("CLEAN"), space.env)
-        kills = killed = reruns = reruns_completed = probes = probes_completed = verify_failures = 0
+        kills = killed = reruns = reruns_completed = already_complete = probes = probes_completed = 0
+        verify_failures = 0
         loaded = 0  # index of the master in place
 
         def verify() -> None:
@@ -195,10 +214,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 probes_completed += completes(batch(f"PROBE-{index:02d}"), space.env)
                 checker.check()
             reruns += 1
-            if completes(argv, space.env):
-                reruns_completed += 1
-                if kind == "master":
+            if kind == "master":
+                if completes(argv, space.env):
+                    reruns_completed += 1
                     loaded = 1 - loaded
+            elif completes(argv, space.env):
+                reruns_completed += checker.batch_complete(agency)
+            elif refused_as_complete(argv, space.env) and checker.batch_complete(agency):
+                # Killed after it had put everything in place (while exiting): the re-run rightly refuses it.
+                reruns_completed += 1
+                already_complete += 1
             checker.check()
             verify()
             log(f"kill {kills}/{len(plan)}: {kind} {'killed' if was_killed else 'finished first'}")
@@ -216,6 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "mismatched_model_states": checker.mismatched_model_states,
             "reruns": reruns,
             "reruns_completed": reruns_completed,
+            "reruns_refused_as_already_complete": already_complete,
             "probe_batches": probes,
             "probe_batches_completed": probes_completed,
             "verify_failures": verify_failures,
