@@ -104,7 +104,6 @@ def master_with_a_1mb_quoted_field(world: dict[str, Path]) -> list[str]:
     return ["--home", str(world["root"] / "scratch-home"), "master", "load", str(path)]  # keeps the shared master
 
 
-READERS_BRANCH = pytest.mark.xfail(strict=True, reason="fixed on the readers branch")
 BAD_PATHS: list[object] = [
     pytest.param(missing_file, "no such file", id="batch run: missing file"),
     pytest.param(a_directory, "is not a file", id="batch run: a directory"),
@@ -116,8 +115,8 @@ BAD_PATHS: list[object] = [
         id="--out: read-only directory",
         marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory"),
     ),
-    pytest.param(header_only_master, "", id="master load: header-only CSV", marks=READERS_BRANCH),
-    pytest.param(master_with_a_1mb_quoted_field, "", id="master load: 1 MB quoted field", marks=READERS_BRANCH),
+    pytest.param(header_only_master, "", id="master load: header-only CSV"),
+    pytest.param(master_with_a_1mb_quoted_field, "", id="master load: 1 MB quoted field"),
 ]
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import gc
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -131,3 +138,183 @@ def test_objects_made_while_paused_are_left_old_and_still_collectable() -> None:
     assert gc.get_freeze_count() == 0, "nothing left frozen out of collection"
     del cycle
     assert gc.collect() >= 1, "the cycle is still collected"
+
+
+# ---- atomic outcomes and idempotent batches (issue 13, findings 4 and 5) --------------------------
+
+# `taxmatch ARGS...` in a process that kills itself (SIGKILL: no clean-up, no rollback) at POINT:
+# - "commit": the batch's ledger transaction is complete but not committed;
+# - "after-commit": the first thing after the commit (the checkpoint that signs it).
+DIE_AT = """
+import os, signal, sys
+from contextlib import contextmanager
+from taxmatch.ledger.store import Ledger
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+point = sys.argv[1]
+if point == "commit":
+    real_transaction = Ledger.transaction
+
+    @contextmanager
+    def dying_transaction(self):
+        with real_transaction(self) as ledger:
+            yield ledger
+            die()
+
+    Ledger.transaction = dying_transaction
+elif point == "after-commit":
+    Ledger.checkpoint = die
+from taxmatch.cli import app
+app(sys.argv[2:], prog_name="taxmatch")
+"""
+AS_OF = "2026-11-25"
+OUTCOME_FILES = ("disclosed.csv", "rejected.csv", "unmatched.csv")
+
+
+@pytest.fixture(scope="module")
+def loaded_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from typer.testing import CliRunner
+
+    from taxmatch.cli import app
+
+    root = tmp_path_factory.mktemp("atomic")
+    generate(root / "data", people=300, requests=150, seed=5, as_of=datetime.date(2026, 11, 25))
+    loaded = CliRunner().invoke(
+        app, ["--home", str(root / "home"), "master", "load", str(root / "data" / "master.csv")]
+    )
+    assert loaded.exit_code == 0, loaded.output
+    return root / "home", root / "data" / "requests.csv"
+
+
+def taxmatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", DIE_AT, "none", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def ledger_rows(home: Path, agency: str) -> list[tuple[str, str, str]]:
+    """(batch_id, request_id, outcome) of every entry of `agency`."""
+    from taxmatch.database import open_database
+    from taxmatch.settings import Workspace
+
+    connection = open_database(Workspace(home), read_only=True).connection
+    try:
+        rows = connection.execute(
+            "SELECT batch_id, request_id, outcome FROM ledger_entries WHERE agency = ? ORDER BY seq", [agency]
+        ).fetchall()
+    finally:
+        connection.close()
+    return [(str(batch), str(request), str(outcome)) for batch, request, outcome in rows]
+
+
+def written_outcomes(out: Path) -> Counter[tuple[str, str]]:
+    """(request_id, outcome) of every row of the outcome files that are in place in `out`."""
+    outcomes = {"disclosed.csv": "DISCLOSED", "rejected.csv": "REJECTED", "unmatched.csv": "NOT_MATCHED"}
+    written: Counter[tuple[str, str]] = Counter()
+    for name in OUTCOME_FILES:
+        if (out / name).is_file():
+            with (out / name).open(encoding="utf-8", newline="") as handle:
+                written.update((row["request_id"], outcomes[name]) for row in csv.DictReader(handle))
+    return written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["commit", "after-commit", "after-commit, staging lost"])
+def test_a_batch_killed_at_its_commit_leaves_nothing_unaccounted_and_a_rerun_finishes_it(
+    loaded_workspace: tuple[Path, Path], tmp_path: Path, point: str
+) -> None:
+    home, requests = loaded_workspace
+    agency = "KILLED-" + point.replace(",", "").replace(" ", "-")  # a batch id of this test's own
+    out = tmp_path / "out"
+    run = ["--home", str(home), "batch", "run", str(requests), "--agency", agency, "--as-of", AS_OF, "--out", str(out)]
+    killed = subprocess.run(
+        [sys.executable, "-c", DIE_AT, point.split(",")[0], *run], capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    recorded = Counter((request, outcome) for _, request, outcome in ledger_rows(home, agency))
+    on_disk = written_outcomes(out)
+    # No outcome file in place without the ledger entries of its rows.
+    assert not on_disk - recorded, "outcome files in place whose outcomes the ledger does not hold"
+    if point == "commit":
+        assert not (out / "manifest.json").exists()
+    if point.endswith("staging lost"):
+        for staging in tmp_path.glob(".out.*.staging"):
+            shutil.rmtree(staging)
+    finished = taxmatch(*run)
+    assert finished.returncode == 0, finished.stderr
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    batch_id = manifest["batch_id"]
+    entries = Counter((request, outcome) for batch, request, outcome in ledger_rows(home, agency) if batch == batch_id)
+    # Every outcome accounted for exactly once: the finishing run added nothing to what the killed one committed.
+    assert entries == written_outcomes(out)
+    assert sum(entries.values()) == manifest["counts"]["total"] == 150
+    assert not list(tmp_path.glob(".out.*")), "the staging directory is left behind"
+    refused = taxmatch(*run)
+    assert refused.returncode == 2 and "--rerun" in refused.stderr
+    verified = taxmatch("--home", str(home), "ledger", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.slow
+def test_a_batch_that_ran_is_refused_and_a_rerun_is_a_new_batch_naming_it(
+    loaded_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from taxmatch.cli import app
+    from taxmatch.database import open_database
+    from taxmatch.ledger.report import build_report
+    from taxmatch.settings import Workspace
+
+    home, requests = loaded_workspace
+    run = ["--home", str(home), "batch", "run", str(requests), "--agency", "RERUN", "--as-of", AS_OF]
+    first = CliRunner().invoke(app, [*run, "--out", str(tmp_path / "first")])
+    assert first.exit_code == 0, first.output
+    first_id = json.loads((tmp_path / "first" / "manifest.json").read_text(encoding="utf-8"))["batch_id"]
+    again = CliRunner().invoke(app, [*run, "--out", str(tmp_path / "again")])
+    assert again.exit_code == 2
+    assert first_id in again.output and "--rerun" in again.output
+    assert not (tmp_path / "again").exists()
+    rerun = CliRunner().invoke(app, [*run, "--out", str(tmp_path / "rerun"), "--rerun"])
+    assert rerun.exit_code == 0, rerun.output
+    manifest = json.loads((tmp_path / "rerun" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["batch_id"] == f"{first_id}-r1" and manifest["repeats"] == first_id
+    for name in OUTCOME_FILES:
+        assert (tmp_path / "rerun" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+    rows = ledger_rows(home, "RERUN")
+    assert Counter(batch for batch, _, _ in rows) == {first_id: 150, f"{first_id}-r1": 150}
+    # The accounting shows each disclosure once per batch: the re-run as a batch of its own.
+    connection = open_database(Workspace(home), read_only=True).connection
+    try:
+        today = datetime.datetime.now(datetime.UTC).date()
+        report = build_report(connection, today, today, agency="RERUN")
+    finally:
+        connection.close()
+    disclosed = Counter(
+        (disclosure.batch_id, disclosure.request_id)
+        for taxpayer in report.taxpayers
+        for disclosure in taxpayer.disclosures
+    )
+    assert disclosed and max(disclosed.values()) == 1
+    assert {batch for batch, _ in disclosed} == {first_id, f"{first_id}-r1"}
+
+
+def test_an_output_place_that_cannot_hold_the_batch_is_refused_before_anything_is_recorded(
+    loaded_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from taxmatch.cli import app
+
+    home, requests = loaded_workspace
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n", encoding="utf-8")
+    run = ["--home", str(home), "batch", "run", str(requests), "--agency", "NOWHERE", "--as-of", AS_OF]
+    for out in (a_file, a_file / "below"):
+        result = CliRunner().invoke(app, [*run, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "a-file" in result.output and "Traceback" not in result.output
+    assert ledger_rows(home, "NOWHERE") == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]

@@ -32,7 +32,17 @@ from taxmatch.io.master import MasterFileError, MasterRowProblem
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
-from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
+from taxmatch.pipeline import (
+    Accounting,
+    BatchAlreadyCompletedError,
+    BatchIncompleteError,
+    BatchOutputError,
+    BatchResult,
+    decide_requests,
+    dumps_decision,
+    ledger_events,
+    run_batch,
+)
 from taxmatch.settings import Policy, PolicyError, Workspace
 
 app = typer.Typer(
@@ -178,7 +188,7 @@ def master_load(
 
 
 def run_batch_with_progress(
-    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None
+    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None, rerun: bool = False
 ) -> BatchResult:
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
@@ -202,6 +212,7 @@ def run_batch_with_progress(
             out_dir,
             session.workspace.batches_dir,
             progress=report,
+            rerun=rerun,
         )
 
 
@@ -212,6 +223,10 @@ def print_batch_summary(result: BatchResult) -> None:
     for key in ("disclosed", "rejected", "unmatched", "total"):
         table.add_row(key, f"{result.counts.get(key, 0):,}")
     out.print(table)
+    if result.repeats is not None:
+        out.print(f"a re-run: recorded as a new batch that repeats batch {result.repeats}")
+    if result.finished_interrupted:
+        out.print("an interrupted run had recorded this batch in the ledger: its files are now in place, nothing new")
     rate = result.counts["total"] / result.seconds if result.seconds else 0.0
     out.print(f"{result.seconds:.1f}s ({rate:,.0f} requests/s); outputs in [bold]{result.out_dir}[/]")
 
@@ -248,17 +263,20 @@ def batch_run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default: workspace/batches/ID).")
     ] = None,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Run a batch that already ran again, as a new batch naming it.")
+    ] = False,
 ) -> None:
     """Run a batch: disclosed.csv, rejected.csv, unmatched.csv and manifest.json."""
     as_of_date = parse_as_of(as_of)
     if not agency.strip():
         fail("--agency must name the requesting agency")
     check_batch_paths(file, out_dir)
-    if out_dir is not None and not out_dir.exists():
-        out_dir.mkdir(parents=True, mode=0o700)  # owner only: the outcome files hold personal data
     with open_session(ctx) as session:
         try:
-            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir)
+            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun)
+        except (BatchAlreadyCompletedError, BatchIncompleteError, BatchOutputError) as error:
+            fail(str(error))
         except OSError as error:  # e.g. /proc or a full disk: what the checks above cannot foresee
             fail(os_error_text(error))
     print_batch_summary(result)
@@ -400,7 +418,8 @@ def demo(ctx: typer.Context) -> None:
         out.print("[bold]2.[/] master load")
         load_master_with_progress(session, [data_dir / "master.csv"])
         out.print("[bold]3.[/] batch run")
-        result = run_batch_with_progress(session, data_dir / "requests.csv", "DEMO", as_of, None)
+        # Each demo is a new batch: the same data as the last demo's makes it a re-run of that one.
+        result = run_batch_with_progress(session, data_dir / "requests.csv", "DEMO", as_of, None, rerun=True)
         print_batch_summary(result)
         report = evaluate_batch(data_dir / "truth.csv", result.out_dir)
         out.print(

@@ -11,6 +11,7 @@ import datetime
 import gc
 import hashlib
 import json
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -24,9 +25,22 @@ import pyarrow.compute as pc
 
 from taxmatch import __version__
 from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs, renumbered, request_input_table
-from taxmatch.io.outcomes import OutcomeWriter, RenderedOutcomes, render_outcomes, sha256_file, write_manifest
+from taxmatch.io.outcomes import (
+    MANIFEST_FILENAME,
+    OUTCOME_FILENAMES,
+    OutcomeWriter,
+    RenderedOutcomes,
+    StagedOutcomesMissingError,
+    publish_outcomes,
+    render_outcomes,
+    sha256_file,
+    staging_directory,
+    write_manifest,
+)
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
-from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
+from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
+from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, rerun_batch_id
+from taxmatch.ledger.model import utc_timestamp
 from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
 from taxmatch.parallel import MIN_ITEMS_TO_SPLIT, can_fork, here_and_forked, in_two_processes
@@ -368,6 +382,23 @@ class BatchResult:
     counts: dict[str, int]
     manifest_path: Path
     seconds: float
+    # The batch this one re-runs (`--rerun`), if any.
+    repeats: str | None = None
+    # True when this call recorded nothing: it put in place the files of a batch that an
+    # interrupted run had already recorded in the ledger.
+    finished_interrupted: bool = False
+
+
+class BatchAlreadyCompletedError(RuntimeError):
+    """The batch id has been recorded and its outcome files put in place; `--rerun` repeats it."""
+
+
+class BatchIncompleteError(RuntimeError):
+    """A recorded batch whose outcome files cannot be made again as they were recorded."""
+
+
+class BatchOutputError(RuntimeError):
+    """The output directory cannot hold the batch's files; found before anything is decided or recorded."""
 
 
 def batch_id_for(agency: str, as_of: datetime.date, input_sha256: str, policy: Policy, model_version: str) -> str:
@@ -412,68 +443,176 @@ def run_batch(
     default_out_root: Path,
     actor: str = "cli",
     progress: Progress = _no_progress,
+    rerun: bool = False,
 ) -> BatchResult:
-    """Decide every request, then account for and write the outcomes together.
+    """Decide every request, account for the outcomes in the ledger, then put the files in place.
 
-    The ledger entries are appended in the transaction that is committed only once the
-    outcome files are in place; if writing fails, the entries roll back, and if the commit
-    fails, the files are removed: no outcome without its entry, no entry without its outcome.
+    The outcome files and manifest are written to a staging directory beside the target; the
+    ledger entries and the batch's `BatchRuns` row commit in one transaction; only then are the
+    files renamed into place (`publish_outcomes`). A run killed before the commit leaves
+    nothing final (its staging directory is removed by the next run); one killed after it
+    leaves a batch recorded in the ledger that running the same command again finishes,
+    without a second entry. A batch id that completed is refused (`BatchAlreadyCompletedError`)
+    unless `rerun`, which records a new batch, `<id>-r<N>`, naming the one it repeats.
     """
     started = time.perf_counter()
     model_version, _ = engine.current_model()
     input_sha256 = sha256_file(input_path)
-    batch_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
+    first_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
+    runs = BatchRuns(ledger)
+    runs.ensure_schema()
+    batch_id, repeats = first_id, None
+    if runs.is_accounted(first_id):
+        if rerun:
+            number, latest = runs.latest_rerun(first_id)
+            if latest is not None and latest.status != "complete":
+                return _finish_recorded(engine, policy, ledger, signer, runs, latest, input_path, started, progress)
+            batch_id, repeats = rerun_batch_id(first_id, number + 1), first_id
+        else:
+            recorded = runs.get(first_id)
+            if recorded is not None and recorded.status != "complete":
+                return _finish_recorded(engine, policy, ledger, signer, runs, recorded, input_path, started, progress)
+            where = f"; its outputs are in {recorded.out_dir}" if recorded is not None else ""
+            raise BatchAlreadyCompletedError(
+                f"batch {first_id} (this file, agency {agency}, as of {as_of.isoformat()}, this policy and model) "
+                f"has already run and is in the ledger{where}. Running it again would account for every request "
+                "twice; use --rerun to record a new batch that repeats it"
+            )
     target = out_dir if out_dir is not None else default_out_root / batch_id
-    processes = 2 if can_fork() else 1
-    with _cyclic_collector_paused():
-        items = list(read_requests(input_path))
-        progress("read", len(items), len(items))
-        decisions = decide_requests(engine, policy, as_of, items, progress, processes)
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: personal data
-        accounting = Accounting(agency, batch_id, actor, model_version)
-        writer = OutcomeWriter(target, policy.extra_disclosed_columns)
-        try:
+    staging = staging_directory(target, batch_id)
+    if target.exists() and not target.is_dir():
+        raise BatchOutputError(f"--out {target} is a file, not a directory")
+    try:
+        # A staging directory left by a run killed before its ledger commit: nothing in it is final.
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(mode=0o700)
+    except OSError as error:
+        raise BatchOutputError(f"cannot write the outcome files beside {target}: {error.strerror}") from None
+    try:
+        with _cyclic_collector_paused():
+            items = list(read_requests(input_path))
+            progress("read", len(items), len(items))
+            decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+            accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
-
-                def append_entries() -> None:
-                    ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
-
-                def render() -> RenderedOutcomes:
-                    return render_outcomes(decisions, policy.extra_disclosed_columns)
-
-                if processes > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
-                    # The outcome files' text is pure Python: it is made beside the ledger append.
-                    _, rendered = here_and_forked(append_entries, render)
+                if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
+                    raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
+                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy)
+                counts = _write_staged(staging, rendered, policy, len(decisions))
+                if appended is None:  # an empty batch appends nothing
+                    head_seq, head_hash = ledger.head()
+                    recorded_at = utc_timestamp(ledger.clock())
                 else:
-                    append_entries()
-                    rendered = render()
-                with writer:
-                    writer.write_rendered(rendered)
-        except BaseException:
-            # The writer removes its own temporary files; these are the renamed ones of a failed commit.
-            for path in writer.paths().values():
-                path.unlink(missing_ok=True)
-            raise
+                    head_seq, head_hash, recorded_at = appended.last_seq, appended.head_hash, appended.recorded_at
+                manifest: dict[str, Any] = {
+                    "batch_id": batch_id,
+                    "repeats": repeats,
+                    "agency": agency,
+                    "as_of": as_of.isoformat(),
+                    "input": {"file": input_path.name, "sha256": input_sha256, "records": len(items)},
+                    "counts": counts,
+                    "policy_version": policy.version,
+                    "model_version": model_version,
+                    "taxmatch_version": __version__,
+                    "outputs": {name: sha256_file(staging / name) for name in sorted(OUTCOME_FILENAMES.values())},
+                    "ledger_head": {"seq": head_seq, "hash": head_hash},
+                    # When the batch was recorded: what `taxmatch purge --older-than` judges its files by.
+                    "written_at": recorded_at,
+                }
+                write_manifest(staging, manifest)
+                runs.record(BatchRun(batch_id, repeats, agency, target, staging, manifest, "recorded", recorded_at))
+    except BaseException:
+        # Nothing of it is final: the staging directory goes with it.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # Committed: from here on the batch is accounted for, and only putting its files in place is left.
     progress("recorded", len(decisions), len(decisions))
-    checkpoint = ledger.checkpoint(signer)
+    ledger.checkpoint(signer)
+    _publish_recorded(runs, BatchRun(batch_id, repeats, agency, target, staging, manifest, "recorded", recorded_at))
+    return BatchResult(
+        batch_id, target, counts, target / MANIFEST_FILENAME, time.perf_counter() - started, repeats=repeats
+    )
+
+
+def _processes() -> int:
+    return 2 if can_fork() else 1
+
+
+def _append_and_render(
+    ledger: Ledger, items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting, policy: Policy
+) -> tuple[Appended | None, RenderedOutcomes]:
+    """Append the batch's entries (no commit) and render its outcome files; in two processes when large."""
+
+    def append_entries() -> Appended | None:
+        return ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
+
+    def render() -> RenderedOutcomes:
+        return render_outcomes(decisions, policy.extra_disclosed_columns)
+
+    if _processes() > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
+        # The outcome files' text is pure Python: it is made beside the ledger append.
+        return here_and_forked(append_entries, render)
+    return append_entries(), render()
+
+
+def _write_staged(staging: Path, rendered: RenderedOutcomes, policy: Policy, total: int) -> dict[str, int]:
+    """The three outcome files, complete and synced, in the staging directory; their counts."""
+    with OutcomeWriter(staging, policy.extra_disclosed_columns) as writer:
+        writer.write_rendered(rendered)
     counts = dict(writer.counts)
-    counts["total"] = len(decisions)
-    manifest: dict[str, Any] = {
-        "batch_id": batch_id,
-        "agency": agency,
-        "as_of": as_of.isoformat(),
-        "input": {"file": input_path.name, "sha256": input_sha256, "records": len(items)},
-        "counts": counts,
-        "policy_version": policy.version,
-        "model_version": model_version,
-        "taxmatch_version": __version__,
-        "outputs": {path.name: sha256_file(path) for _, path in sorted(writer.paths().items())},
-        "ledger_head": {"seq": checkpoint.seq, "hash": checkpoint.head_hash},
-        # When the outcome files were written: what `taxmatch purge --older-than` judges them by.
-        "written_at": checkpoint.signed_at,
-    }
-    manifest_path = write_manifest(target, manifest)
-    return BatchResult(batch_id, target, counts, manifest_path, time.perf_counter() - started)
+    counts["total"] = total
+    return counts
+
+
+def _publish_recorded(runs: BatchRuns, run: BatchRun) -> None:
+    publish_outcomes(run.staging_dir, run.out_dir, run.manifest)
+    runs.mark_complete(run.batch_id)
+
+
+def _finish_recorded(
+    engine: DuckDBEngine,
+    policy: Policy,
+    ledger: Ledger,
+    signer: Ed25519PrivateKey,
+    runs: BatchRuns,
+    run: BatchRun,
+    input_path: Path,
+    started: float,
+    progress: Progress,
+) -> BatchResult:
+    """Put in place the files of a batch that the ledger records but whose run was interrupted.
+
+    From its staging directory when that survived (the normal case: it is complete before the
+    ledger commit); otherwise the decisions are made again (same input, policy and model: the
+    batch id says so) and must give the very files the manifest recorded. Nothing is appended.
+    """
+    manifest = run.manifest
+    try:
+        _publish_recorded(runs, run)
+    except StagedOutcomesMissingError:
+        items = list(read_requests(input_path))
+        as_of = datetime.date.fromisoformat(str(manifest["as_of"]))
+        decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+        shutil.rmtree(run.staging_dir, ignore_errors=True)
+        run.staging_dir.parent.mkdir(parents=True, exist_ok=True)
+        run.staging_dir.mkdir(mode=0o700)
+        _write_staged(run.staging_dir, render_outcomes(decisions, policy.extra_disclosed_columns), policy, len(items))
+        made = {name: sha256_file(run.staging_dir / name) for name in sorted(OUTCOME_FILENAMES.values())}
+        if made != manifest["outputs"]:
+            shutil.rmtree(run.staging_dir, ignore_errors=True)
+            raise BatchIncompleteError(
+                f"batch {run.batch_id} is recorded in the ledger but its outcome files are not in {run.out_dir}, "
+                "and deciding it again does not give the files it recorded"
+            ) from None
+        write_manifest(run.staging_dir, manifest)
+        _publish_recorded(runs, run)
+    ledger.checkpoint(signer)
+    counts = {key: int(value) for key, value in manifest["counts"].items()}
+    return BatchResult(
+        run.batch_id, run.out_dir, counts, run.out_dir / MANIFEST_FILENAME, time.perf_counter() - started,
+        repeats=run.repeats, finished_interrupted=True,
+    )  # fmt: skip
 
 
 def decision_as_json(decision: Decision, extra_disclosed_columns: Sequence[str] = ()) -> dict[str, Any]:

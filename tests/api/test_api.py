@@ -174,8 +174,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server.stop()
 
 
-def submit(world: World, key: str, body: bytes, content_type: str = "text/csv") -> httpx.Response:
-    return world.call("POST", "/v1/batches", key, content=body, headers={"Content-Type": content_type})
+def submit(world: World, key: str, body: bytes, content_type: str = "text/csv", rerun: bool = False) -> httpx.Response:
+    path = "/v1/batches?rerun=true" if rerun else "/v1/batches"
+    return world.call("POST", path, key, content=body, headers={"Content-Type": content_type})
 
 
 def tiny_csv(world: World) -> bytes:
@@ -208,7 +209,13 @@ def test_auth_and_role_matrix(world: World) -> None:
     wrong_secret = world.keys["ice_requester"][:-4] + "AAAA"
     routes: list[tuple[str, str, dict[str, Any], str]] = [
         ("POST", "/v1/lookup", {"json": INVALID_REQUEST}, "requester"),
-        ("POST", "/v1/batches", {"content": tiny_csv(world), "headers": {"Content-Type": "text/csv"}}, "requester"),
+        # A repeat of the batch above: accepted as a re-run (without ?rerun=true it is 409, tested below).
+        (
+            "POST",
+            "/v1/batches?rerun=true",
+            {"content": tiny_csv(world), "headers": {"Content-Type": "text/csv"}},
+            "requester",
+        ),
         ("GET", f"/v1/batches/{batch_id}", {}, "requester"),
         *(("GET", f"/v1/batches/{batch_id}/{name}", {}, "requester") for name in OUTPUTS),
         ("GET", "/v1/ledger/verify", {}, "auditor"),
@@ -227,7 +234,7 @@ def test_auth_and_role_matrix(world: World) -> None:
             elif key.startswith("cbp") and batch_id in path:
                 expected = 404  # another agency's batch
             else:
-                expected = 202 if path == "/v1/batches" else 200
+                expected = 202 if path.startswith("/v1/batches?") else 200
             assert response.status_code == expected, (method, path, key, response.status_code, response.text)
     for batch in ("b-0000000000000000", batch_id):
         assert world.call("GET", f"/v1/batches/{batch}", "ice_auditor").status_code == 403
@@ -348,6 +355,33 @@ def test_ndjson_batch_matches_batch_run(world: World) -> None:
     assert sum(status["counts"].values()) == len(rows)
 
 
+def test_the_same_batch_twice_is_refused_and_a_rerun_is_a_new_batch_naming_it(world: World) -> None:
+    lines = (world.data / "requests.csv").read_bytes().splitlines(keepends=True)
+    body = b"".join([lines[0], *lines[5:25]])
+    before = world.call("GET", "/v1/ledger/verify", "ice_auditor").json()
+    first = submit(world, "ice_requester", body)
+    assert first.status_code == 202, first.text
+    first_id = first.json()["batch_id"]
+    world.wait_done(first_id)
+    again = submit(world, "ice_admin", body)  # another key of the same agency: the same batch
+    assert again.status_code == 409, again.text
+    assert again.json()["batch_id"] == first_id and again.json()["status"] == "done"
+    assert again.headers["location"] == again.json()["status_url"] == f"/v1/batches/{first_id}"
+    foreign = submit(world, "cbp_requester", body)
+    assert foreign.status_code == 202, "another agency's batch is its own"
+    world.wait_done(foreign.json()["batch_id"], key="cbp_requester")
+    rerun = submit(world, "ice_requester", body, rerun=True)
+    assert rerun.status_code == 202, rerun.text
+    assert rerun.json()["batch_id"] == f"{first_id}-r1"
+    world.wait_done(f"{first_id}-r1")
+    manifest = json.loads((world.home / "batches" / f"{first_id}-r1" / "manifest.json").read_text())
+    assert manifest["repeats"] == first_id
+    # A repeat of the re-run is refused too, and names the latest run.
+    assert submit(world, "ice_requester", body).json()["batch_id"] == f"{first_id}-r1"
+    after = world.call("GET", "/v1/ledger/verify", "ice_auditor").json()
+    assert after["ok"] is True and after["entries"] - before["entries"] == 3 * 20
+
+
 def test_access_log_has_no_personal_data(world: World) -> None:
     rows = read_rows(world.data / "requests.csv")
     world.call("POST", "/v1/lookup", "ice_requester", json=rows[0])
@@ -369,7 +403,7 @@ def test_batch_resumes_after_the_server_is_killed(world: World) -> None:
     world.server.stop()
     world.server.start({"TAXMATCH_API_BATCH_CHUNK_RECORDS": "4", "TAXMATCH_API_BATCH_CHUNK_DELAY_SECONDS": "0.3"})
     body = (world.data / "requests.csv").read_bytes()
-    batch_id = submit(world, "ice_requester", body).json()["batch_id"]
+    batch_id = submit(world, "ice_requester", body, rerun=True).json()["batch_id"]
     deadline = time.monotonic() + 60
     while True:
         status = world.call("GET", f"/v1/batches/{batch_id}", "ice_requester").json()

@@ -5,11 +5,23 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from taxmatch.io.outcomes import OutcomeWriter, sha256_file, spreadsheet_safe, write_manifest
+from taxmatch.io.outcomes import (
+    MANIFEST_FILENAME,
+    OUTCOME_FILENAMES,
+    OutcomeWriter,
+    StagedOutcomesMissingError,
+    publish_outcomes,
+    sha256_file,
+    spreadsheet_safe,
+    staging_directory,
+    write_manifest,
+)
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 
 
@@ -182,3 +194,67 @@ def test_write_many_checks_every_decision_before_writing(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="not a valid Outcome"), OutcomeWriter(tmp_path) as writer:
         writer.write_many([Decision("odd", "MAYBE")])  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- putting a batch's staged files in place (issue 13, finding 4) ---------------------------------
+
+
+def staged_batch(staging: Path, text: str) -> dict[str, Any]:
+    """Staged outcome files and their manifest, as `run_batch` leaves them before its ledger commit."""
+    staging.mkdir(parents=True)
+    for name in OUTCOME_FILENAMES.values():
+        (staging / name).write_text(f"{name}\n{text}\n", encoding="utf-8")
+    manifest = {"batch_id": "b-1", "outputs": {n: sha256_file(staging / n) for n in OUTCOME_FILENAMES.values()}}
+    write_manifest(staging, manifest)
+    return manifest
+
+
+def test_publish_renames_the_staging_directory_onto_a_new_target(tmp_path: Path) -> None:
+    target = tmp_path / "batch"
+    staging = staging_directory(target, "b-1")
+    assert staging.parent == tmp_path and staging.name.startswith(".")
+    manifest = staged_batch(staging, "new")
+    publish_outcomes(staging, target, manifest)
+    assert not staging.exists()
+    assert sorted(path.name for path in target.iterdir()) == sorted([*OUTCOME_FILENAMES.values(), MANIFEST_FILENAME])
+    publish_outcomes(staging, target, manifest)  # again: already in place, nothing to do
+
+
+def test_publish_into_a_used_directory_puts_the_manifest_last_and_can_be_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out"
+    old = staged_batch(target, "old")
+    staging = staging_directory(target, "b-2")
+    new = {**staged_batch(staging, "new"), "batch_id": "b-2"}
+    write_manifest(staging, new)
+    real_replace = os.replace
+    moved: list[str] = []
+
+    def dies_after_one(source: Any, destination: Any) -> None:
+        if moved:
+            raise OSError("killed")
+        moved.append(Path(destination).name)
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", dies_after_one)
+    with pytest.raises(OSError, match="killed"):
+        publish_outcomes(staging, target, new)
+    # Half way: the old manifest is gone (it no longer describes the files), the new one not yet there.
+    assert moved == ["disclosed.csv"] and not (target / MANIFEST_FILENAME).exists()
+    monkeypatch.setattr(os, "replace", real_replace)
+    publish_outcomes(staging, target, new)
+    assert json.loads((target / MANIFEST_FILENAME).read_text(encoding="utf-8"))["batch_id"] == "b-2"
+    for name, digest in new["outputs"].items():
+        assert sha256_file(target / name) == digest != old["outputs"][name]
+    assert not staging.exists()
+
+
+def test_publish_names_what_is_neither_staged_nor_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    staging = staging_directory(target, "b-3")
+    manifest = staged_batch(staging, "new")
+    (staging / "rejected.csv").unlink()
+    with pytest.raises(StagedOutcomesMissingError, match=r"rejected\.csv"):
+        publish_outcomes(staging, target, manifest)
+    assert not (target / "disclosed.csv").exists(), "nothing is put in place when something is missing"

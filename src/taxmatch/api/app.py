@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taxmatch import __version__
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
-from taxmatch.api.batches import OUTPUT_FILES, BatchKind, BatchManager, parse_body
+from taxmatch.api.batches import OUTPUT_FILES, BatchAlreadySubmittedError, BatchKind, BatchManager, parse_body
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
@@ -117,6 +117,15 @@ class LookupResponse(BaseModel):
 class BatchAccepted(BaseModel):
     batch_id: str
     status_url: str
+
+
+class BatchConflict(BaseModel):
+    """The same batch was submitted before (same body, agency, as-of date, policy and model)."""
+
+    detail: str
+    batch_id: str = Field(description="the existing batch (its latest run)")
+    status_url: str
+    status: str = Field(description="queued, running or done")
 
 
 class BatchStatus(BaseModel):
@@ -368,7 +377,20 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         status_code=202,
         response_model=BatchAccepted,
         tags=["batches"],
-        responses={401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}},
+        responses={
+            401: {},
+            403: {},
+            409: {
+                "model": BatchConflict,
+                "description": "The same batch is already queued, running or done (the answer names it, and "
+                "`Location` is its status URL); `?rerun=true` records a new batch that repeats it.",
+            },
+            413: {},
+            415: {},
+            422: {},
+            429: {},
+            503: {},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -379,7 +401,14 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             }
         },
     )
-    async def submit_batch(request: Request, key: RequesterKey) -> dict[str, str]:
+    async def submit_batch(
+        request: Request,
+        key: RequesterKey,
+        rerun: Annotated[
+            bool,
+            Query(description="Run again a batch that was submitted before, as a new batch `<its id>-r<N>`."),
+        ] = False,
+    ) -> dict[str, str] | JSONResponse:
         """A CSV or NDJSON batch (the columns of DESIGN.md section 3); decided in the background."""
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         kind = BATCH_CONTENT_TYPES.get(media_type)
@@ -401,7 +430,16 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             # No master, or one whose model this version cannot read: the message says which, and what to do.
             raise HTTPException(503, str(error)) from None
         state.meter.take_volume(key.key_id, len(items))
-        accepted = await _in_thread(batches.submit, key.agency, key.key_id, kind, body, items, datetime.date.today())
+        submit = functools.partial(batches.submit, rerun=rerun)
+        try:
+            accepted = await _in_thread(submit, key.agency, key.key_id, kind, body, items, datetime.date.today())
+        except BatchAlreadySubmittedError as refused:
+            existing = refused.existing
+            status_url = f"/v1/batches/{existing.batch_id}"
+            conflict = BatchConflict(
+                detail=str(refused), batch_id=existing.batch_id, status_url=status_url, status=existing.status
+            )
+            return JSONResponse(conflict.model_dump(), status_code=409, headers={"Location": status_url})
         return {"batch_id": accepted.batch_id, "status_url": f"/v1/batches/{accepted.batch_id}"}
 
     @app.get(

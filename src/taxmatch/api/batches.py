@@ -10,6 +10,11 @@ committed, the outcome files are written with `OutcomeWriter` into
 
 Duplicate request ids are found over the whole batch before it is cut into chunks, so a
 repeat in a later chunk is `DUPLICATE_REQUEST_ID` exactly as in `taxmatch batch run`.
+
+The same batch twice (same agency, body, as-of date, policy and model: its `batch_identity`)
+is refused while the first is queued, running or done (`BatchAlreadySubmittedError`, a 409
+naming it), as `batch run` refuses a batch id that completed. `rerun` records a new batch,
+``<first id>-r<N>``, whose id names the batch it repeats in every ledger entry.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from taxmatch import __version__
 from taxmatch.api.service import Accounting, Service
 from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests_from_text
+from taxmatch.ledger.batch_runs import repeated_batch_id, rerun_batch_id
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode
 
@@ -49,7 +55,30 @@ SCHEMA_SQL: tuple[str, ...] = (
         total BIGINT, processed BIGINT, disclosed BIGINT, rejected BIGINT, unmatched BIGINT,
         status VARCHAR, error VARCHAR, body_sha256 VARCHAR, body BLOB)""",
     "CREATE TABLE IF NOT EXISTS api_batch_decisions (batch_id VARCHAR, position BIGINT, decision VARCHAR)",
+    # Added after the table: what makes two submissions the same batch (`batch_identity`).
+    "ALTER TABLE api_batches ADD COLUMN IF NOT EXISTS identity VARCHAR",
 )
+_COLUMNS = (
+    "batch_id, agency, key_id, kind, as_of, created, total, processed, disclosed, rejected, unmatched, status, "
+    "error, body_sha256, body, identity"
+)
+
+
+class BatchAlreadySubmittedError(Exception):
+    """The same batch was submitted before and is not failed: `existing` is its latest run."""
+
+    def __init__(self, existing: BatchState) -> None:
+        super().__init__(
+            f"this batch (same body, agency, as-of date, policy and model) is already {existing.status} as "
+            f"{existing.batch_id}; submit it with ?rerun=true to record a new batch that repeats it"
+        )
+        self.existing = existing
+
+
+def batch_identity(agency: str, as_of: datetime.date, kind: str, body_sha256: str, policy: str, model: str) -> str:
+    """Two submissions with the same identity would decide the same requests the same way."""
+    material = "|".join([agency, as_of.isoformat(), kind, body_sha256, policy, model])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -144,6 +173,7 @@ class BatchManager:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._submit_lock = threading.Lock()
         with service.database() as con:
             for statement in SCHEMA_SQL:
                 con.execute(statement)
@@ -211,16 +241,42 @@ class BatchManager:
     # ---- submission ---------------------------------------------------------------------------
 
     def submit(
-        self, agency: str, key_id: str, kind: BatchKind, body: bytes, items: list[Item], as_of: datetime.date
+        self,
+        agency: str,
+        key_id: str,
+        kind: BatchKind,
+        body: bytes,
+        items: list[Item],
+        as_of: datetime.date,
+        rerun: bool = False,
     ) -> BatchState:
-        batch_id = "b-" + secrets.token_hex(8)
-        state = BatchState(batch_id, agency, key_id, kind, as_of, _now(), total=len(items))
-        with self.service.database() as con:
-            con.execute(
-                "INSERT INTO api_batches VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'queued', '', ?, ?)",
-                [batch_id, agency, key_id, kind, as_of, state.created, len(items), hashlib.sha256(body).hexdigest(),
-                 body],
-            )  # fmt: skip
+        """Queue a batch; `BatchAlreadySubmittedError` if the same batch is not failed, unless `rerun`."""
+        body_sha256 = hashlib.sha256(body).hexdigest()
+        service = self.service
+        identity = batch_identity(agency, as_of, kind, body_sha256, service.policy.version, service.model_version())
+        with self._submit_lock:  # two identical submissions at once: one is the first, the other its repeat
+            with service.database() as con:
+                rows = con.execute(
+                    "SELECT batch_id, status FROM api_batches WHERE identity = ? ORDER BY created, batch_id",
+                    [identity],
+                ).fetchall()
+            alive = [str(batch_id) for batch_id, status in rows if status != "failed"]
+            batch_id = "b-" + secrets.token_hex(8)
+            if alive:
+                if not rerun:
+                    existing = self.get(alive[-1], agency)
+                    assert existing is not None
+                    raise BatchAlreadySubmittedError(existing)
+                original = next((known for known in alive if repeated_batch_id(known) is None), alive[0])
+                repeats = sum(1 for known, _ in rows if repeated_batch_id(str(known)) == original)
+                batch_id = rerun_batch_id(original, repeats + 1)
+            state = BatchState(batch_id, agency, key_id, kind, as_of, _now(), total=len(items))
+            with service.database() as con:
+                con.execute(
+                    f"INSERT INTO api_batches ({_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'queued', '', ?, ?, ?)",
+                    [batch_id, agency, key_id, kind, as_of, state.created, len(items), body_sha256, body, identity],
+                )
         self._items[batch_id] = items
         with self._states_lock:
             self._states[batch_id] = state
@@ -345,6 +401,7 @@ class BatchManager:
             target,
             {
                 "batch_id": batch_id,
+                "repeats": repeated_batch_id(batch_id),
                 "agency": agency,
                 "as_of": as_of.isoformat(),
                 "input": {"file": f"HTTP request body ({kind})", "sha256": body_sha256, "records": total},

@@ -15,6 +15,7 @@ Tables:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -157,8 +158,10 @@ class DuckDBEngine:
     ) -> tuple[int, int]:
         """Replace the master with the rows of `files`. Returns (rows loaded, taxpayers).
 
-        The new master is built beside the old one and swapped in one transaction, so a
-        failed load leaves the previous master (and its model) untouched.
+        The new master is built beside the old one and swapped in a transaction that this method
+        leaves open: `fit_model`, which must follow on this connection, stores the new model in it
+        and commits. Master and model are replaced together or not at all; a load that fails, or
+        is killed before the fit commits, leaves the previous master and its model serving.
         """
         con = self.connection
         # A new master brings new term frequencies and, once fitted, a new model: forget the old.
@@ -258,10 +261,10 @@ class DuckDBEngine:
                 con.execute(f"CREATE INDEX master_profiles_{column} ON master_profiles ({column})")
             self._create_attested_given_names()
             con.execute("CREATE INDEX master_returns_key_tin ON master_returns (key_tin)")
-            con.execute("COMMIT")
-        except Exception:
+        except BaseException:
             con.execute("ROLLBACK")
             raise
+        # Not committed here: the new master must not serve under the old model (`fit_model` commits).
         counts = con.execute("SELECT count(*), count(DISTINCT tin) FROM master_returns").fetchone()
         assert counts is not None
         return int(counts[0]), int(counts[1])
@@ -369,13 +372,26 @@ class DuckDBEngine:
         return bool(found and found[0])
 
     def fit_model(self) -> str:
-        """Estimate u from random pairs of the master; store and return the model version."""
+        """Estimate u from random pairs of the master; store the model and commit it with the master
+        that `load_master` swapped in (its transaction); return the model version."""
+        if not self._has_table(MASTER_STANDARDIZED):
+            raise RuntimeError("a model is fitted right after `load_master`, on the same connection")
+        try:
+            version = self._fit_model()
+            self.connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.connection.execute("ROLLBACK")
+            self._current_model = None
+            raise
+        self._scorer()  # compiled now and kept, so that the first batch need not import Splink
+        return version
+
+    def _fit_model(self) -> str:
         from splink import DuckDBAPI, Linker
 
         if not self.master_is_loaded():
             raise MasterNotLoadedError()
-        if not self._has_table(MASTER_STANDARDIZED):
-            raise RuntimeError("a model is fitted right after `load_master`, on the same connection")
         counts = self.connection.execute(f"SELECT count(*), count(DISTINCT tin) FROM {MASTER_STANDARDIZED}").fetchone()
         assert counts is not None
         returns, taxpayers = int(counts[0]), int(counts[1])
@@ -395,7 +411,10 @@ class DuckDBEngine:
         model.pop("sql_dialect", None)
         version = model_version(model)
         self.connection.execute(
-            "INSERT OR REPLACE INTO model_store (version, model_json, taxpayers, returns) VALUES (?, ?, ?, ?)",
+            # fitted_at too: a master loaded again refits the very model it had (same version), which
+            # must become the newest again, or a master swapped back would serve under the other's model.
+            "INSERT OR REPLACE INTO model_store (version, model_json, fitted_at, taxpayers, returns) "
+            "VALUES (?, ?, current_timestamp, ?, ?)",
             [version, json.dumps(model, sort_keys=True), taxpayers, returns],
         )
         self._current_model = None
@@ -403,7 +422,6 @@ class DuckDBEngine:
         self.connection.execute(f"DROP TABLE {MASTER_STANDARDIZED}")
         # The load's memory cap (`load_master`) ends with the fit that follows the load.
         self.connection.execute("RESET memory_limit")
-        self._scorer()  # compiled now and kept, so that the first batch need not import Splink
         return version
 
     def _count_address_u(self, model: dict[str, Any], returns: int) -> None:

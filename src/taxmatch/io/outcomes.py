@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from operator import attrgetter
@@ -27,9 +28,13 @@ __all__ = [
     "OUTCOME_FILENAMES",
     "OutcomeWriter",
     "RenderedOutcomes",
+    "StagedOutcomesMissingError",
+    "manifest_text",
+    "publish_outcomes",
     "render_outcomes",
     "sha256_file",
     "spreadsheet_safe",
+    "staging_directory",
     "write_manifest",
 ]
 
@@ -288,18 +293,83 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Write manifest.json byte-stably (sorted keys, indent 2, trailing newline), atomically.
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """manifest.json's text: sorted keys, indent 2, trailing newline.
 
     Values must already be JSON types; a Path or date is refused rather than stringified
     in some ad-hoc way that could differ between callers.
     """
+    return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write manifest.json byte-stably (`manifest_text`), atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     target = out_dir / MANIFEST_FILENAME
-    _atomic_write_bytes(target, text.encode("utf-8"))
+    _atomic_write_bytes(target, manifest_text(manifest).encode("utf-8"))
     return target
+
+
+class StagedOutcomesMissingError(RuntimeError):
+    """An outcome file to put in place is neither staged nor already in place with its recorded hash."""
+
+
+def staging_directory(target: Path, batch_id: str) -> Path:
+    """Where a batch's files are written before its ledger commit: beside `target` (so the rename
+    that puts them in place stays on one file system), hidden, named by the batch."""
+    target = Path(target)
+    return target.parent / f".{target.name}.{batch_id}.staging"
+
+
+def publish_outcomes(staging: Path, target: Path, manifest: dict[str, Any]) -> None:
+    """Put a batch's staged outcome files and manifest in place at `target`.
+
+    Called only after the ledger commit that accounts for them. When `target` does not exist
+    yet (or is empty), the staging directory is renamed onto it: every file appears at once.
+    Into a directory that holds other files (an `--out` used before), file by file: its old
+    manifest is removed first and the new one renamed in last, so a manifest always describes
+    the files beside it. Idempotent: a file already in place with the hash `manifest` records
+    is left as it is, so a run killed half way through can be finished by calling this again.
+    Raises `StagedOutcomesMissingError` when a file is in neither place (the caller renders it
+    again into `staging` and retries).
+    """
+    staging, target = Path(staging), Path(target)
+    outputs: dict[str, str] = manifest["outputs"]
+    expected_manifest = manifest_text(manifest).encode("utf-8")
+    names = [*sorted(outputs), MANIFEST_FILENAME]
+    if all((staging / name).is_file() for name in names) and _is_empty_or_missing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # rename(2) replaces an empty directory in one step.
+        os.replace(staging, target)
+        _fsync_directory(target.parent)
+        return
+
+    def in_place(name: str) -> bool:
+        path = target / name
+        if not path.is_file():
+            return False
+        if name == MANIFEST_FILENAME:
+            return path.read_bytes() == expected_manifest
+        return sha256_file(path) == outputs[name]
+
+    missing = [name for name in names if not (staging / name).is_file() and not in_place(name)]
+    if missing:
+        raise StagedOutcomesMissingError(f"not staged in {staging} nor in place in {target}: {', '.join(missing)}")
+    target.mkdir(parents=True, exist_ok=True)
+    if (staging / MANIFEST_FILENAME).is_file():
+        (target / MANIFEST_FILENAME).unlink(missing_ok=True)
+    for name in names:
+        if (staging / name).is_file():
+            os.replace(staging / name, target / name)
+    _fsync_directory(target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_empty_or_missing(directory: Path) -> bool:
+    if not directory.exists():
+        return True
+    return directory.is_dir() and not any(directory.iterdir())
 
 
 def _atomic_write_bytes(target: Path, data: bytes) -> None:
