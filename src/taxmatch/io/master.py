@@ -346,7 +346,8 @@ def _read_lines(
             if len(fields) != width:
                 reject(f"{len(fields)} fields where the header has {width}")
                 continue
-            if '"' in text:  # only a line with a quote can leave one in a value (no CR or LF is left)
+            # Only a line with a quote can leave one in a value (no CR or LF is left in a line).
+            if '"' in text and '"' in "".join(fields):
                 quoted = next((column for column, at in master_positions if '"' in fields[at]), None)
                 if quoted is not None:
                     reject(_QUOTE_OR_BREAK_PROBLEM.format(quoted))
