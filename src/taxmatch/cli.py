@@ -23,10 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxmatch import __version__
 from taxmatch.api.cli import keys_app, serve
+from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
+from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import RequestFileError
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
@@ -45,9 +48,11 @@ master_app = typer.Typer(help="The master file of returns.", no_args_is_help=Tru
 batch_app = typer.Typer(help="Request batches.", no_args_is_help=True)
 app.add_typer(master_app, name="master")
 app.add_typer(batch_app, name="batch")
+batch_app.command("list")(batch_list)
+batch_app.command("show")(batch_show)
 app.add_typer(keys_app, name="keys", help="API keys: create, list, revoke.")
 app.add_typer(ledger_app, name="ledger", help="The disclosure ledger: export, verify, public key, checkpoint.")
-app.command(help="Serve the HTTP API (DESIGN.md section 3b).")(serve)
+app.command(help="Serve the HTTP API and the web dashboard (docs at /docs, dashboard at /ui).")(serve)
 app.command("purge", help="Remove batch outputs older than DAYS days; each removal is recorded in the ledger.")(
     purge_command
 )
@@ -101,6 +106,12 @@ def parse_as_of(text: str | None) -> datetime.date:
         fail(f"--as-of {text!r} is not a date YYYY-MM-DD")
 
 
+def print_version(value: bool) -> None:
+    if value:
+        print(f"taxmatch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
@@ -108,6 +119,9 @@ def main_callback(
         Path | None,
         typer.Option("--home", help="Workspace directory (default: $TAXMATCH_HOME, else ./taxmatch-home)."),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=print_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     ctx.obj = Workspace.resolve(home)
 
@@ -155,7 +169,10 @@ def load_master_with_progress(session: Session, files: list[Path]) -> None:
 @master_app.command("load")
 def master_load(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="CSV or Parquet files of returns (DESIGN.md section 3).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CSV or Parquet files of returns (tin, tax_year, role, names, dob, address, phone)."),
+    ],
 ) -> None:
     """Load (replace) the master file of returns and fit the model; the workspace is then ready to match."""
     with open_session(ctx) as session:
@@ -166,7 +183,12 @@ def master_load(
 
 
 def run_batch_with_progress(
-    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None
+    session: Session,
+    file: Path,
+    agency: str,
+    as_of: datetime.date,
+    out_dir: Path | None,
+    output_format: OutputFormat = "csv",
 ) -> BatchResult:
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
@@ -190,6 +212,7 @@ def run_batch_with_progress(
             out_dir,
             session.workspace.batches_dir,
             progress=report,
+            output_format=output_format,
         )
 
 
@@ -213,13 +236,21 @@ def batch_run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default: workspace/batches/ID).")
     ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Outcome files as csv (the default, the contract), ndjson or parquet (same columns)."
+        ),
+    ] = "csv",
 ) -> None:
     """Run a batch: disclosed.csv, rejected.csv, unmatched.csv and manifest.json."""
     as_of_date = parse_as_of(as_of)
     if not agency.strip():
         fail("--agency must name the requesting agency")
+    if output_format not in OUTPUT_FORMATS:
+        fail(f"--format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     with open_session(ctx) as session:
-        result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir)
+        result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, output_format)
     print_batch_summary(result)
 
 

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from taxmatch import __version__
 from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs, renumbered, request_input_table
-from taxmatch.io.outcomes import OutcomeWriter, RenderedOutcomes, render_outcomes, sha256_file, write_manifest
+from taxmatch.io.outcome_formats import OutputFormat, outcome_writer
+from taxmatch.io.outcomes import sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, EventColumns, Ledger, LedgerEvent, disclosed_fields
 from taxmatch.match.candidates import CandidatePair
@@ -412,6 +413,7 @@ def run_batch(
     default_out_root: Path,
     actor: str = "cli",
     progress: Progress = _no_progress,
+    output_format: OutputFormat = "csv",
 ) -> BatchResult:
     """Decide every request, then account for and write the outcomes together.
 
@@ -431,15 +433,15 @@ def run_batch(
         decisions = decide_requests(engine, policy, as_of, items, progress, processes)
         target.mkdir(parents=True, exist_ok=True)
         accounting = Accounting(agency, batch_id, actor, model_version)
-        writer = OutcomeWriter(target, policy.extra_disclosed_columns)
+        writer = outcome_writer(target, policy.extra_disclosed_columns, output_format)
         try:
             with ledger.transaction():
 
                 def append_entries() -> None:
                     ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
 
-                def render() -> RenderedOutcomes:
-                    return render_outcomes(decisions, policy.extra_disclosed_columns)
+                def render() -> Any:
+                    return writer.render(decisions)
 
                 if processes > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
                     # The outcome files' text is pure Python: it is made beside the ledger append.

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from taxmatch.agency import agency_key, agency_key_sql
 from taxmatch.io.outcomes import spreadsheet_safe
 from taxmatch.ledger.model import system_clock, utc_timestamp
 from taxmatch.ledger.store import ENTRIES_TABLE, Ledger
@@ -135,7 +136,7 @@ def build_report(
 ) -> DisclosureReport:
     """The accounting of the entries recorded from ``date_from`` to ``date_to`` (UTC days, inclusive).
 
-    ``agency`` keeps only that agency's entries (exact match, as recorded). Reads only;
+    ``agency`` keeps only that agency's entries (in any letter case: ``ice`` is ``ICE``). Reads only;
     the caller's connection may be read-only.
     """
     if date_to < date_from:
@@ -150,8 +151,8 @@ def build_report(
     where = "recorded_at >= ? AND recorded_at < ?"
     parameters: list[object] = [date_from.isoformat(), (date_to + timedelta(days=1)).isoformat()]
     if agency is not None:
-        where += " AND agency = ?"
-        parameters.append(agency)
+        where += f" AND {agency_key_sql('agency')} = ?"
+        parameters.append(agency_key(agency))
     # Only entries up to the head read above: one consistent state even if a writer appends.
     where += " AND seq <= ?"
     parameters.append(seq)
