@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,3 +192,21 @@ def test_ledger_report_refuses_an_export_that_does_not_verify(day: Day) -> None:
     output = run_cli("--home", str(day.home), "ledger", "report", "--from", "2000-01-01", "--to", "2100-12-31",
                      "--file", str(export), code=1)  # fmt: skip
     assert "--file needs --public-key" in output
+
+
+def test_unmatched_reasons_state_the_best_probability(day: Day) -> None:
+    rows = csv_rows(day.outs["ICE"] / "unmatched.csv")
+    assert rows
+    for row in rows:
+        assert re.search(r"best match probability( \d\.\d{6}|: no candidate found)$", row["reasons"]), row
+
+
+def test_lookup_explain_prints_the_explanation(day: Day) -> None:
+    request = csv_rows(day.requests)[0]
+    path = day.root / "one-request.json"
+    path.write_text(json.dumps(request), encoding="utf-8")
+    answer = json.loads(run_cli("--home", str(day.home), "lookup", "--json", str(path), "--as-of", AS_OF, "--explain"))
+    assert answer["request_id"] == request["request_id"]
+    assert answer["explanation"]["deciding_rule"]["rule"]
+    plain = json.loads(run_cli("--home", str(day.home), "lookup", "--json", str(path), "--as-of", AS_OF))
+    assert "explanation" not in plain and plain["outcome"] == answer["outcome"]

@@ -33,7 +33,15 @@ from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import RequestFileError
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
-from taxmatch.pipeline import Accounting, BatchResult, decide_requests, dumps_decision, ledger_events, run_batch
+from taxmatch.pipeline import (
+    Accounting,
+    BatchResult,
+    decide_and_explain,
+    decide_requests,
+    decision_as_json,
+    ledger_events,
+    run_batch,
+)
 from taxmatch.records import REQUEST_COLUMNS, Address, RequestRecord
 from taxmatch.settings import Policy, PolicyError, Workspace
 
@@ -300,6 +308,12 @@ def lookup(
     removal_order_date: Annotated[str | None, typer.Option("--removal-order-date")] = None,
     statute: Annotated[str | None, typer.Option("--statute")] = None,
     tax_years: Annotated[str | None, typer.Option("--tax-years")] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Add the explanation: candidates, comparison levels and weights, the deciding rule."
+        ),
+    ] = False,
 ) -> None:
     """One request, decided exactly as in a batch; prints {request_id, outcome, reason_codes, disclosure}."""
     mapping: dict[str, Any]
@@ -323,13 +337,19 @@ def lookup(
     request = request_from_mapping(mapping)
     as_of_date = parse_as_of(as_of)
     with open_session(ctx) as session:
-        (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
+        if explain:
+            (decision,), (explanation,) = decide_and_explain(session.engine, session.policy, as_of_date, [request])
+        else:
+            (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
         model_version, _ = session.engine.current_model()
         accounting = Accounting(agency, "lookup", "cli", model_version)
         with session.ledger.transaction():
             session.ledger.append(ledger_events([request], [decision], accounting, session.policy))
         session.ledger.checkpoint(signing_key(session.workspace))
-    out.print_json(dumps_decision(decision, session.policy.extra_disclosed_columns))
+    answer = decision_as_json(decision, session.policy.extra_disclosed_columns)
+    if explain:
+        answer["explanation"] = explanation
+    out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
 # ---- synth and demo -------------------------------------------------------------------------------

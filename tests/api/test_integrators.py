@@ -148,3 +148,25 @@ def test_polling_a_batch_does_not_use_up_the_request_allowance(world: World) -> 
     finally:
         world.server.stop()
         world.server.start()
+
+
+def test_lookup_explains_only_when_asked(world: World) -> None:
+    rows = list(csv.DictReader((world.data / "requests.csv").read_text(encoding="utf-8").splitlines()))
+    disclosed = (world.expected_dir / "disclosed.csv").read_text(encoding="utf-8").splitlines()
+    expected = {row["request_id"]: row for row in csv.DictReader(disclosed)}
+    request = next(row for row in rows if row["request_id"] in expected)
+    plain = world.call("POST", "/v1/lookup", "ice_requester", json=request).json()
+    assert "explanation" not in plain
+    answer = world.call("POST", "/v1/lookup?explain=true", "ice_requester", json=request)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert {key: body[key] for key in plain if key != "request_id"} == {
+        key: plain[key] for key in plain if key != "request_id"
+    }
+    explanation = body["explanation"]
+    assert explanation["deciding_rule"]["rule"] == "confident_match"
+    chosen = [candidate for candidate in explanation["candidates"] if candidate["chosen"]]
+    assert len(chosen) == 1 and explanation["disclosed"]["candidate"] == chosen[0]["candidate"]
+    assert explanation["probability"] == body["disclosure"]["match_probability"]
+    assert body["disclosure"]["tin_last4"] not in json.dumps(explanation["candidates"])
+    assert world.call("POST", "/v1/lookup?explain=maybe", "ice_requester", json=request).status_code == 422

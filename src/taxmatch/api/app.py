@@ -48,6 +48,7 @@ from taxmatch.api.schemas import (
 )
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.engine.duckdb_engine import MasterNotLoadedError
+from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.outcome_formats import OutputFormat
 from taxmatch.io.outcomes import MANIFEST_FILENAME
 from taxmatch.io.requests import RequestFileError, read_requests_from_text
@@ -293,7 +294,18 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             }
         },
     )
-    async def lookup(request: Request, key: RequesterKey) -> JSONResponse:
+    async def lookup(
+        request: Request,
+        key: RequesterKey,
+        explain: Annotated[
+            bool,
+            Query(
+                description="Add `explanation`: the candidates considered, each comparison's level and weight, "
+                "the deciding rule, the probability and what was disclosed.",
+                examples=[False],
+            ),
+        ] = False,
+    ) -> JSONResponse:
         """One request, decided exactly as in a batch; the as-of date is today (server time)."""
         body = await read_body(request, state.limits.max_lookup_body_bytes)
         try:
@@ -320,7 +332,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         if executor is None:
             raise HTTPException(503, "the server is starting or stopping")
         accounting = Accounting(agency=key.agency, actor=f"api:{key.key_id}", batch_id=LOOKUP_BATCH_ID)
-        decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting)
+        recorder = ExplanationRecorder() if explain else None
+        decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting, recorder)
         try:
             (decision,) = await asyncio.get_running_loop().run_in_executor(executor, decide)
         except MasterNotLoadedError as error:
@@ -328,7 +341,10 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             raise HTTPException(503, str(error)) from None
         # As a response, not a dict: the body is LookupResponse by construction (decision_as_json),
         # and FastAPI would validate and re-encode it through pydantic on every lookup.
-        return JSONResponse(decision_as_json(decision, service.policy.extra_disclosed_columns))
+        answer = decision_as_json(decision, service.policy.extra_disclosed_columns)
+        if recorder is not None:
+            (answer["explanation"],) = await _in_thread(service.explain, [decision], recorder)
+        return JSONResponse(answer)
 
     @app.post(
         "/v1/batches",

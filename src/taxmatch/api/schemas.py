@@ -110,6 +110,88 @@ class DisclosureOut(BaseModel):
     )
 
 
+class ComparisonTerm(BaseModel):
+    comparison: str = Field(description="first_name, last_name, dob, address or tin.", examples=["dob"])
+    level: str = Field(description="How the request's value compares with the return's.", examples=["exact"])
+    match_weight: float = Field(
+        description="The model's weight for this level: log2 of its Bayes factor.", examples=[7.9]
+    )
+    bayes_factor: float = Field(
+        description="How many times likelier this level is for the same person than for two others.", examples=[239.3]
+    )
+
+
+class Candidate(BaseModel):
+    """One taxpayer the request was compared with; never identified (a letter, A the strongest)."""
+
+    candidate: str = Field(description="A letter: A is the candidate with the strongest pair.", examples=["A"])
+    chosen: bool = Field(description="Whether this candidate is the taxpayer the decision chose.", examples=[True])
+    returns_compared: int = Field(description="Distinct returns' evidence compared with the request.", examples=[3])
+    vetoed: bool = Field(
+        description="A date of birth, TIN or Jr/Sr given that conflicts rules it out.", examples=[False]
+    )
+    address_corroborated: bool = Field(
+        description="One of its own returns corroborates the request's address.", examples=[True]
+    )
+    names_agree: bool = Field(description="Given name and surname both agree on the pair shown.", examples=[True])
+    prior_match_weight: float = Field(
+        description="Where every pair starts: log2 odds that two random records are one person.", examples=[-21.3]
+    )
+    comparisons: list[ComparisonTerm] = Field(
+        description="The pair's level and weight for each comparison (a waterfall, added to the prior).",
+        examples=[[{"comparison": "dob", "level": "exact", "match_weight": 7.9, "bayes_factor": 239.3}]],
+    )
+    term_frequency_adjustment: float = Field(
+        description="Weight added because the agreeing names are rarer (or taken because commoner) than average.",
+        examples=[3.9],
+    )
+    match_weight: float = Field(description="The pair's total: prior + comparisons + adjustment.", examples=[24.3])
+    match_probability: float = Field(description="The pair's match probability, 2^w / (1 + 2^w).", examples=[1.0])
+
+
+class DecidingRule(BaseModel):
+    rule: str = Field(
+        description="validation, no_candidate, not_corroborated, household, generation, names_disagree, "
+        "probability_below_threshold, confident_match, no_return_in_period (or unexplained).",
+        examples=["confident_match"],
+    )
+    text: str = Field(description="The rule in words, with the figures it compared.", examples=["one corroborated..."])
+
+
+class DisclosedSummary(BaseModel):
+    candidate: str | None = Field(description="Which candidate's return was disclosed.", examples=["A"])
+    fields: list[str] = Field(description="The fields released.", examples=[["tin_last4", "first_name", "last_name"]])
+    tax_year: int = Field(description="The tax year of the return disclosed.", examples=[2024])
+    evidence: str = Field(
+        description="Which fields agreed, as in disclosed.csv.", examples=["name=exact;address=exact"]
+    )
+
+
+class Explanation(BaseModel):
+    """Why the request was decided as it was, read from what the decision was made from."""
+
+    candidates: list[Candidate] = Field(
+        description="Every taxpayer considered, strongest first (empty if rejected before matching).", examples=[[]]
+    )
+    deciding_rule: DecidingRule = Field(
+        description="The rule that settled the outcome.",
+        examples=[{"rule": "no_candidate", "text": "no taxpayer reached the candidate floor"}],
+    )
+    probability: float | None = Field(
+        description="The probability that the request means the best candidate rather than any other "
+        "(null when no candidate got that far).",
+        examples=[0.999871],
+    )
+    best_match_probability: float | None = Field(
+        description="The highest match probability of any pair (null if no candidate was found).", examples=[0.999871]
+    )
+    threshold: float = Field(description="The policy's match threshold.", examples=[0.999])
+    disclosed: DisclosedSummary | None = Field(
+        description="What was disclosed, or null.",
+        examples=[{"candidate": "A", "fields": ["tin_last4"], "tax_year": 2024, "evidence": "name=exact"}],
+    )
+
+
 class LookupResponse(BaseModel):
     """The decision on one request: exactly one outcome."""
 
@@ -127,6 +209,11 @@ class LookupResponse(BaseModel):
     )
     disclosure: DisclosureOut | None = Field(
         description="What is disclosed, or null unless the outcome is DISCLOSED.", examples=[None]
+    )
+    explanation: Explanation | None = Field(
+        default=None,
+        description="Present only when asked for (?explain=true): why the request was decided as it was.",
+        examples=[None],
     )
 
 
