@@ -249,9 +249,11 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     app.state.api = state
     # Before the routes below: /v1/batches/{id}/manifest.json must match before /v1/batches/{id}/{file}.
     from taxmatch.api import batch_routes, docs
+    from taxmatch.api.web import pages
 
     app.include_router(docs.router)
     app.include_router(batch_routes.router)
+    app.include_router(pages.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

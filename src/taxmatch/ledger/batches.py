@@ -29,7 +29,9 @@ __all__ = [
     "LOOKUP_BATCH_ID",
     "BatchDetail",
     "BatchSummary",
+    "RequestOutcome",
     "batch_detail",
+    "batch_requests",
     "list_batches",
 ]
 
@@ -207,3 +209,52 @@ def _manifest(batches_dir: Path | None, batch_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) else None
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """One request of a batch as the ledger recorded it (no personal data: ids, outcome, codes)."""
+
+    seq: int
+    request_id: str
+    outcome: str
+    reason_codes: tuple[str, ...]
+    statute: str
+    recorded_at: str
+    fields_disclosed: tuple[str, ...]
+
+
+def batch_requests(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    *,
+    outcome: str | None = None,
+    request_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[RequestOutcome], int]:
+    """A page of a batch's requests in input order (optionally one outcome, or one request id), and how many match.
+
+    The caller has checked that the batch is the asker's (`batch_detail` with its agency).
+    """
+    if not _has_table(con, ENTRIES_TABLE):
+        return [], 0
+    where = f"batch_id = ? AND {_DECIDED}"
+    parameters: list[object] = [batch_id]
+    if outcome is not None:
+        where += " AND outcome = ?"
+        parameters.append(outcome)
+    if request_id is not None:
+        where += " AND request_id = ?"
+        parameters.append(request_id)
+    counted = con.execute(f"SELECT count(*) FROM {ENTRIES_TABLE} WHERE {where}", parameters).fetchone()
+    rows = con.execute(
+        f"SELECT seq, request_id, outcome, reason_codes, statute, recorded_at, fields_disclosed FROM {ENTRIES_TABLE} "
+        f"WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+        [*parameters, limit, offset],
+    ).fetchall()
+    found = [
+        RequestOutcome(int(row[0]), str(row[1]), str(row[2]), tuple(row[3]), str(row[4]), str(row[5]), tuple(row[6]))
+        for row in rows
+    ]
+    return found, int(counted[0]) if counted is not None else 0

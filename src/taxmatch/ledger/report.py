@@ -190,6 +190,19 @@ def build_report(
     return DisclosureReport(date_from, date_to, agency, generated_at, seq, head, counts, taxpayers)
 
 
+def monthly_counts(con: duckdb.DuckDBPyConnection | Ledger, date_from: date, date_to: date) -> dict[str, int]:
+    """Entries per month (YYYY-MM, UTC) recorded from ``date_from`` to ``date_to``, both inclusive."""
+    ledger = con if isinstance(con, Ledger) else Ledger(con)
+    if ledger.head()[0] == 0:
+        return {}
+    rows = ledger.con.execute(
+        f"SELECT substr(recorded_at, 1, 7) AS month, count(*) FROM {ENTRIES_TABLE} "
+        "WHERE recorded_at >= ? AND recorded_at < ? GROUP BY month ORDER BY month",
+        [date_from.isoformat(), (date_to + timedelta(days=1)).isoformat()],
+    ).fetchall()
+    return {str(month): int(count) for month, count in rows}
+
+
 # ---- rendering ------------------------------------------------------------------------------------
 
 
