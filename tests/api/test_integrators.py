@@ -170,3 +170,22 @@ def test_lookup_explains_only_when_asked(world: World) -> None:
     assert explanation["probability"] == body["disclosure"]["match_probability"]
     assert body["disclosure"]["tin_last4"] not in json.dumps(explanation["candidates"])
     assert world.call("POST", "/v1/lookup?explain=maybe", "ice_requester", json=request).status_code == 422
+
+
+def test_405_names_every_method_of_the_path(world: World) -> None:
+    # GET and POST /v1/batches come from two routers; Starlette alone would say "Allow: POST".
+    answer = world.call("DELETE", "/v1/batches", "ice_requester")
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
+    assert world.call("PUT", "/v1/lookup", "ice_requester").headers["allow"] == "POST"
+
+
+def test_csv_batch_schema_states_the_header(world: World) -> None:
+    document = world.call("GET", "/openapi.json").json()
+    content = document["paths"]["/v1/batches"]["post"]["requestBody"]["content"]
+    pattern = re.compile(content["text/csv"]["schema"]["pattern"])
+    example = content["text/csv"]["example"]
+    assert pattern.match(example)
+    answer = world.call("POST", "/v1/batches", "ice_requester", content=example.encode(),
+                        headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert answer.status_code == 202
+    assert not pattern.match("")  # an empty body is refused (422), and the schema says so

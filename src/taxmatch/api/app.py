@@ -25,17 +25,21 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taxmatch import __version__
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
 from taxmatch.api.batches import BatchKind, BatchManager, parse_body
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
+from taxmatch.api.routing import allowed_methods
 from taxmatch.api.schemas import (
+    BATCH_BODY_CONTENT,
     BATCH_ID_PATH,
     OUTCOME_MEDIA_TYPES,
     BatchAccepted,
@@ -255,6 +259,14 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     app.include_router(batch_routes.router)
     app.include_router(pages.router)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            # Starlette names the methods of the first route of the path only; a path served by two
+            # routes (GET and POST /v1/batches) must answer with all of them.
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
+        return await http_exception_handler(request, error)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         # Only where and what: pydantic's default also echoes the offending input, which may be personal data.
@@ -368,10 +380,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                },
+                "content": BATCH_BODY_CONTENT,
             }
         },
     )

@@ -15,11 +15,35 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from taxmatch.io.outcome_formats import OutputFormat
 from taxmatch.io.requests import MAX_FIELD_CHARS, MAX_PRIOR_ADDRESSES
+from taxmatch.records import REQUEST_COLUMNS
 
 OUTCOME_MEDIA_TYPES: dict[OutputFormat, str] = {
     "csv": "text/csv",
     "ndjson": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
+}
+# What POST /v1/batches reads. CSV: the contract's header row, then any rows (a row that cannot be read
+# is one MALFORMED_RECORD outcome, not a refusal). The server also takes the header in another order,
+# case or with extra columns; the schema states the one form every client can rely on.
+_CSV_HEADER = ",".join(REQUEST_COLUMNS)
+BATCH_BODY_CONTENT: dict[str, Any] = {
+    "text/csv": {
+        "schema": {
+            "type": "string",
+            "pattern": f"^{_CSV_HEADER}(\\r?\\n[\\s\\S]*)?$",
+            "description": "A header row with the request columns, then one request a line.",
+        },
+        "example": _CSV_HEADER
+        + "\nRQ-1,Maria,L,Garcia Lopez,,1984-03-09,,1420 Oak Ridge Dr,Apt 4,Columbus,OH,43215,A123456789,"
+        "2024-01-15,8 USC 1326,2023-2024\n",
+    },
+    "application/x-ndjson": {
+        "schema": {
+            "type": "string",
+            "description": "One request object a line (the fields of a lookup request), e.g. "
+            '{"request_id": "RQ-1", "first_name": "Maria", ...}; a line that is not one is a MALFORMED_RECORD outcome.',
+        },
+    },
 }
 # The path parameter of every batch route: documented once.
 BATCH_ID_PATH = Path(description="A batch id, as answered by POST /v1/batches.", examples=["b-3f2a9c0d4e5b6a71"])
