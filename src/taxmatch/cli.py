@@ -25,10 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxmatch import __version__
 from taxmatch.api.cli import keys_app, serve
+from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
+from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.cli import ledger_app, purge_command
@@ -38,8 +41,9 @@ from taxmatch.pipeline import (
     BatchIncompleteError,
     BatchOutputError,
     BatchResult,
+    decide_and_explain,
     decide_requests,
-    dumps_decision,
+    decision_as_json,
     ledger_events,
     run_batch,
 )
@@ -56,9 +60,11 @@ master_app = typer.Typer(help="The master file of returns.", no_args_is_help=Tru
 batch_app = typer.Typer(help="Request batches.", no_args_is_help=True)
 app.add_typer(master_app, name="master")
 app.add_typer(batch_app, name="batch")
+batch_app.command("list")(batch_list)
+batch_app.command("show")(batch_show)
 app.add_typer(keys_app, name="keys", help="API keys: create, list, revoke.")
 app.add_typer(ledger_app, name="ledger", help="The disclosure ledger: export, verify, public key, checkpoint.")
-app.command(help="Serve the HTTP API (DESIGN.md section 3b).")(serve)
+app.command(help="Serve the HTTP API and the web dashboard (docs at /docs, dashboard at /ui).")(serve)
 app.command("purge", help="Remove batch outputs older than DAYS days; each removal is recorded in the ledger.")(
     purge_command
 )
@@ -112,6 +118,12 @@ def parse_as_of(text: str | None) -> datetime.date:
         fail(f"--as-of {text!r} is not a date YYYY-MM-DD")
 
 
+def print_version(value: bool) -> None:
+    if value:
+        print(f"taxmatch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
@@ -119,6 +131,9 @@ def main_callback(
         Path | None,
         typer.Option("--home", help="Workspace directory (default: $TAXMATCH_HOME, else ./taxmatch-home)."),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=print_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     ctx.obj = Workspace.resolve(home)
 
@@ -177,7 +192,10 @@ def load_master_with_progress(session: Session, files: list[Path]) -> None:
 @master_app.command("load")
 def master_load(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="CSV or Parquet files of returns (DESIGN.md section 3).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CSV or Parquet files of returns (tin, tax_year, role, names, dob, address, phone)."),
+    ],
 ) -> None:
     """Load (replace) the master file of returns and fit the model; the workspace is then ready to match."""
     with open_session(ctx) as session:
@@ -188,7 +206,13 @@ def master_load(
 
 
 def run_batch_with_progress(
-    session: Session, file: Path, agency: str, as_of: datetime.date, out_dir: Path | None, rerun: bool = False
+    session: Session,
+    file: Path,
+    agency: str,
+    as_of: datetime.date,
+    out_dir: Path | None,
+    rerun: bool = False,
+    output_format: OutputFormat = "csv",
 ) -> BatchResult:
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
@@ -213,6 +237,7 @@ def run_batch_with_progress(
             session.workspace.batches_dir,
             progress=report,
             rerun=rerun,
+            output_format=output_format,
         )
 
 
@@ -266,15 +291,23 @@ def batch_run(
     rerun: Annotated[
         bool, typer.Option("--rerun", help="Run a batch that already ran again, as a new batch naming it.")
     ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Outcome files as csv (the default, the contract), ndjson or parquet (same columns)."
+        ),
+    ] = "csv",
 ) -> None:
     """Run a batch: disclosed.csv, rejected.csv, unmatched.csv and manifest.json."""
     as_of_date = parse_as_of(as_of)
     if not agency.strip():
         fail("--agency must name the requesting agency")
+    if output_format not in OUTPUT_FORMATS:
+        fail(f"--format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     check_batch_paths(file, out_dir)
     with open_session(ctx) as session:
         try:
-            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun)
+            result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun, output_format)
         except (BatchAlreadyCompletedError, BatchIncompleteError, BatchOutputError) as error:
             fail(str(error))
         except OSError as error:  # e.g. /proc or a full disk: what the checks above cannot foresee
@@ -293,7 +326,7 @@ def lookup_item(mapping: dict[str, Any]) -> Item:
     """
     from pydantic import ValidationError
 
-    from taxmatch.api.app import LookupRequest
+    from taxmatch.api.schemas import LookupRequest
 
     try:
         parsed = LookupRequest.model_validate(mapping)
@@ -333,6 +366,12 @@ def lookup(
     removal_order_date: Annotated[str | None, typer.Option("--removal-order-date")] = None,
     statute: Annotated[str | None, typer.Option("--statute")] = None,
     tax_years: Annotated[str | None, typer.Option("--tax-years")] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Add the explanation: candidates, comparison levels and weights, the deciding rule."
+        ),
+    ] = False,
 ) -> None:
     """One request, decided exactly as in a batch; prints {request_id, outcome, reason_codes, disclosure}."""
     if not agency.strip():
@@ -364,13 +403,19 @@ def lookup(
     item = lookup_item(mapping)
     as_of_date = parse_as_of(as_of)
     with open_session(ctx) as session:
-        (decision,) = decide_requests(session.engine, session.policy, as_of_date, [item])
+        if explain:
+            (decision,), (explanation,) = decide_and_explain(session.engine, session.policy, as_of_date, [item])
+        else:
+            (decision,) = decide_requests(session.engine, session.policy, as_of_date, [item])
         model_version, _ = session.engine.current_model()
         accounting = Accounting(agency.strip(), "lookup", "cli", model_version)
         with session.ledger.transaction():  # the entry and its signature commit together: signed to the end
             session.ledger.append(ledger_events([item], [decision], accounting, session.policy))
             session.ledger.checkpoint(signing_key(session.workspace))
-    out.print_json(dumps_decision(decision, session.policy.extra_disclosed_columns))
+    answer = decision_as_json(decision, session.policy.extra_disclosed_columns)
+    if explain:
+        answer["explanation"] = explanation
+    out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
 # ---- synth and demo -------------------------------------------------------------------------------

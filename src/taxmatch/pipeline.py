@@ -7,6 +7,7 @@ API all call it, which is what makes their answers the same.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import gc
 import hashlib
@@ -14,7 +15,7 @@ import json
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,12 @@ import pyarrow.compute as pc
 
 from taxmatch import __version__
 from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs, renumbered, request_input_table
+from taxmatch.explain import ExplanationRecorder, best_probability_words, explanation_of
+from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutcomeFiles, OutputFormat, outcome_writer
 from taxmatch.io.outcomes import (
     MANIFEST_FILENAME,
-    OUTCOME_FILENAMES,
-    OutcomeWriter,
-    RenderedOutcomes,
     StagedOutcomesMissingError,
     publish_outcomes,
-    render_outcomes,
     sha256_file,
     staging_directory,
     write_manifest,
@@ -41,7 +40,7 @@ from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
 from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, rerun_batch_id
 from taxmatch.ledger.model import utc_timestamp
-from taxmatch.match.candidates import CandidatePair
+from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
 from taxmatch.parallel import MIN_ITEMS_TO_SPLIT, can_fork, here_and_forked, in_two_processes
 from taxmatch.records import Decision, MalformedRecord, Outcome, ReasonCode, RequestRecord
@@ -58,6 +57,12 @@ from taxmatch.validate.tax_period import parse_tax_years
 SCORING_CHUNK_ITEMS = 100_000
 
 Progress = Callable[[str, int, int], None]
+# What the decision of one scored request was made from: its item index, its candidate pairs, the
+# taxpayer facts the generation rule read (if any) and the choice. `decide_requests(observe=...)`
+# hands these to an explanation (`taxmatch.explain`): the scoring path itself, not a re-run of it.
+Observer = Callable[[int, Sequence[CandidatePair], "Mapping[str, TaxpayerFacts]", "Choice | ReasonCode"], None]
+# (item index, request, its choice, the best match probability among its candidate pairs or None)
+_Chosen = list[tuple[int, RequestRecord, "Choice | ReasonCode", float | None]]
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -71,8 +76,13 @@ def decide_requests(
     items: Sequence[Item],
     progress: Progress = _no_progress,
     processes: int = 1,
+    observe: Observer | None = None,
 ) -> list[Decision]:
     """Exactly one decision per item, in input order.
+
+    A request not matched says, in its `detail` (the `reasons` words), the best match probability
+    among its candidates (`taxmatch.explain.best_probability_words`). `observe`, if given, is
+    called with what each scored request was decided from.
 
     `processes=2` lets a large single chunk validate and choose in two processes (a batch run
     from the command line; not the server, whose threads a fork would copy).
@@ -87,12 +97,15 @@ def decide_requests(
     chosen: list[tuple[int, RequestRecord, Choice]] = []
     scored = valid_total = 0
 
-    def take(results: list[tuple[int, RequestRecord, Choice | ReasonCode]]) -> None:
-        for index, request, choice in results:
+    def take(results: _Chosen) -> None:
+        for index, request, choice, best_probability in results:
             if isinstance(choice, Choice):
                 chosen.append((index, request, choice))
             else:
-                decisions[index] = Decision(outcome_request_id(request), Outcome.NOT_MATCHED, (choice,))
+                decisions[index] = Decision(
+                    outcome_request_id(request), Outcome.NOT_MATCHED, (choice,), None,
+                    best_probability_words(best_probability),
+                )  # fmt: skip
 
     periods: dict[int, tuple[int, int]] = {}
 
@@ -108,12 +121,12 @@ def decide_requests(
         # lookup ~0.3-0.6 ms (start, two hand-offs, join). Same steps, on this thread.
         to_score, inputs = _validate_chunk(items, 0, len(items), policy, as_of, seen_ids, decisions, processes)
         progress("validated", len(items), len(items))
-        take(_score_and_choose(engine, policy, to_score, processes, inputs))
+        take(_score_and_choose(engine, policy, to_score, processes, inputs, observe))
         progress("scored", len(to_score), len(to_score))
         latest = engine.latest_returns(wanted_returns())
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-engine") as engine_thread:
-            in_flight: deque[tuple[int, Future[list[tuple[int, RequestRecord, Choice | ReasonCode]]]]] = deque()
+            in_flight: deque[tuple[int, Future[_Chosen]]] = deque()
 
             def collect() -> None:
                 nonlocal scored
@@ -128,7 +141,9 @@ def decide_requests(
                 )
                 valid_total += len(to_score)
                 progress("validated", min(start + SCORING_CHUNK_ITEMS, len(items)), len(items))
-                in_flight.append((len(to_score), engine_thread.submit(_score_and_choose, engine, policy, to_score)))
+                in_flight.append(
+                    (len(to_score), engine_thread.submit(_score_and_choose, engine, policy, to_score, 1, None, observe))
+                )
                 # One chunk queued behind the one scoring is enough to keep the worker busy.
                 while len(in_flight) > 2:
                     collect()
@@ -137,10 +152,35 @@ def decide_requests(
             # One read of the disclosed returns for the whole batch, not one per chunk.
             latest = engine_thread.submit(engine.latest_returns, wanted_returns()).result()
     for index, request, choice in chosen:
-        decisions[index] = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
+        decision = disclose(outcome_request_id(request), choice, latest[index], periods[index], policy)
+        if decision.outcome is Outcome.NOT_MATCHED:
+            # NO_RETURN_IN_PERIOD: a confident match whose taxpayer filed nothing in the period.
+            decision = dataclasses.replace(decision, detail=best_probability_words(choice.match_probability))
+        decisions[index] = decision
 
     assert all(decision is not None for decision in decisions)
     return [decision for decision in decisions if decision is not None]
+
+
+def decide_and_explain(
+    engine: DuckDBEngine, policy: Policy, as_of: datetime.date, items: Sequence[Item]
+) -> tuple[list[Decision], list[dict[str, Any]]]:
+    """`decide_requests`, and each decision's explanation, read from what it was decided from."""
+    recorder = ExplanationRecorder()
+    decisions = decide_requests(engine, policy, as_of, items, observe=recorder)
+    return decisions, explanations(engine, policy, decisions, recorder)
+
+
+def explanations(
+    engine: DuckDBEngine, policy: Policy, decisions: Sequence[Decision], recorder: ExplanationRecorder
+) -> list[dict[str, Any]]:
+    """The explanation of each of `decisions`, from what `recorder` observed while they were decided."""
+    # The model's weights only if something was scored: a rejected request needs no master.
+    prior, weights = engine.scoring_weights() if recorder.observed else (0.0, {})
+    return [
+        explanation_of(decision, recorder.observed.get(index), policy, prior, weights)
+        for index, decision in enumerate(decisions)
+    ]
 
 
 def _first_choices(
@@ -170,7 +210,8 @@ def _score_and_choose(
     to_score: list[tuple[int, RequestRecord]],
     processes: int = 1,
     inputs: pa.Table | None = None,
-) -> list[tuple[int, RequestRecord, Choice | ReasonCode]]:
+    observe: Observer | None = None,
+) -> _Chosen:
     """Score a chunk of valid requests and choose each one's taxpayer (or say why none).
 
     With `processes=2` and enough requests, half of the requests' pairs are made into Python
@@ -186,16 +227,36 @@ def _score_and_choose(
             _first_choices_of_scored, (first_pairs, indexes[:half], policy), (second_pairs, indexes[half:], policy)
         )
         choices = _from_plain(first + second)
+        best = scored.best_probabilities()
 
         def pairs_of(wanted: list[int]) -> dict[int, list[CandidatePair]]:
             return _pairs_by_request(scored.of_requests(wanted).pairs(), wanted)
     else:
         pairs_by_request = _pairs_by_request(engine.score(to_score), indexes)
         choices = _first_choices(([pairs_by_request[index] for index in indexes], policy))
+        best = {
+            index: max(pair.match_probability for pair in pairs) for index, pairs in pairs_by_request.items() if pairs
+        }
 
         def pairs_of(wanted: list[int]) -> dict[int, list[CandidatePair]]:
             return pairs_by_request
 
+    decided = _decided_with_facts(engine, policy, to_score, choices, pairs_of)
+    if observe is not None:
+        observed = pairs_of(indexes)
+        facts_read = engine.taxpayer_facts({tin for _, wanted in choices for tin in wanted})
+        for index, _, choice in decided:
+            observe(index, observed[index], facts_read, choice)
+    return [(index, request, choice, best.get(index)) for index, request, choice in decided]
+
+
+def _decided_with_facts(
+    engine: DuckDBEngine,
+    policy: Policy,
+    to_score: list[tuple[int, RequestRecord]],
+    choices: list[tuple[Choice | ReasonCode, frozenset[str]]],
+    pairs_of: Callable[[list[int]], dict[int, list[CandidatePair]]],
+) -> list[tuple[int, RequestRecord, Choice | ReasonCode]]:
     decided = [(index, request, choice) for (index, request), (choice, _) in zip(to_score, choices, strict=True)]
     # A request left ambiguous by a Jr/Sr namesake found elsewhere is decided again with what the
     # master says of those namesakes (one read for the chunk): most cannot be the best's Jr/Sr.
@@ -444,6 +505,7 @@ def run_batch(
     actor: str = "cli",
     progress: Progress = _no_progress,
     rerun: bool = False,
+    output_format: OutputFormat = "csv",
 ) -> BatchResult:
     """Decide every request, account for the outcomes in the ledger, then put the files in place.
 
@@ -498,8 +560,9 @@ def run_batch(
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
-                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy)
-                counts = _write_staged(staging, rendered, policy, len(decisions))
+                writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
+                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer)
+                counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()
                     recorded_at = utc_timestamp(ledger.clock())
@@ -515,7 +578,7 @@ def run_batch(
                     "policy_version": policy.version,
                     "model_version": model_version,
                     "taxmatch_version": __version__,
-                    "outputs": {name: sha256_file(staging / name) for name in sorted(OUTCOME_FILENAMES.values())},
+                    "outputs": _output_hashes(writer),
                     "ledger_head": {"seq": head_seq, "hash": head_hash},
                     # When the batch was recorded: what `taxmatch purge --older-than` judges its files by.
                     "written_at": recorded_at,
@@ -540,15 +603,20 @@ def _processes() -> int:
 
 
 def _append_and_render(
-    ledger: Ledger, items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting, policy: Policy
-) -> tuple[Appended | None, RenderedOutcomes]:
+    ledger: Ledger,
+    items: Sequence[Item],
+    decisions: Sequence[Decision],
+    accounting: Accounting,
+    policy: Policy,
+    writer: OutcomeFiles,
+) -> tuple[Appended | None, Any]:
     """Append the batch's entries (no commit) and render its outcome files; in two processes when large."""
 
     def append_entries() -> Appended | None:
         return ledger.append_columns(ledger_columns(items, decisions, accounting, policy))
 
-    def render() -> RenderedOutcomes:
-        return render_outcomes(decisions, policy.extra_disclosed_columns)
+    def render() -> Any:
+        return writer.render(decisions)
 
     if _processes() > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
         # The outcome files' text is pure Python: it is made beside the ledger append.
@@ -556,13 +624,26 @@ def _append_and_render(
     return append_entries(), render()
 
 
-def _write_staged(staging: Path, rendered: RenderedOutcomes, policy: Policy, total: int) -> dict[str, int]:
+def _write_staged(writer: OutcomeFiles, rendered: Any, total: int) -> dict[str, int]:
     """The three outcome files, complete and synced, in the staging directory; their counts."""
-    with OutcomeWriter(staging, policy.extra_disclosed_columns) as writer:
+    with writer:
         writer.write_rendered(rendered)
     counts = dict(writer.counts)
     counts["total"] = total
     return counts
+
+
+def _output_hashes(writer: OutcomeFiles) -> dict[str, str]:
+    return {path.name: sha256_file(path) for path in sorted(writer.paths().values(), key=lambda path: path.name)}
+
+
+def _recorded_format(manifest: dict[str, Any]) -> OutputFormat:
+    """The format a recorded batch wrote its outcome files in, read off their names in the manifest."""
+    suffixes = {name.rsplit(".", 1)[-1] for name in manifest["outputs"]}
+    for output_format in OUTPUT_FORMATS:
+        if suffixes == {output_format}:
+            return output_format
+    raise BatchIncompleteError(f"batch {manifest['batch_id']}: its manifest names outcome files of no one format")
 
 
 def _publish_recorded(runs: BatchRuns, run: BatchRun) -> None:
@@ -597,8 +678,9 @@ def _finish_recorded(
         shutil.rmtree(run.staging_dir, ignore_errors=True)
         run.staging_dir.parent.mkdir(parents=True, exist_ok=True)
         run.staging_dir.mkdir(mode=0o700)
-        _write_staged(run.staging_dir, render_outcomes(decisions, policy.extra_disclosed_columns), policy, len(items))
-        made = {name: sha256_file(run.staging_dir / name) for name in sorted(OUTCOME_FILENAMES.values())}
+        writer = outcome_writer(run.staging_dir, policy.extra_disclosed_columns, _recorded_format(manifest))
+        _write_staged(writer, writer.render(decisions), len(items))
+        made = _output_hashes(writer)
         if made != manifest["outputs"]:
             shutil.rmtree(run.staging_dir, ignore_errors=True)
             raise BatchIncompleteError(

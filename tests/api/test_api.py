@@ -250,7 +250,8 @@ def test_another_agencys_batch_is_invisible(world: World) -> None:
         assert foreign.status_code == absent.status_code == 404
         assert foreign.json() == absent.json()
         assert world.call("GET", f"/v1/batches/{batch_id}{suffix}", "ice_admin").status_code == 200
-    assert world.call("GET", f"/v1/batches/{batch_id}/manifest.json", "ice_requester").status_code == 404
+    assert world.call("GET", f"/v1/batches/{batch_id}/manifest.json", "ice_requester").status_code == 200
+    assert world.call("GET", f"/v1/batches/{batch_id}/manifest.json", "cbp_requester").status_code == 404
 
 
 def test_revoked_key_is_refused_while_the_server_runs(world: World) -> None:

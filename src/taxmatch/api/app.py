@@ -1,4 +1,4 @@
-"""The FastAPI application of DESIGN.md section 3b (routes, auth, limits); see docs/api.md.
+"""The FastAPI application: routes, auth, limits (see docs/api.md); its bodies are in `taxmatch.api.schemas`.
 
 Authorization, in this order: no key, a malformed, unknown or revoked key -> 401; a key
 whose role lacks the right -> 403; a batch of another agency -> 404, the same answer as
@@ -11,6 +11,7 @@ verify the ledger; ``admin`` may do both (batches still only of its own agency).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
 import json
@@ -23,20 +24,39 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taxmatch import __version__
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
-from taxmatch.api.batches import OUTPUT_FILES, BatchAlreadySubmittedError, BatchKind, BatchManager, parse_body
+from taxmatch.api.batches import BatchAlreadySubmittedError, BatchKind, BatchManager, parse_body
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
+from taxmatch.api.routing import allowed_methods
+from taxmatch.api.schemas import (
+    BATCH_BODY_CONTENT,
+    BATCH_ID_PATH,
+    OUTCOME_MEDIA_TYPES,
+    BatchAccepted,
+    BatchConflict,
+    BatchStatus,
+    Health,
+    LedgerVerification,
+    LookupRequest,
+    LookupResponse,
+    error_responses,
+)
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.engine.duckdb_engine import MasterNotLoadedError
-from taxmatch.io.requests import MAX_FIELD_CHARS, MAX_PRIOR_ADDRESSES, RequestFileError, read_requests_from_text
+from taxmatch.explain import ExplanationRecorder
+from taxmatch.io.outcome_formats import OutputFormat
+from taxmatch.io.outcomes import MANIFEST_FILENAME
+from taxmatch.io.requests import RequestFileError, read_requests_from_text
 from taxmatch.pipeline import decision_as_json
 from taxmatch.settings import Workspace
 
@@ -46,107 +66,15 @@ BATCH_CONTENT_TYPES: dict[str, BatchKind] = {
     "application/ndjson": "ndjson",
     "application/jsonl": "ndjson",
 }
+API_DESCRIPTION = (
+    "Answers an agency's requests for the current address of named individuals from a master file of tax "
+    "returns: each request is validated, matched to at most one taxpayer and either DISCLOSED, REJECTED or "
+    "NOT_MATCHED, and every outcome is recorded in a tamper-evident ledger.\n\n"
+    "Every route but /healthz needs `Authorization: Bearer <API key>` (from `taxmatch keys create`). "
+    "No key or a bad key: 401; a role without the right: 403; another agency's batch: 404. "
+    "The agency of a request is always the key's."
+)
 _bearer = HTTPBearer(auto_error=False, description="An API key from `taxmatch keys create`: `tm_<key id>_<secret>`.")
-
-
-# ---- request and response models ----------------------------------------------------------------
-
-_Text = Annotated[str | None, Field(default=None, max_length=MAX_FIELD_CHARS)]
-
-
-class PriorAddress(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-    street: _Text = None
-    unit: _Text = None
-    city: _Text = None
-    state: _Text = None
-    zip: _Text = None
-
-
-class LookupRequest(BaseModel):
-    """One request: the columns of a request batch (DESIGN.md section 3). Unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-    request_id: _Text = None
-    first_name: _Text = None
-    middle_name: _Text = None
-    last_name: _Text = None
-    suffix: _Text = None
-    dob: _Text = None
-    tin: _Text = None
-    street: _Text = None
-    unit: _Text = None
-    city: _Text = None
-    state: _Text = None
-    zip: _Text = None
-    a_number: _Text = None
-    removal_order_date: _Text = None
-    statute: _Text = None
-    tax_years: _Text = None
-    prior_addresses: Annotated[list[PriorAddress] | None, Field(default=None, max_length=MAX_PRIOR_ADDRESSES)] = None
-
-
-class DisclosureOut(BaseModel):
-    request_id: str
-    tin_last4: str
-    first_name: str
-    middle_name: str
-    last_name: str
-    suffix: str
-    street: str
-    unit: str
-    city: str
-    state: str
-    zip: str
-    tax_year: int
-    match_probability: float
-    evidence: str
-    # Released only when the workspace policy says so (disclose_full_tin, disclose_phone).
-    tin: str | None = None
-    phone: str | None = None
-
-
-class LookupResponse(BaseModel):
-    request_id: str
-    outcome: str = Field(description="DISCLOSED, REJECTED or NOT_MATCHED")
-    reason_codes: list[str]
-    reasons: str
-    disclosure: DisclosureOut | None
-
-
-class BatchAccepted(BaseModel):
-    batch_id: str
-    status_url: str
-
-
-class BatchConflict(BaseModel):
-    """The same batch was submitted before (same body, agency, as-of date, policy and model)."""
-
-    detail: str
-    batch_id: str = Field(description="the existing batch (its latest run)")
-    status_url: str
-    status: str = Field(description="queued, running or done")
-
-
-class BatchStatus(BaseModel):
-    batch_id: str
-    status: str = Field(description="queued, running, done or failed")
-    processed: int
-    total: int
-    counts: dict[str, int]
-    as_of: str
-    created: str
-    error: str | None = None
-
-
-class LedgerVerification(BaseModel):
-    ok: bool
-    entries: int
-    head: str
-    signed_through: int = Field(description="the last entry a valid signed checkpoint vouches for")
-    unverified: int = Field(description="entries after it: hash-chained and durable, not yet signed")
-    first_bad: int | None = None
-    problem: str = ""
 
 
 # ---- limits ---------------------------------------------------------------------------------------
@@ -206,29 +134,53 @@ class KeyMeter:
 # ---- authentication (module level: FastAPI resolves the string annotations in module globals) -----
 
 
-def authenticated(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-) -> ApiKey:
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, status_poll: bool) -> ApiKey:
     state: ApiState = request.app.state.api
     key = state.keys.authenticate(credentials.credentials) if credentials is not None else None
     if key is None:
         raise HTTPException(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
     request.scope[KEY_ID_SCOPE_FIELD] = key.key_id
-    state.meter.hit(key.key_id)
+    # A status poll costs a dictionary read: it has its own, larger allowance, so that polling a
+    # long batch never spends the key's requests for lookups and submissions.
+    (state.status_poll_meter if status_poll else state.meter).hit(key.key_id)
+    return key
+
+
+def authenticated(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> ApiKey:
+    return _authenticate(request, credentials, status_poll=False)
+
+
+def authenticated_status_poll(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> ApiKey:
+    return _authenticate(request, credentials, status_poll=True)
+
+
+def _check_role(key: ApiKey, allowed: tuple[Role, ...]) -> ApiKey:
+    if key.role not in allowed:
+        raise HTTPException(403, f"the {key.role.value} role may not use this route")
     return key
 
 
 def require_role(*allowed: Role) -> Callable[[ApiKey], ApiKey]:
     def check(key: Annotated[ApiKey, Depends(authenticated)]) -> ApiKey:
-        if key.role not in allowed:
-            raise HTTPException(403, f"the {key.role.value} role may not use this route")
-        return key
+        return _check_role(key, allowed)
+
+    return check
+
+
+def require_role_status_poll(*allowed: Role) -> Callable[[ApiKey], ApiKey]:
+    def check(key: Annotated[ApiKey, Depends(authenticated_status_poll)]) -> ApiKey:
+        return _check_role(key, allowed)
 
     return check
 
 
 RequesterKey = Annotated[ApiKey, Depends(require_role(Role.REQUESTER, Role.ADMIN))]
 AuditorKey = Annotated[ApiKey, Depends(require_role(Role.AUDITOR, Role.ADMIN))]
+StatusPollKey = Annotated[ApiKey, Depends(require_role_status_poll(Role.REQUESTER, Role.ADMIN))]
 
 
 # ---- the application ------------------------------------------------------------------------------
@@ -240,6 +192,9 @@ class ApiState:
         self.limits = limits
         self.keys = KeyStore.for_workspace(workspace)
         self.meter = KeyMeter(limits)
+        self.status_poll_meter = KeyMeter(
+            dataclasses.replace(limits, rate_limit_per_minute=limits.status_polls_per_minute)
+        )
         self.service: Service | None = None
         self.batches: BatchManager | None = None
         # Lookups are decided one at a time anyway (one database connection, one lock): one
@@ -288,11 +243,30 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     app = FastAPI(
         title="taxmatch",
         version=__version__,
-        summary="Disclosure matching of agency requests against the master file of returns (DESIGN.md 3b).",
+        summary="Disclosure matching of agency requests against the master file of returns.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        # Served by taxmatch.api.docs from packaged assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(AccessLogMiddleware)
     app.state.api = state
+    # Before the routes below: /v1/batches/{id}/manifest.json must match before /v1/batches/{id}/{file}.
+    from taxmatch.api import batch_routes, docs
+    from taxmatch.api.web import pages
+
+    app.include_router(docs.router)
+    app.include_router(batch_routes.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            # Starlette names the methods of the first route of the path only; a path served by two
+            # routes (GET and POST /v1/batches) must answer with all of them.
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -317,7 +291,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:
         """Liveness: no key needed, says nothing about the data."""
         return {"status": "ok" if state.service is not None else "starting"}
@@ -327,7 +301,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         response_model=LookupResponse,
         response_model_exclude_unset=True,
         tags=["requests"],
-        responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        responses=error_responses(401, 403, 413, 422, 429, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -335,7 +309,18 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             }
         },
     )
-    async def lookup(request: Request, key: RequesterKey) -> JSONResponse:
+    async def lookup(
+        request: Request,
+        key: RequesterKey,
+        explain: Annotated[
+            bool,
+            Query(
+                description="Add `explanation`: the candidates considered, each comparison's level and weight, "
+                "the deciding rule, the probability and what was disclosed.",
+                examples=[False],
+            ),
+        ] = False,
+    ) -> JSONResponse:
         """One request, decided exactly as in a batch; the as-of date is today (server time)."""
         body = await read_body(request, state.limits.max_lookup_body_bytes)
         try:
@@ -362,7 +347,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         if executor is None:
             raise HTTPException(503, "the server is starting or stopping")
         accounting = Accounting(agency=key.agency, actor=f"api:{key.key_id}", batch_id=LOOKUP_BATCH_ID)
-        decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting)
+        recorder = ExplanationRecorder() if explain else None
+        decide = functools.partial(service.decide_and_account, datetime.date.today(), items, accounting, recorder)
         try:
             (decision,) = await asyncio.get_running_loop().run_in_executor(executor, decide)
         except MasterNotLoadedError as error:
@@ -370,7 +356,10 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             raise HTTPException(503, str(error)) from None
         # As a response, not a dict: the body is LookupResponse by construction (decision_as_json),
         # and FastAPI would validate and re-encode it through pydantic on every lookup.
-        return JSONResponse(decision_as_json(decision, service.policy.extra_disclosed_columns))
+        answer = decision_as_json(decision, service.policy.extra_disclosed_columns)
+        if recorder is not None:
+            (answer["explanation"],) = await _in_thread(service.explain, [decision], recorder)
+        return JSONResponse(answer)
 
     @app.post(
         "/v1/batches",
@@ -378,38 +367,48 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         response_model=BatchAccepted,
         tags=["batches"],
         responses={
-            401: {},
-            403: {},
+            202: {
+                "description": "Accepted: the batch is decided in the background.",
+                "headers": {
+                    "Location": {
+                        "description": "The URL to poll the batch's status at (as status_url).",
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
             409: {
                 "model": BatchConflict,
                 "description": "The same batch is already queued, running or done (the answer names it, and "
                 "`Location` is its status URL); `?rerun=true` records a new batch that repeats it.",
             },
-            413: {},
-            415: {},
-            422: {},
-            429: {},
-            503: {},
+            **error_responses(401, 403, 413, 415, 422, 429, 503),
         },
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                },
+                "content": BATCH_BODY_CONTENT,
             }
         },
     )
     async def submit_batch(
         request: Request,
+        response: Response,
         key: RequesterKey,
+        output_format: Annotated[
+            OutputFormat,
+            Query(
+                alias="format",
+                description="Format of the outcome files: csv (the default), ndjson or parquet; same columns.",
+                examples=["csv"],
+            ),
+        ] = "csv",
         rerun: Annotated[
             bool,
             Query(description="Run again a batch that was submitted before, as a new batch `<its id>-r<N>`."),
         ] = False,
     ) -> dict[str, str] | JSONResponse:
-        """A CSV or NDJSON batch (the columns of DESIGN.md section 3); decided in the background."""
+        """A batch: CSV with a header row, or NDJSON (one request object a line), with the columns of a
+        lookup request. Accepted at once (202, `Location` names the status URL) and decided in the background."""
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         kind = BATCH_CONTENT_TYPES.get(media_type)
         if kind is None:
@@ -432,7 +431,9 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         state.meter.take_volume(key.key_id, len(items))
         submit = functools.partial(batches.submit, rerun=rerun)
         try:
-            accepted = await _in_thread(submit, key.agency, key.key_id, kind, body, items, datetime.date.today())
+            accepted = await _in_thread(
+                submit, key.agency, key.key_id, kind, body, items, datetime.date.today(), output_format
+            )
         except BatchAlreadySubmittedError as refused:
             existing = refused.existing
             status_url = f"/v1/batches/{existing.batch_id}"
@@ -440,13 +441,19 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
                 detail=str(refused), batch_id=existing.batch_id, status_url=status_url, status=existing.status
             )
             return JSONResponse(conflict.model_dump(), status_code=409, headers={"Location": status_url})
-        return {"batch_id": accepted.batch_id, "status_url": f"/v1/batches/{accepted.batch_id}"}
+        status_url = f"/v1/batches/{accepted.batch_id}"
+        response.headers["Location"] = status_url
+        return {"batch_id": accepted.batch_id, "status_url": status_url}
 
     @app.get(
-        "/v1/batches/{batch_id}", response_model=BatchStatus, tags=["batches"], responses={401: {}, 403: {}, 404: {}}
+        "/v1/batches/{batch_id}",
+        response_model=BatchStatus,
+        tags=["batches"],
+        responses=error_responses(401, 403, 404, 422, 429, 503),
     )
-    def batch_status(batch_id: str, key: RequesterKey) -> dict[str, Any]:
-        """Progress and counts of one of your agency's batches."""
+    def batch_status(batch_id: Annotated[str, BATCH_ID_PATH], key: StatusPollKey) -> dict[str, Any]:
+        """Progress and counts of one of your agency's batches. Polls have their own rate allowance per key
+        (TAXMATCH_API_STATUS_POLLS_PER_MINUTE), apart from the one of lookups and submissions."""
         _, batches = state.require_service()
         found = batches.get(batch_id, key.agency)
         if found is None:
@@ -457,19 +464,47 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         "/v1/batches/{batch_id}/{file_name}",
         response_class=FileResponse,
         tags=["batches"],
-        responses={200: {"content": {"text/csv": {}}}, 401: {}, 403: {}, 404: {}, 409: {}},
+        responses={
+            200: {
+                "description": "The file, in the format the batch was submitted with.",
+                "content": {
+                    media_type: {"schema": {"type": "string", "format": "binary"}}
+                    for media_type in OUTCOME_MEDIA_TYPES.values()
+                },
+            },
+            **error_responses(401, 403, 404, 409, 422, 429, 503),
+        },
     )
-    def batch_file(batch_id: str, file_name: str, key: RequesterKey) -> FileResponse:
-        """disclosed.csv, rejected.csv or unmatched.csv of a finished batch."""
+    def batch_file(
+        batch_id: Annotated[str, BATCH_ID_PATH],
+        file_name: Annotated[
+            str,
+            Path(
+                description="disclosed, rejected or unmatched, with the batch's format as extension "
+                "(.csv, .ndjson or .parquet).",
+                examples=["disclosed.csv"],
+            ),
+        ],
+        key: RequesterKey,
+    ) -> FileResponse:
+        """An outcome file of a finished batch of your agency (manifest.json has its own route)."""
         _, batches = state.require_service()
         found = batches.get(batch_id, key.agency)
-        if found is None or file_name not in OUTPUT_FILES:
+        if found is None or file_name not in found.file_names() or file_name == MANIFEST_FILENAME:
             raise HTTPException(404, "no such batch or file")
         if found.status != "done":
             raise HTTPException(409, f"the batch is {found.status}; files are ready when it is done")
-        return FileResponse(batches.output_path(batch_id, file_name), media_type="text/csv", filename=file_name)
+        path = batches.output_path(batch_id, file_name)
+        if not path.is_file():
+            raise HTTPException(404, "the batch's files were removed (taxmatch purge)")
+        return FileResponse(path, media_type=OUTCOME_MEDIA_TYPES[found.output_format], filename=file_name)
 
-    @app.get("/v1/ledger/verify", response_model=LedgerVerification, tags=["ledger"], responses={401: {}, 403: {}})
+    @app.get(
+        "/v1/ledger/verify",
+        response_model=LedgerVerification,
+        tags=["ledger"],
+        responses=error_responses(401, 403, 429, 503),
+    )
     async def ledger_verify(key: AuditorKey) -> dict[str, Any]:
         """Verify the hash chain and signed checkpoints of the whole ledger."""
         service, _ = state.require_service()
@@ -490,7 +525,13 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
-            document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
             schema = LookupRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(schema.pop("$defs", {}))

@@ -35,8 +35,10 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from taxmatch import __version__
+from taxmatch.agency import same_agency
 from taxmatch.api.service import Accounting, Service
-from taxmatch.io.outcomes import OutcomeWriter, sha256_file, write_manifest
+from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat, TableOutcomeWriter, file_name
+from taxmatch.io.outcomes import MANIFEST_FILENAME, OUTCOME_FILENAMES, OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests_from_text
 from taxmatch.ledger.batch_runs import repeated_batch_id, rerun_batch_id
 from taxmatch.pipeline import decide_requests
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 BatchKind = Literal["csv", "ndjson"]
 Status = Literal["queued", "running", "done", "failed"]
 OUTPUT_FILES: tuple[str, ...] = ("disclosed.csv", "rejected.csv", "unmatched.csv")
+
 _COUNT_KEY = {Outcome.DISCLOSED: "disclosed", Outcome.REJECTED: "rejected", Outcome.NOT_MATCHED: "unmatched"}
 
 SCHEMA_SQL: tuple[str, ...] = (
@@ -57,6 +60,8 @@ SCHEMA_SQL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS api_batch_decisions (batch_id VARCHAR, position BIGINT, decision VARCHAR)",
     # Added after the table: what makes two submissions the same batch (`batch_identity`).
     "ALTER TABLE api_batches ADD COLUMN IF NOT EXISTS identity VARCHAR",
+    # Added after the table first shipped: a workspace from before gets the column, every old batch CSV.
+    "ALTER TABLE api_batches ADD COLUMN IF NOT EXISTS output_format VARCHAR DEFAULT 'csv'",
 )
 _COLUMNS = (
     "batch_id, agency, key_id, kind, as_of, created, total, processed, disclosed, rejected, unmatched, status, "
@@ -96,6 +101,7 @@ class BatchState:
     counts: dict[str, int] = field(default_factory=lambda: {"disclosed": 0, "rejected": 0, "unmatched": 0})
     status: Status = "queued"
     error: str = ""
+    output_format: OutputFormat = "csv"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,8 +112,13 @@ class BatchState:
             "counts": dict(self.counts),
             "as_of": self.as_of.isoformat(),
             "created": self.created,
+            "format": self.output_format,
             **({"error": self.error} if self.error else {}),
         }
+
+    def file_names(self) -> tuple[str, ...]:
+        """The outcome files of this batch, in its format, and its manifest."""
+        return (*(file_name(outcome, self.output_format) for outcome in OUTCOME_FILENAMES), MANIFEST_FILENAME)
 
 
 def parse_body(body: bytes, kind: BatchKind) -> list[Item]:
@@ -189,7 +200,7 @@ class BatchManager:
         with self.service.database() as con:
             rows = con.execute(
                 "SELECT batch_id, agency, key_id, kind, as_of, created, total, processed, disclosed, rejected, "
-                "unmatched, status, error FROM api_batches ORDER BY created, batch_id"
+                "unmatched, status, error, output_format FROM api_batches ORDER BY created, batch_id"
             ).fetchall()
         for row in rows:
             state = BatchState(
@@ -204,6 +215,7 @@ class BatchManager:
                 counts={"disclosed": int(row[8]), "rejected": int(row[9]), "unmatched": int(row[10])},
                 status=str(row[11]),  # type: ignore[arg-type]
                 error=str(row[12] or ""),
+                output_format=row[13] if row[13] in OUTPUT_FORMATS else "csv",
             )
             if state.status == "running":
                 state.status = "queued"
@@ -227,9 +239,19 @@ class BatchManager:
         """The batch if it belongs to `agency`; another agency's batch is indistinguishable from none."""
         with self._states_lock:
             state = self._states.get(batch_id)
-            if state is None or state.agency != agency:
+            if state is None or not same_agency(state.agency, agency):
                 return None
             return BatchState(**{**asdict(state), "counts": dict(state.counts)})
+
+    def list_for_agency(self, agency: str) -> list[BatchState]:
+        """The agency's batches (any letter case of its name), newest first; the id breaks ties."""
+        with self._states_lock:
+            found = [
+                BatchState(**{**asdict(state), "counts": dict(state.counts)})
+                for state in self._states.values()
+                if same_agency(state.agency, agency)
+            ]
+        return sorted(found, key=lambda state: (state.created, state.batch_id), reverse=True)
 
     def active_for_key(self, key_id: str) -> int:
         with self._states_lock:
@@ -248,6 +270,7 @@ class BatchManager:
         body: bytes,
         items: list[Item],
         as_of: datetime.date,
+        output_format: OutputFormat = "csv",
         rerun: bool = False,
     ) -> BatchState:
         """Queue a batch; `BatchAlreadySubmittedError` if the same batch is not failed, unless `rerun`."""
@@ -270,12 +293,26 @@ class BatchManager:
                 original = next((known for known in alive if repeated_batch_id(known) is None), alive[0])
                 repeats = sum(1 for known, _ in rows if repeated_batch_id(str(known)) == original)
                 batch_id = rerun_batch_id(original, repeats + 1)
-            state = BatchState(batch_id, agency, key_id, kind, as_of, _now(), total=len(items))
+            state = BatchState(
+                batch_id, agency, key_id, kind, as_of, _now(), total=len(items), output_format=output_format
+            )
             with service.database() as con:
                 con.execute(
-                    f"INSERT INTO api_batches ({_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'queued', '', ?, ?, ?)",
-                    [batch_id, agency, key_id, kind, as_of, state.created, len(items), body_sha256, body, identity],
+                    f"INSERT INTO api_batches ({_COLUMNS}, output_format) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 'queued', '', ?, ?, ?, ?)",
+                    [
+                        batch_id,
+                        agency,
+                        key_id,
+                        kind,
+                        as_of,
+                        state.created,
+                        len(items),
+                        body_sha256,
+                        body,
+                        identity,
+                        output_format,
+                    ],
                 )
         self._items[batch_id] = items
         with self._states_lock:
@@ -324,6 +361,7 @@ class BatchManager:
         with self._states_lock:
             state = self._states[batch_id]
             agency, key_id, kind, as_of = state.agency, state.key_id, state.kind, state.as_of
+            output_format = state.output_format
             position, counts = state.processed, dict(state.counts)
         self._set(batch_id, status="running")
         items = self._load_items(batch_id, kind)
@@ -365,7 +403,7 @@ class BatchManager:
             self._set(batch_id, processed=position, counts=dict(counts))
             if self.chunk_delay_seconds:
                 time.sleep(self.chunk_delay_seconds)
-        self._finish(batch_id, agency, as_of, kind, model_version)
+        self._finish(batch_id, agency, as_of, kind, model_version, output_format)
 
     def _decide_chunk(self, chunk: Sequence[Item], duplicates: Sequence[bool], as_of: datetime.date) -> list[Decision]:
         service = self.service
@@ -378,7 +416,15 @@ class BatchManager:
             for item, duplicate in zip(chunk, duplicates, strict=True)
         ]
 
-    def _finish(self, batch_id: str, agency: str, as_of: datetime.date, kind: BatchKind, model_version: str) -> None:
+    def _finish(
+        self,
+        batch_id: str,
+        agency: str,
+        as_of: datetime.date,
+        kind: BatchKind,
+        model_version: str,
+        output_format: OutputFormat = "csv",
+    ) -> None:
         service = self.service
         with service.database() as con:
             rows = con.execute(
@@ -392,9 +438,14 @@ class BatchManager:
             raise RuntimeError(f"batch {batch_id}: {len(rows)} decisions stored for {total} records")
         target = self.out_root / batch_id
         target.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: personal data
-        with OutcomeWriter(target, service.policy.extra_disclosed_columns) as writer:
-            for (text,) in rows:
-                writer.write(decision_from_json(str(text)))
+        writer: OutcomeWriter | TableOutcomeWriter
+        if output_format == "csv":
+            with OutcomeWriter(target, service.policy.extra_disclosed_columns) as writer:
+                for (text,) in rows:
+                    writer.write(decision_from_json(str(text)))
+        else:
+            with TableOutcomeWriter(target, service.policy.extra_disclosed_columns, output_format) as writer:
+                writer.write_many([decision_from_json(str(text)) for (text,) in rows])
         counts = dict(writer.counts)
         counts["total"] = total
         write_manifest(

@@ -89,7 +89,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free port, printed).")] = 8080,
 ) -> None:
-    """Serve the HTTP API (DESIGN.md 3b; docs at /docs). Holds the workspace database while it runs."""
+    """Serve the HTTP API (docs at /docs) and the web dashboard (/ui). Holds the workspace database while it runs."""
     from taxmatch.api.server import run_server
     from taxmatch.database import DatabaseError
     from taxmatch.settings import PolicyError

@@ -17,6 +17,9 @@ MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024
 MAX_BATCH_RECORDS = 250_000
 # Requests (any route but /healthz) one key may make per rolling minute.
 RATE_LIMIT_PER_MINUTE = 600
+# Status polls (GET /v1/batches/{id}) one key may make per rolling minute: counted apart from the
+# requests above, so polling a long batch never uses up the key's lookups and submissions.
+STATUS_POLLS_PER_MINUTE = 6_000
 # Lookups plus batch records one key may submit per rolling 24 hours.
 VOLUME_LIMIT_PER_DAY = 1_000_000
 # Batches one key may have queued or running at once.
@@ -43,6 +46,7 @@ class ApiLimits:
     max_batch_body_bytes: int = MAX_BATCH_BODY_BYTES
     max_batch_records: int = MAX_BATCH_RECORDS
     rate_limit_per_minute: int = RATE_LIMIT_PER_MINUTE
+    status_polls_per_minute: int = STATUS_POLLS_PER_MINUTE
     volume_limit_per_day: int = VOLUME_LIMIT_PER_DAY
     max_active_batches_per_key: int = MAX_ACTIVE_BATCHES_PER_KEY
     batch_chunk_records: int = BATCH_CHUNK_RECORDS

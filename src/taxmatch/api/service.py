@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -23,6 +24,7 @@ from taxmatch import pipeline
 from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS
 from taxmatch.database import open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.requests import Item
 from taxmatch.ledger import (
     EventColumns,
@@ -159,7 +161,13 @@ class Service:
         recorded = pipeline.Accounting(accounting.agency, accounting.batch_id, accounting.actor, self.model_version())
         return pipeline.ledger_columns(items, decisions, recorded, self.policy)
 
-    def decide_and_account(self, as_of: datetime.date, items: Sequence[Item], accounting: Accounting) -> list[Decision]:
+    def decide_and_account(
+        self,
+        as_of: datetime.date,
+        items: Sequence[Item],
+        accounting: Accounting,
+        recorder: ExplanationRecorder | None = None,
+    ) -> list[Decision]:
         """Decide and record every outcome in the ledger, in one hold of the lock.
 
         Returns only after the COMMIT of the entries, which DuckDB makes durable (WAL
@@ -167,7 +175,7 @@ class Service:
         """
         self.model_version()
         with self.database():
-            decisions = decide_requests(self.engine, self.policy, as_of, items)
+            decisions = decide_requests(self.engine, self.policy, as_of, items, observe=recorder)
             events = self.events(items, decisions, accounting)
             lookup = accounting.batch_id == LOOKUP_BATCH_ID
             with self.ledger.transaction():
@@ -182,6 +190,11 @@ class Service:
                     self._unsigned_since = time.monotonic()
                 self._unsigned_lookups += len(events)
         return decisions
+
+    def explain(self, decisions: Sequence[Decision], recorder: ExplanationRecorder) -> list[dict[str, Any]]:
+        """The explanations of decisions made with `decide_and_account(recorder=...)`."""
+        with self.database():
+            return pipeline.explanations(self.engine, self.policy, decisions, recorder)
 
     def _lookups_due_for_checkpoint(self, adding: int) -> bool:
         """Whether the unsigned lookups, with ``adding`` more, are due for a signed checkpoint."""

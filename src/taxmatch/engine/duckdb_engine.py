@@ -649,6 +649,13 @@ class DuckDBEngine:
             cached = self._python_scorers[version] = PythonScorer(model, term_frequencies)
         return cached
 
+    def scoring_weights(self) -> tuple[float, dict[str, dict[str, float]]]:
+        """The current model's prior match weight and each comparison's weight per level label
+        (`PythonScorer.level_weights`): the terms a pair's match weight is the sum of, with its
+        term-frequency adjustments."""
+        scorer = self._python_scorer()
+        return scorer.prior_weight, scorer.level_weights()
+
     def _point_rows_available(self) -> bool:
         """Whether master_profiles has `point_row` (a master loaded before it existed has not: its
         lookups read the columns themselves, slower, same values)."""
@@ -869,6 +876,13 @@ class ScoredPairs:
     def of_requests(self, request_indexes: Iterable[int]) -> ScoredPairs:
         wanted = pa.array(sorted(set(request_indexes)), type=pa.int64())
         return ScoredPairs(self.table.filter(pc.is_in(self.table["request_index"], wanted)), self.level_labels)
+
+    def best_probabilities(self) -> dict[int, float]:
+        """Each request's highest match probability among its pairs (requests with pairs only)."""
+        grouped = self.table.group_by("request_index").aggregate([("match_probability", "max")])
+        return dict(
+            zip(grouped["request_index"].to_pylist(), grouped["match_probability_max"].to_pylist(), strict=True)
+        )
 
     def pairs(self) -> list[CandidatePair]:
         # Column by column through Arrow: a third of the cost of Python tuples row by row.

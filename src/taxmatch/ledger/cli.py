@@ -24,6 +24,7 @@ import typer
 
 from taxmatch.database import DatabaseError, connect, open_database
 from taxmatch.ledger.audit import export, verify_database, verify_file
+from taxmatch.ledger.export_report import ExportNotVerifiedError, report_from_export
 from taxmatch.ledger.keys import export_public_key, has_signing_key, signing_key
 from taxmatch.ledger.model import VerifyResult
 from taxmatch.ledger.purge import purge_batches
@@ -185,10 +186,18 @@ def report_command(
     ctx: typer.Context,
     date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC), inclusive.")],
     date_to: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), inclusive.")],
-    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency (exact name).")] = None,
+    agency: Annotated[str | None, typer.Option("--agency", help="Only this agency (any letter case).")] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Output directory (default: workspace/reports/FROM_TO[_AGENCY]/)."),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Account from this ledger export (verified first) instead of the workspace."),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="With --file: PEM of the producer's public key, obtained independently."),
     ] = None,
 ) -> None:
     """The accounting of disclosures in a period: counts.csv, disclosures.csv (full TINs), report.html."""
@@ -196,16 +205,42 @@ def report_command(
     last = _parse_day("--to", date_to)
     if last < first:
         raise _fail(f"--to {last} is before --from {first}")
+    if file is not None and public_key is None:
+        raise _fail("--file needs --public-key: an export is trusted only against a key obtained independently")
+    if file is None and public_key is not None:
+        raise _fail("--public-key goes with --file (the workspace's own ledger needs no key)")
     workspace = _workspace(ctx)
     try:
-        con = connect(workspace, read_only=True)
-        try:
-            report = build_report(con, first, last, agency=agency)
-        finally:
-            con.close()
-        target = out if out is not None else default_report_dir(workspace.home, first, last, agency)
+        if file is not None and public_key is not None:
+            try:
+                pem = public_key.read_bytes()
+            except OSError as error:
+                raise _fail(f"cannot read the public key {public_key}: {error.strerror}") from None
+            accounting = report_from_export(file, pem, first, last, agency=agency)
+            report = accounting.report
+            typer.echo(
+                f"export verified: {accounting.verification.entries} entries, "
+                f"signed through entry {accounting.verification.signed_through}"
+            )
+            if accounting.unsigned_left_out:
+                typer.echo(
+                    f"warning: {accounting.unsigned_left_out} entries after the last signed checkpoint are not "
+                    "accounted (no signature vouches for them)",
+                    err=True,
+                )
+            # An auditor with an export has no workspace: by default the report goes under ./reports/.
+            target = out if out is not None else default_report_dir(Path.cwd(), first, last, agency)
+        else:
+            con = connect(workspace, read_only=True)
+            try:
+                report = build_report(con, first, last, agency=agency)
+            finally:
+                con.close()
+            target = out if out is not None else default_report_dir(workspace.home, first, last, agency)
         files = write_report(report, target)
-    except (DatabaseError, OSError) as error:
+    except ExportNotVerifiedError as error:
+        raise _fail(str(error)) from None
+    except (DatabaseError, OSError, ValueError) as error:
         raise _fail(str(error)) from None
     # Counts and paths only: the files hold the taxpayers (the CSV by full TIN, mode 0600).
     typer.echo(

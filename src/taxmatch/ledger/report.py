@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from taxmatch.agency import agency_key, agency_key_sql
 from taxmatch.io.outcomes import spreadsheet_safe
 from taxmatch.ledger.model import system_clock, utc_timestamp
 from taxmatch.ledger.store import ENTRIES_TABLE, Ledger
@@ -135,7 +136,7 @@ def build_report(
 ) -> DisclosureReport:
     """The accounting of the entries recorded from ``date_from`` to ``date_to`` (UTC days, inclusive).
 
-    ``agency`` keeps only that agency's entries (exact match, as recorded). Reads only;
+    ``agency`` keeps only that agency's entries (in any letter case: ``ice`` is ``ICE``). Reads only;
     the caller's connection may be read-only.
     """
     if date_to < date_from:
@@ -150,8 +151,8 @@ def build_report(
     where = "recorded_at >= ? AND recorded_at < ?"
     parameters: list[object] = [date_from.isoformat(), (date_to + timedelta(days=1)).isoformat()]
     if agency is not None:
-        where += " AND agency = ?"
-        parameters.append(agency)
+        where += f" AND {agency_key_sql('agency')} = ?"
+        parameters.append(agency_key(agency))
     # Only entries up to the head read above: one consistent state even if a writer appends.
     where += " AND seq <= ?"
     parameters.append(seq)
@@ -187,6 +188,19 @@ def build_report(
         )
     taxpayers = tuple(TaxpayerDisclosures(tin, tuple(items)) for tin, items in by_tin.items())
     return DisclosureReport(date_from, date_to, agency, generated_at, seq, head, counts, taxpayers)
+
+
+def monthly_counts(con: duckdb.DuckDBPyConnection | Ledger, date_from: date, date_to: date) -> dict[str, int]:
+    """Entries per month (YYYY-MM, UTC) recorded from ``date_from`` to ``date_to``, both inclusive."""
+    ledger = con if isinstance(con, Ledger) else Ledger(con)
+    if ledger.head()[0] == 0:
+        return {}
+    rows = ledger.con.execute(
+        f"SELECT substr(recorded_at, 1, 7) AS month, count(*) FROM {ENTRIES_TABLE} "
+        "WHERE recorded_at >= ? AND recorded_at < ? GROUP BY month ORDER BY month",
+        [date_from.isoformat(), (date_to + timedelta(days=1)).isoformat()],
+    ).fetchall()
+    return {str(month): int(count) for month, count in rows}
 
 
 # ---- rendering ------------------------------------------------------------------------------------

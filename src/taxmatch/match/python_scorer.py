@@ -72,6 +72,11 @@ class PythonScorer:
                 levels.append(_Level(label, condition, weight, term_frequency))
             self.comparisons.append((name, levels))
 
+    def level_weights(self) -> dict[str, dict[str, float]]:
+        """Each comparison's fitted match weight (log2 Bayes factor) per level label, before any
+        term-frequency adjustment: what an explanation shows beside the levels of a pair."""
+        return {name: {level.label: level.match_weight for level in levels} for name, levels in self.comparisons}
+
     def _term_frequency_weight(self, adjustment: _TermFrequency, left: Side, right: Side) -> float:
         table = self.term_frequencies[adjustment.column]
         left_tf = table.get(left[adjustment.column]) if left[adjustment.column] is not None else None
