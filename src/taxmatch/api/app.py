@@ -28,10 +28,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from taxmatch import __version__
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
 from taxmatch.api.batches import OUTPUT_FILES, BatchKind, BatchManager, parse_body
+from taxmatch.api.json_body import JsonBodyError, parse_json
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
@@ -301,11 +303,16 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             raise HTTPException(413, f"request body larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"request body larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # Closed by the client, or by the guard for a too slow body: nobody reads the answer,
+            # and no traceback is logged for it.
+            raise HTTPException(400, "the client closed the connection before the body was complete") from None
         return b"".join(chunks)
 
     @app.get("/healthz", tags=["health"])
@@ -330,8 +337,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         """One request, decided exactly as in a batch; the as-of date is today (server time)."""
         body = await read_body(request, state.limits.max_lookup_body_bytes)
         try:
-            raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+            raw = parse_json(body)
+        except JsonBodyError as error:
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": f"not a JSON object: {error}", "type": "json_invalid"}]
             ) from None
@@ -391,6 +398,10 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             items = await _in_thread(parse_body, body, kind)
         except RequestFileError as error:
             raise RequestValidationError([{"loc": ("body",), "msg": str(error), "type": "value_error"}]) from None
+        except RecursionError:  # a line of JSON nested thousands deep: the reader's parser gives up
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "JSON nested too deeply", "type": "json_invalid"}]
+            ) from None
         if len(items) > state.limits.max_batch_records:
             raise HTTPException(413, f"a batch may hold at most {state.limits.max_batch_records} records")
         if batches.active_for_key(key.key_id) >= state.limits.max_active_batches_per_key:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import uvicorn
 
 from taxmatch.api.app import create_app
+from taxmatch.api.guard import ConnectionLimits, RepeatSummary, connection_cap, guarded_protocol, raise_open_file_limit
 from taxmatch.api.limits import ApiLimits
 from taxmatch.api.service import Service, skip_absent_pandas
 from taxmatch.settings import Workspace
@@ -38,17 +39,35 @@ class _NoTracebackValues(logging.Filter):
         return True
 
 
+# Loggers whose messages can repeat once per connection or per accept (an attacker sets the
+# pace): the first of each kind is shown, the rest counted (RepeatSummary).
+_REPEATING_LOGGERS = ("uvicorn.error", "uvicorn", "asyncio", "taxmatch.api.guard")
+
+
 def configure_logging() -> None:
     """Access lines (JSON) and server messages to stderr; nothing else of uvicorn's (its access log is off)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(_NoTracebackValues())
-    for name in ("taxmatch.api.access", "taxmatch", "uvicorn.error", "uvicorn"):
+    for name in ("taxmatch.api.access", "taxmatch", *_REPEATING_LOGGERS):
         log = logging.getLogger(name)
         log.setLevel(logging.INFO if name.startswith("taxmatch") else logging.WARNING)
         if not any(isinstance(existing, logging.StreamHandler) for existing in log.handlers):
             log.addHandler(handler)
+        if name in _REPEATING_LOGGERS and not any(isinstance(known, RepeatSummary) for known in log.filters):
+            log.addFilter(RepeatSummary())
         log.propagate = False
+
+
+def connection_limits(limits: ApiLimits) -> ConnectionLimits:
+    """The guard's limits, the connection cap kept below the (raised) open-file limit."""
+    return ConnectionLimits(
+        header_timeout_seconds=limits.header_timeout_seconds,
+        body_timeout_seconds=limits.body_timeout_seconds,
+        body_min_bytes_per_second=limits.body_min_bytes_per_second,
+        keep_alive_seconds=limits.keep_alive_seconds,
+        max_connections=connection_cap(limits.max_connections, raise_open_file_limit()),
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -89,7 +108,18 @@ def run_server(
         raise
     bound_host, bound_port = sock.getsockname()[:2]
     app = create_app(workspace, limits, service)
-    config = uvicorn.Config(app, access_log=False, log_config=None, log_level="warning", lifespan="on")
+    guard = connection_limits(limits)
+    config = uvicorn.Config(
+        app,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+        http=guarded_protocol(guard),
+        timeout_keep_alive=guard.keep_alive_seconds,
+        # A request head larger than this is a 400 (h11's default, stated).
+        h11_max_incomplete_event_size=16 * 1024,
+    )
     server = uvicorn.Server(config)
     announce(f"taxmatch API listening on http://{bound_host}:{bound_port} (workspace {workspace.home})")
     try:
