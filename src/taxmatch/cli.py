@@ -24,6 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from taxmatch.api.cli import keys_app, serve
+from taxmatch.api.running import ServerError, running_server
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
@@ -291,6 +292,14 @@ def lookup(
     mapping.update({key: value for key, value in flags.items() if value is not None})
     request = request_from_mapping(mapping)
     as_of_date = parse_as_of(as_of)
+    server = running_server(ctx.obj)
+    if server is not None:  # `taxmatch serve` holds the database: the server decides and accounts
+        try:
+            answer = server.lookup(mapping, as_of_date.isoformat(), agency)
+        except ServerError as error:
+            fail(str(error))
+        out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
+        return
     with open_session(ctx) as session:
         (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
         model_version, _ = session.engine.current_model()

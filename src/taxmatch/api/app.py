@@ -36,6 +36,7 @@ from taxmatch.api.batches import OUTPUT_FILES, BatchKind, BatchManager, parse_bo
 from taxmatch.api.json_body import JsonBodyError, parse_json
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
+from taxmatch.api.operator import router as operator_router
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.engine.duckdb_engine import MasterNotLoadedError
 from taxmatch.io.requests import MAX_FIELD_CHARS, MAX_PRIOR_ADDRESSES, RequestFileError, read_requests_from_text
@@ -240,6 +241,8 @@ class ApiState:
         # shared thread pool eight waiting lookups raced for the lock, and the unlucky waited
         # several turns (concurrent p99). Also a cheaper hand-off than the pool's.
         self.lookup_executor: ThreadPoolExecutor | None = None
+        # This run's token for the command line's channel (api/operator.py); None: channel closed.
+        self.operator_token: str | None = None
 
     def require_service(self) -> tuple[Service, BatchManager]:
         if self.service is None or self.batches is None:
@@ -247,7 +250,12 @@ class ApiState:
         return self.service, self.batches
 
 
-def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: Service | None = None) -> FastAPI:
+def create_app(
+    workspace: Workspace,
+    limits: ApiLimits | None = None,
+    service: Service | None = None,
+    operator_token: str | None = None,
+) -> FastAPI:
     """The application for one workspace.
 
     The database is opened at startup unless an open `service` is given (the server opens
@@ -255,6 +263,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     either way it is closed at shutdown.
     """
     state = ApiState(workspace, limits or ApiLimits.from_environment())
+    state.operator_token = operator_token
     opened = [service]
 
     @asynccontextmanager
@@ -286,6 +295,7 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     )
     app.add_middleware(AccessLogMiddleware)
     app.state.api = state
+    app.include_router(operator_router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -444,9 +454,14 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
 
     @app.get("/v1/ledger/verify", response_model=LedgerVerification, tags=["ledger"], responses={401: {}, 403: {}})
     async def ledger_verify(key: AuditorKey) -> dict[str, Any]:
-        """Verify the hash chain and signed checkpoints of the whole ledger."""
+        """Verify the hash chain and signed checkpoints of the whole ledger.
+
+        Runs beside lookups, never in front of them. A full verification runs at most once per
+        VERIFY_MIN_INTERVAL_SECONDS (default 10); a call in between gets the last result, whose
+        `entries` and `head` say which ledger it covered.
+        """
         service, _ = state.require_service()
-        result = await _in_thread(service.verify_ledger)
+        result = await _in_thread(service.verify_ledger, state.limits.verify_min_interval_seconds)
         return {
             "ok": result.ok,
             "entries": result.entries,

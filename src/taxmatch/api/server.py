@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Callable
 
 import uvicorn
 
+from taxmatch.api import running
 from taxmatch.api.app import create_app
 from taxmatch.api.guard import ConnectionLimits, RepeatSummary, connection_cap, guarded_protocol, raise_open_file_limit
 from taxmatch.api.limits import ApiLimits
@@ -85,6 +87,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _exit_after_stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def local_url(host: str, port: int) -> str:
+    """How a process on this machine reaches the server (a wildcard address is reached on loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def run_server(
     workspace: Workspace,
     host: str = "127.0.0.1",
@@ -107,7 +122,8 @@ def run_server(
         sock.close()
         raise
     bound_host, bound_port = sock.getsockname()[:2]
-    app = create_app(workspace, limits, service)
+    operator_token = running.new_operator_token()
+    app = create_app(workspace, limits, service, operator_token)
     guard = connection_limits(limits)
     config = uvicorn.Config(
         app,
@@ -122,9 +138,16 @@ def run_server(
     )
     server = uvicorn.Server(config)
     announce(f"taxmatch API listening on http://{bound_host}:{bound_port} (workspace {workspace.home})")
+    running.remove_snapshots(workspace)
+    running.announce(workspace, local_url(bound_host, bound_port), operator_token)
+    # uvicorn stops gracefully on SIGTERM and then raises the signal again under the handler found at
+    # start; the default one would end the process before the `finally` below withdraws server.json.
+    previous = signal.signal(signal.SIGTERM, _exit_after_stop)
     try:
         server.run(sockets=[sock])
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        running.withdraw(workspace, operator_token)
         sock.close()
         service.close()  # idempotent; covers a startup that failed before the lifespan took it
     if not server.started:

@@ -21,7 +21,7 @@ import duckdb
 
 from taxmatch import pipeline
 from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS
-from taxmatch.database import open_database
+from taxmatch.database import DATABASE_ALIAS, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import Item
 from taxmatch.ledger import (
@@ -94,6 +94,9 @@ class Service:
             raise
         self._model_version: str | None = None
         self._closed = False
+        self._verify_lock = threading.Lock()
+        # (finished at, ledger state verified, result) of the last full verification.
+        self._last_verification: tuple[float, tuple[object, ...], VerifyResult] | None = None
         # Lookups are signed in groups, not one by one: a checkpoint (Ed25519 signature plus
         # an INSERT) is taken in the transaction of the lookup that makes the unsigned run
         # reach `checkpoint_lookups` lookups or `checkpoint_seconds` of age, and at shutdown.
@@ -193,10 +196,52 @@ class Service:
             self.ledger.checkpoint(signing_key(self.workspace))
             self._unsigned_lookups = 0
 
-    def verify_ledger(self) -> VerifyResult:
-        public_key = export_public_key(self.workspace)
-        with self.database() as connection:
-            return verify_database(connection, public_key)
+    def reading_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the same database, for a long read beside the lookups.
+
+        DuckDB runs each cursor's transaction on its own snapshot (MVCC), so a read on it never
+        takes the service lock and never sees half a lookup's transaction. Close it after use.
+        """
+        with self.database():
+            cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"USE {DATABASE_ALIAS}")  # a new connection starts in the in-memory base database
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    def verify_ledger(self, reuse_seconds: float = 0.0) -> VerifyResult:
+        """Verify the whole ledger on a cursor of its own, one verification at a time.
+
+        Never holds the lookups' lock: a verification of a large ledger runs beside them. Callers
+        that arrive while one runs wait for it and then take its result if it is at most
+        ``reuse_seconds`` old, or if the ledger has not changed since (same entries and checkpoints),
+        so an auditor looping on the route costs one verification per ``reuse_seconds``, not one per call.
+        """
+        asked = time.monotonic()
+        with self._verify_lock:
+            last = self._last_verification
+            if last is not None and reuse_seconds > 0 and asked - last[0] <= reuse_seconds:
+                return last[2]
+            public_key = export_public_key(self.workspace)
+            cursor = self.reading_cursor()
+            try:
+                cursor.execute("BEGIN TRANSACTION")  # one snapshot for the state and the verification
+                state = self._ledger_state(cursor)
+                unchanged = last is not None and last[1] == state
+                result = last[2] if last is not None and unchanged else verify_database(cursor, public_key)
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+            self._last_verification = (time.monotonic(), state, result)
+            return result
+
+    @staticmethod
+    def _ledger_state(cursor: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
+        """What a verification depends on: the head entry and the newest checkpoint (cheap index reads)."""
+        reader = Ledger(cursor)
+        return (*reader.head(), reader.last_checkpoint_seq(), len(reader.checkpoints()))
 
     def close(self) -> None:
         with self._lock:
