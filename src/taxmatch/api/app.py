@@ -236,10 +236,9 @@ class ApiState:
         self.meter = KeyMeter(limits)
         self.service: Service | None = None
         self.batches: BatchManager | None = None
-        # Lookups are decided one at a time anyway (one database connection, one lock): one
-        # thread of their own, fed first in first out, answers them in arrival order. In the
-        # shared thread pool eight waiting lookups raced for the lock, and the unlucky waited
-        # several turns (concurrent p99). Also a cheaper hand-off than the pool's.
+        # Lookups get threads of their own, as many as the service has lookup engines, fed first
+        # in first out: in the shared thread pool, lookups raced with everything else for the
+        # engines and the unlucky waited several turns (concurrent p99).
         self.lookup_executor: ThreadPoolExecutor | None = None
         # This run's token for the command line's channel (api/operator.py); None: channel closed.
         self.operator_token: str | None = None
@@ -268,7 +267,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = opened.pop() or Service(workspace)
+        service = opened.pop() or Service(workspace, lookup_threads=state.limits.lookup_threads)
         opened.append(None)
         try:
             batches = BatchManager(service, state.limits.batch_chunk_records, state.limits.batch_chunk_delay_seconds)
@@ -277,7 +276,9 @@ def create_app(
             service.close()
             raise
         state.service, state.batches = service, batches
-        state.lookup_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-lookups")
+        state.lookup_executor = ThreadPoolExecutor(
+            max_workers=state.limits.lookup_threads, thread_name_prefix="taxmatch-lookups"
+        )
         try:
             yield
         finally:

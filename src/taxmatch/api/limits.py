@@ -34,6 +34,10 @@ BATCH_CHUNK_DELAY_SECONDS = 0.0
 LEDGER_CHECKPOINT_LOOKUPS = 1_000
 LEDGER_CHECKPOINT_SECONDS = 60.0
 
+# Lookups decided at once, each on a database cursor of its own (their ledger entries are
+# still appended one transaction at a time, several lookups per transaction under load).
+LOOKUP_THREADS = 4
+
 # The connection guard (api/guard.py): a request head must be complete this long after the
 # connection (or after its first byte following a keep-alive pause), however it trickles in.
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -64,6 +68,7 @@ class ApiLimits:
     batch_chunk_delay_seconds: float = BATCH_CHUNK_DELAY_SECONDS
     ledger_checkpoint_lookups: int = LEDGER_CHECKPOINT_LOOKUPS
     ledger_checkpoint_seconds: float = LEDGER_CHECKPOINT_SECONDS
+    lookup_threads: int = LOOKUP_THREADS
     header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
     body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
     body_min_bytes_per_second: int = BODY_MIN_BYTES_PER_SECOND

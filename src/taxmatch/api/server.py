@@ -117,6 +117,7 @@ def run_server(
             workspace,
             checkpoint_lookups=limits.ledger_checkpoint_lookups,
             checkpoint_seconds=limits.ledger_checkpoint_seconds,
+            lookup_threads=limits.lookup_threads,
         )
     except BaseException:
         sock.close()

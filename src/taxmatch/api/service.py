@@ -1,15 +1,19 @@
-"""The server's one database connection and the single decision path behind every route.
+"""The server's database connection and the single decision path behind every route.
 
-DuckDB allows one writer process per file, and the engine's scorer uses fixed scratch
-table names, so all database work in the server goes through `Service.database()`, which
-serializes it with one lock. Decisions always come from `pipeline.decide_requests`, the
-same function `taxmatch batch run` uses, and each outcome is accounted in the ledger.
+DuckDB allows one writer process per file: the server holds it. Writes (ledger appends,
+batch chunks) and the engine's batch path, whose scratch tables have fixed names, go through
+`Service.database()`, which serializes them with one lock. Lookups decide without it, each on
+an engine over a cursor of its own (a pool of `lookup_threads`), and their ledger entries are
+appended by group commit; long reads (ledger verification, snapshots) use `reading_cursor()`.
+Decisions always come from `pipeline.decide_requests`, the same function `taxmatch batch run`
+uses, and each outcome is accounted in the ledger before it is answered.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib.util
+import queue
 import sys
 import threading
 import time
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import duckdb
 
 from taxmatch import pipeline
-from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS
+from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS, LOOKUP_THREADS
 from taxmatch.database import DATABASE_ALIAS, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import Item
@@ -72,6 +76,7 @@ class Service:
         *,
         checkpoint_lookups: int = LEDGER_CHECKPOINT_LOOKUPS,
         checkpoint_seconds: float = LEDGER_CHECKPOINT_SECONDS,
+        lookup_threads: int = LOOKUP_THREADS,
     ) -> None:
         workspace.ensure()
         self.workspace = workspace
@@ -89,9 +94,24 @@ class Service:
             found = self.connection.execute("SELECT current_setting('threads')").fetchone()
             self._batch_threads = int(found[0]) if found else 1
             self.connection.execute("SET threads = 1")
+            # One engine per lookup thread, each on a cursor of its own: lookups decide in parallel
+            # (DuckDB releases the GIL in its reads; each cursor reads its own MVCC snapshot).
+            # Built here, one after the other: an engine's set-up writes macros to the catalog.
+            self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []
+            self._lookup_engines: queue.SimpleQueue[DuckDBEngine] = queue.SimpleQueue()
+            for _ in range(max(1, lookup_threads)):
+                cursor = self.connection.cursor()
+                self._lookup_cursors.append(cursor)
+                cursor.execute(f"USE {DATABASE_ALIAS}")
+                self._lookup_engines.put(DuckDBEngine(cursor))
         except BaseException:
+            for cursor in getattr(self, "_lookup_cursors", []):
+                cursor.close()
             self.connection.close()
             raise
+        # Lookups whose ledger entries wait for the next group commit (`_account_lookup`).
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingEntries] = []
         self._model_version: str | None = None
         self._closed = False
         self._verify_lock = threading.Lock()
@@ -161,28 +181,65 @@ class Service:
         return pipeline.ledger_columns(items, decisions, recorded, self.policy)
 
     def decide_and_account(self, as_of: datetime.date, items: Sequence[Item], accounting: Accounting) -> list[Decision]:
-        """Decide and record every outcome in the ledger, in one hold of the lock.
+        """Decide on a lookup engine of this thread's own, then record every outcome in the ledger.
 
-        Returns only after the COMMIT of the entries, which DuckDB makes durable (WAL
-        fsync) before it returns: an answered lookup is on disk, never only in memory.
+        Deciding holds no lock (several lookups decide at once, each on its own cursor); the
+        ledger entries are appended by group commit (`_account_lookup`). Returns only after the
+        COMMIT that holds the entries, which DuckDB makes durable (WAL fsync) before it returns:
+        an answered lookup is on disk, never only in memory.
         """
         self.model_version()
-        with self.database():
-            decisions = decide_requests(self.engine, self.policy, as_of, items)
-            events = self.events(items, decisions, accounting)
-            lookup = accounting.batch_id == LOOKUP_BATCH_ID
-            with self.ledger.transaction():
-                self.ledger.append(events)
-                sign = lookup and self._lookups_due_for_checkpoint(len(events))
-                if sign:
-                    self.ledger.checkpoint(signing_key(self.workspace))
-            if sign:
-                self._unsigned_lookups = 0
-            elif lookup:
-                if not self._unsigned_lookups:
-                    self._unsigned_since = time.monotonic()
-                self._unsigned_lookups += len(events)
+        if self._closed:
+            raise RuntimeError("the service is closed")
+        engine = self._lookup_engines.get()
+        try:
+            decisions = decide_requests(engine, self.policy, as_of, items)
+        finally:
+            self._lookup_engines.put(engine)
+        self._account_lookup(self.events(items, decisions, accounting), accounting.batch_id == LOOKUP_BATCH_ID)
         return decisions
+
+    def _account_lookup(self, events: list[LedgerEvent], lookup: bool) -> None:
+        """Append ``events`` to the ledger, in one transaction with whatever other lookups are waiting.
+
+        Group commit: a thread queues its entries, then takes the database; if another thread
+        has committed them meanwhile it is done, otherwise it commits every queued lookup in one
+        transaction (one WAL fsync for all). Each lookup's entries stay together, in queue order,
+        and nobody returns before the COMMIT that holds its entries.
+        """
+        mine = _PendingEntries(events, lookup)
+        with self._pending_lock:
+            self._pending.append(mine)
+        with self.database():
+            if not mine.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    self._commit_group(group)
+                except BaseException as error:
+                    for pending in group:
+                        pending.error = error
+                    raise
+                finally:
+                    for pending in group:
+                        pending.done = True
+        if mine.error is not None:
+            raise RuntimeError("the ledger could not record the lookup") from mine.error
+
+    def _commit_group(self, group: Sequence[_PendingEntries]) -> None:
+        events = [event for pending in group for event in pending.events]
+        lookups = sum(len(pending.events) for pending in group if pending.lookup)
+        with self.ledger.transaction():
+            self.ledger.append(events)
+            sign = bool(lookups) and self._lookups_due_for_checkpoint(lookups)
+            if sign:
+                self.ledger.checkpoint(signing_key(self.workspace))
+        if sign:
+            self._unsigned_lookups = 0
+        elif lookups:
+            if not self._unsigned_lookups:
+                self._unsigned_since = time.monotonic()
+            self._unsigned_lookups += lookups
 
     def _lookups_due_for_checkpoint(self, adding: int) -> bool:
         """Whether the unsigned lookups, with ``adding`` more, are due for a signed checkpoint."""
@@ -250,4 +307,16 @@ class Service:
                     with self.ledger.transaction():
                         self.ledger.checkpoint(signing_key(self.workspace))
                 self._closed = True
+                for cursor in self._lookup_cursors:
+                    cursor.close()
                 self.connection.close()
+
+
+@dataclass
+class _PendingEntries:
+    """One lookup's ledger events waiting for a group commit."""
+
+    events: list[LedgerEvent]
+    lookup: bool
+    done: bool = False
+    error: BaseException | None = None
