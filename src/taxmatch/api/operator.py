@@ -82,8 +82,7 @@ async def operator_ledger_snapshot(order: SnapshotOrder, service: OperatorServic
         if order.checkpoint:
             service.checkpoint()
         path = snapshot_directory(service.workspace) / f"ledger-{secrets.token_hex(8)}.duckdb"
-        cursor = service.reading_cursor()
-        try:
+        with service.reading() as cursor:
             tables = [
                 str(row[0])
                 for row in cursor.execute(
@@ -92,8 +91,6 @@ async def operator_ledger_snapshot(order: SnapshotOrder, service: OperatorServic
                 ).fetchall()
             ]
             copy_into_snapshot(cursor, service.workspace, path, tables)
-        finally:
-            cursor.close()
         return str(path)
 
     return {"path": await run_in_threadpool(snapshot)}

@@ -4,7 +4,7 @@ DuckDB allows one writer process per file: the server holds it. Writes (ledger a
 batch chunks) and the engine's batch path, whose scratch tables have fixed names, go through
 `Service.database()`, which serializes them with one lock. Lookups decide without it, each on
 an engine over a cursor of its own (a pool of `lookup_threads`), and their ledger entries are
-appended by group commit; long reads (ledger verification, snapshots) use `reading_cursor()`.
+appended by group commit; long reads (ledger verification, snapshots) use the cursor of `reading()`.
 Decisions always come from `pipeline.decide_requests`, the same function `taxmatch batch run`
 uses, and each outcome is accounted in the ledger before it is answered.
 """
@@ -97,24 +97,23 @@ class Service:
             # One engine per lookup thread, each on a cursor of its own: lookups decide in parallel
             # (DuckDB releases the GIL in its reads; each cursor reads its own MVCC snapshot).
             # Built here, one after the other: an engine's set-up writes macros to the catalog.
-            self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []
+            self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor, closed at close()
             self._lookup_engines: queue.SimpleQueue[DuckDBEngine] = queue.SimpleQueue()
+            self._reading_cursor = self._new_cursor()
             for _ in range(max(1, lookup_threads)):
-                cursor = self.connection.cursor()
-                self._lookup_cursors.append(cursor)
-                cursor.execute(f"USE {DATABASE_ALIAS}")
+                cursor = self._new_cursor()
                 self._lookup_engines.put(DuckDBEngine(cursor))
         except BaseException:
             for cursor in getattr(self, "_lookup_cursors", []):
                 cursor.close()
             self.connection.close()
             raise
-        # Lookups whose ledger entries wait for the next group commit (`_account_lookup`).
+        # Lookups whose ledger entries wait for the next group commit (`account_lookup`).
         self._pending_lock = threading.Lock()
         self._pending: list[_PendingEntries] = []
         self._model_version: str | None = None
         self._closed = False
-        self._verify_lock = threading.Lock()
+        self._reading_lock = threading.Lock()
         # (finished at, ledger state verified, result) of the last full verification.
         self._last_verification: tuple[float, tuple[object, ...], VerifyResult] | None = None
         # Lookups are signed in groups, not one by one: a checkpoint (Ed25519 signature plus
@@ -140,6 +139,13 @@ class Service:
         if seq > self.ledger.last_checkpoint_seq():
             with self.ledger.transaction():
                 self.ledger.checkpoint(signing_key(self.workspace))
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the workspace database, closed with the service."""
+        cursor = self.connection.cursor()
+        self._lookup_cursors.append(cursor)
+        cursor.execute(f"USE {DATABASE_ALIAS}")  # a new connection starts in the in-memory base database
+        return cursor
 
     @contextmanager
     def database(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -184,7 +190,7 @@ class Service:
         """Decide on a lookup engine of this thread's own, then record every outcome in the ledger.
 
         Deciding holds no lock (several lookups decide at once, each on its own cursor); the
-        ledger entries are appended by group commit (`_account_lookup`). Returns only after the
+        ledger entries are appended by group commit (`account_lookup`). Returns only after the
         COMMIT that holds the entries, which DuckDB makes durable (WAL fsync) before it returns:
         an answered lookup is on disk, never only in memory.
         """
@@ -196,10 +202,10 @@ class Service:
             decisions = decide_requests(engine, self.policy, as_of, items)
         finally:
             self._lookup_engines.put(engine)
-        self._account_lookup(self.events(items, decisions, accounting), accounting.batch_id == LOOKUP_BATCH_ID)
+        self.account_lookup(self.events(items, decisions, accounting), accounting.batch_id == LOOKUP_BATCH_ID)
         return decisions
 
-    def _account_lookup(self, events: list[LedgerEvent], lookup: bool) -> None:
+    def account_lookup(self, events: list[LedgerEvent], lookup: bool) -> None:
         """Append ``events`` to the ledger, in one transaction with whatever other lookups are waiting.
 
         Group commit: a thread queues its entries, then takes the database; if another thread
@@ -253,44 +259,41 @@ class Service:
             self.ledger.checkpoint(signing_key(self.workspace))
             self._unsigned_lookups = 0
 
-    def reading_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection of its own to the same database, for a long read beside the lookups.
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The long-read cursor, for one reader at a time (a ledger verification or snapshot).
 
-        DuckDB runs each cursor's transaction on its own snapshot (MVCC), so a read on it never
-        takes the service lock and never sees half a lookup's transaction. Close it after use.
+        A connection of its own to the same database, made at start: DuckDB runs its transaction
+        on its own snapshot (MVCC), so a read on it never takes the write lock, never waits for a
+        batch chunk and never sees half a lookup's transaction.
         """
-        with self.database():
-            cursor = self.connection.cursor()
-        try:
-            cursor.execute(f"USE {DATABASE_ALIAS}")  # a new connection starts in the in-memory base database
-        except BaseException:
-            cursor.close()
-            raise
-        return cursor
+        with self._reading_lock:
+            if self._closed:
+                raise RuntimeError("the service is closed")
+            yield self._reading_cursor
 
     def verify_ledger(self, reuse_seconds: float = 0.0) -> VerifyResult:
-        """Verify the whole ledger on a cursor of its own, one verification at a time.
+        """Verify the whole ledger on the long-read cursor, one verification at a time.
 
-        Never holds the lookups' lock: a verification of a large ledger runs beside them. Callers
-        that arrive while one runs wait for it and then take its result if it is at most
-        ``reuse_seconds`` old, or if the ledger has not changed since (same entries and checkpoints),
-        so an auditor looping on the route costs one verification per ``reuse_seconds``, not one per call.
+        Never holds the write lock: a verification of a large ledger runs beside lookups and
+        batch chunks. A caller that waited for a running verification takes its result if it is
+        at most ``reuse_seconds`` old; any caller takes the last result while the ledger has not
+        changed (same head, same checkpoints). An auditor looping on the route thus costs one
+        verification per ``reuse_seconds``, not one per call.
         """
         asked = time.monotonic()
-        with self._verify_lock:
+        with self.reading() as cursor:
             last = self._last_verification
             if last is not None and reuse_seconds > 0 and asked - last[0] <= reuse_seconds:
                 return last[2]
             public_key = export_public_key(self.workspace)
-            cursor = self.reading_cursor()
+            cursor.execute("BEGIN TRANSACTION")  # one snapshot for the state and the verification
             try:
-                cursor.execute("BEGIN TRANSACTION")  # one snapshot for the state and the verification
                 state = self._ledger_state(cursor)
                 unchanged = last is not None and last[1] == state
                 result = last[2] if last is not None and unchanged else verify_database(cursor, public_key)
-                cursor.execute("COMMIT")
             finally:
-                cursor.close()
+                cursor.execute("COMMIT")
             self._last_verification = (time.monotonic(), state, result)
             return result
 
@@ -307,6 +310,8 @@ class Service:
                     with self.ledger.transaction():
                         self.ledger.checkpoint(signing_key(self.workspace))
                 self._closed = True
+                with self._reading_lock:  # a verification still running finishes first
+                    pass
                 for cursor in self._lookup_cursors:
                     cursor.close()
                 self.connection.close()
