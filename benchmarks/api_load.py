@@ -8,7 +8,9 @@ rate and volume limits), then measures, each phase bounded in time:
 2. quiet: --clients client threads doing lookups for --quiet-seconds, nothing else;
 3. load: the same clients for --seconds next to --idle-sockets idle sockets (each closed by the
    server's head deadline is opened again, so the count holds), an auditor looping on
-   GET /v1/ledger/verify, and a /healthz probe every 0.5 s.
+   GET /v1/ledger/verify as fast as its key's default rate limit allows (600 a minute; the
+   limits are lifted for the benchmark, so the auditor paces itself), and a /healthz probe
+   every 0.5 s.
 
 Errors are every non-200 answer and every transport error, of lookups, of the auditor and of the
 probe. The soft open-file limit of this process is raised (to the hard limit) if the idle sockets
@@ -43,6 +45,7 @@ import httpx
 from _common import git_commit
 from lookup_latency import cpu_seconds, peak_rss_mb, start_server, summary
 from taxmatch.api.keys import KeyStore, Role
+from taxmatch.api.limits import RATE_LIMIT_PER_MINUTE
 from taxmatch.settings import Workspace
 
 TAXMATCH = str(Path(sys.executable).with_name("taxmatch"))
@@ -178,6 +181,12 @@ def main() -> None:
     parser.add_argument("--quiet-seconds", type=float, default=10.0, help="the quiet phase (same clients)")
     parser.add_argument("--single-lookups", type=int, default=300)
     parser.add_argument("--idle-sockets", type=int, default=1_000)
+    parser.add_argument(
+        "--auditor-interval",
+        type=float,
+        default=60 / RATE_LIMIT_PER_MINUTE,
+        help="seconds between the auditor's verify calls (default: as fast as the per-key rate limit allows)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temporary directory)")
     args = parser.parse_args()
@@ -236,7 +245,7 @@ def main() -> None:
         audit_client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {auditor}"}, timeout=120)
         probe_client = httpx.Client(base_url=base_url, timeout=10)
         background = [
-            loop_until(stop, 0.0, lambda: call(audit_client, "GET", "/v1/ledger/verify", audits)),
+            loop_until(stop, args.auditor_interval, lambda: call(audit_client, "GET", "/v1/ledger/verify", audits)),
             loop_until(stop, PROBE_INTERVAL_SECONDS, lambda: call(probe_client, "GET", "/healthz", probes)),
         ]
         load_cpu_before = cpu_seconds(process.pid)
