@@ -24,7 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from taxmatch.api.cli import keys_app, serve
-from taxmatch.api.running import ServerError, running_server
+from taxmatch.api.running import ServerError, ServerUnreachable, running_server
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MasterFileError, MasterRowProblem
@@ -296,10 +296,13 @@ def lookup(
     if server is not None:  # `taxmatch serve` holds the database: the server decides and accounts
         try:
             answer = server.lookup(mapping, as_of_date.isoformat(), agency)
+        except ServerUnreachable:
+            answer = None  # a stale server.json: decide here (opening the database says if it is in use)
         except ServerError as error:
             fail(str(error))
-        out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
-        return
+        if answer is not None:
+            out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
+            return
     with open_session(ctx) as session:
         (decision,) = decide_requests(session.engine, session.policy, as_of_date, [request])
         model_version, _ = session.engine.current_model()

@@ -10,6 +10,7 @@ import csv
 import datetime
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -206,3 +207,28 @@ def test_server_file_is_removed_at_shutdown(tmp_path: Path) -> None:
     process.wait(30)
     process.stdout.close()
     assert not (home / "server.json").exists()
+
+
+def test_a_stale_server_file_does_not_stop_the_cli(tmp_path: Path) -> None:
+    """A server killed with -9 leaves server.json; a lookup then decides locally, as without a server."""
+    from taxmatch.synth import generate
+
+    env = {**os.environ, "TAXMATCH_KEY_FILE": str(tmp_path / "keys" / "db.key"), "XDG_CONFIG_HOME": str(tmp_path)}
+    env.pop("TAXMATCH_HOME", None)
+    home, data = tmp_path / "home", tmp_path / "data"
+    generate(data, people=50, requests=3, seed=3, as_of=datetime.date.today())
+    command = [TAXMATCH, "--home", str(home)]
+    loaded = subprocess.run([*command, "master", "load", str(data / "master.csv")], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    # This process is alive, but nothing listens on the port it names.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    (home / "server.json").write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "pid": os.getpid(), "token": "x"}))
+    with (data / "requests.csv").open(encoding="utf-8", newline="") as handle:
+        request = next(csv.DictReader(handle))
+    done = subprocess.run([*command, "lookup", "--json", "-", "--agency", "ICE"], input=json.dumps(request), env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outcome"] in ("DISCLOSED", "REJECTED", "NOT_MATCHED")

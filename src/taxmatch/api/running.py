@@ -45,6 +45,10 @@ class ServerError(RuntimeError):
     """The announced server could not do what was asked; the message says what happened."""
 
 
+class ServerUnreachable(ServerError):
+    """Nothing answers at the announced address (a server killed with -9 leaves its file behind)."""
+
+
 def server_file(workspace: Workspace) -> Path:
     return Path(workspace.home) / SERVER_FILE
 
@@ -102,6 +106,9 @@ class RunningServer:
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=OPERATOR_TIMEOUT_SECONDS,
             )
+        except httpx.ConnectError:
+            # Nothing listens: the request never reached a server, so nothing was accounted.
+            raise ServerUnreachable(f"nothing answers at {self.url}, announced in {SERVER_FILE}") from None
         except httpx.HTTPError as error:
             raise ServerError(f"the running server at {self.url} did not answer ({type(error).__name__})") from None
         if response.status_code != 200:
