@@ -1,6 +1,7 @@
 """The API under abuse on loopback (issue 13): lookups next to idle sockets and a looping auditor.
 
-Builds a synthetic master of --people persons, loads it with the CLI, starts
+Builds a synthetic master of --people persons, loads it with the CLI, fills the ledger with a
+`taxmatch batch run` of --ledger-requests requests (so that a verification costs something), starts
 `python -m taxmatch.api.server` on 127.0.0.1 (ephemeral port, default limits but the per-key
 rate and volume limits), then measures, each phase bounded in time:
 
@@ -176,6 +177,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument("--requests", type=int, default=2_000, help="distinct lookup bodies, cycled")
+    parser.add_argument(
+        "--ledger-requests", type=int, default=50_000, help="requests of a batch run that fills the ledger first"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0, help="the load phase")
     parser.add_argument("--quiet-seconds", type=float, default=10.0, help="the quiet phase (same clients)")
@@ -211,16 +215,23 @@ def main() -> None:
         from taxmatch.synth import generate
 
         print(f"synth {args.people} people, master load ...", file=sys.stderr)
-        generate(data, people=args.people, requests=args.requests, seed=args.seed, as_of=datetime.date.today())
+        drawn = max(args.requests, args.ledger_requests)
+        generate(data, people=args.people, requests=drawn, seed=args.seed, as_of=datetime.date.today())
         subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
                        env=env, check=True, capture_output=True)  # fmt: skip
+        if args.ledger_requests:
+            # A ledger of some size before the server starts, so that the auditor's verifications cost
+            # what they cost in an office that has been running for a while.
+            print(f"batch run of {args.ledger_requests} requests to fill the ledger ...", file=sys.stderr)
+            batch = [TAXMATCH, "--home", str(home), "batch", "run", str(data / "requests.csv"), "--agency", "BENCH"]
+            subprocess.run([*batch, "--out", str(workdir / "batch")], env=env, check=True, capture_output=True)
         store = KeyStore.for_workspace(Workspace(home))
         _, requester = store.create("BENCH", Role.REQUESTER)
         _, auditor = store.create("BENCH", Role.AUDITOR)
         import csv
 
         with (data / "requests.csv").open(encoding="utf-8", newline="") as handle:
-            bodies = list(csv.DictReader(handle))
+            bodies = list(csv.DictReader(handle))[: args.requests]
         process, base_url = start_server(home, env, workdir / "server.log")
         host, port = base_url.removeprefix("http://").rsplit(":", 1)
 
@@ -300,6 +311,7 @@ def main() -> None:
                 "verify": summary(audits.latencies_ms),
                 "healthz": {"probes": len(probes.latencies_ms), **summary(probes.latencies_ms)},
             },
+            "ledger_before": args.ledger_requests,
             "ledger_after": {"ok": verified.get("ok"), "entries": verified.get("entries")},
             "server_messages": log_lines,
             "server_peak_rss_mb": peak_rss_mb(process.pid),
