@@ -27,6 +27,7 @@ from rich.table import Table
 
 from taxmatch import __version__
 from taxmatch.api.cli import keys_app, serve
+from taxmatch.api.running import ServerError, ServerUnreachable, running_server
 from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
@@ -402,6 +403,17 @@ def lookup(
         mapping["request_id"] = request_id
     item = lookup_item(mapping)
     as_of_date = parse_as_of(as_of)
+    server = running_server(ctx.obj)
+    if server is not None:  # `taxmatch serve` holds the database: the server decides and accounts
+        try:
+            answer = server.lookup(mapping, as_of_date.isoformat(), agency)
+        except ServerUnreachable:
+            answer = None  # a stale server.json: decide here (opening the database says if it is in use)
+        except ServerError as error:
+            fail(str(error))
+        if answer is not None:
+            out.print_json(json.dumps(answer, indent=2, ensure_ascii=False))
+            return
     with open_session(ctx) as session:
         if explain:
             (decision,), (explanation,) = decide_and_explain(session.engine, session.policy, as_of_date, [item])

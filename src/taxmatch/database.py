@@ -32,7 +32,20 @@ to do. Key material never appears in a message or a log record.
 Concurrency: DuckDB allows **one writer process** per database file. A second process
 that opens the file (for writing, or for reading while a writer holds it) fails with
 `DatabaseLockedError`. Several read-only processes may share the file when no writer is
-open. Within one process, share one connection (or ``connection.cursor()`` per thread).
+open. Within one process, share one connection (or ``connection.cursor()`` per thread:
+each cursor reads its own MVCC snapshot, so a long read on one never waits for writes on
+another).
+
+While `taxmatch serve` runs, the server process is that one writer for its whole life, and
+the command line works *through it* (docs/api.md, "Many users, one workspace";
+`taxmatch.api.running`): the server announces itself in ``<home>/server.json`` (mode 0600:
+its address and a per-run token); `lookup` asks it to decide and account; `ledger verify`,
+`ledger report` and `ledger export` ask it for a snapshot of the ledger tables taken in one
+transaction on a cursor of its own (`copy_into_snapshot`, encrypted with the workspace key)
+and read that with `open_snapshot`. Not a read-only second opening of this file, because
+DuckDB refuses any second process while a writer holds it; not a shared snapshot of the
+master and model for CLI lookups, because a lookup also appends to the ledger, which only
+the writer may do.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +77,14 @@ __all__ = [
     "OpenedDatabase",
     "check_outside_workspace",
     "connect",
+    "copy_into_snapshot",
     "default_key_directory",
     "default_key_file",
     "ensure_database_key",
     "httpfs_extension_path",
     "key_directory",
     "open_database",
+    "open_snapshot",
 ]
 
 DB_KEY_ENVIRONMENT_VARIABLE = "TAXMATCH_DB_KEY"
@@ -357,6 +373,48 @@ def open_database(workspace: Workspace, *, read_only: bool = False) -> OpenedDat
     if notice is not None:
         logger.warning("%s", notice.message)
     return OpenedDatabase(con, notice)
+
+
+def copy_into_snapshot(
+    connection: duckdb.DuckDBPyConnection, workspace: Workspace, path: Path, tables: Sequence[str]
+) -> None:
+    """Copy ``tables`` of the workspace database, as of one transaction, into a new encrypted file.
+
+    ``connection`` is a connection (a cursor) of the process that holds the database; the copy
+    is encrypted with the workspace key, so `open_snapshot` opens it like the database itself.
+    """
+    key, _ = _resolve_key(workspace, create=False)
+    alias = f"snapshot_{secrets.token_hex(6)}"
+    try:
+        connection.execute(f"ATTACH {_sql_string(str(path))} AS {alias} (ENCRYPTION_KEY {_sql_string(key.text)})")
+    except duckdb.Error as error:
+        raise _translate(error, workspace, key) from None
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            for table in tables:
+                connection.execute(f'CREATE TABLE {alias}."{table}" AS SELECT * FROM {DATABASE_ALIAS}."{table}"')
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.execute(f"DETACH {alias}")
+
+
+def open_snapshot(workspace: Workspace, path: Path) -> duckdb.DuckDBPyConnection:
+    """Open a `copy_into_snapshot` file read-only; its tables are the default ones, as in `connect`."""
+    key, _ = _resolve_key(workspace, create=False)
+    con = _base_connection(workspace)
+    try:
+        con.execute(
+            f"ATTACH {_sql_string(str(path))} AS {DATABASE_ALIAS} (ENCRYPTION_KEY {_sql_string(key.text)}, READ_ONLY)"
+        )
+        con.execute(f"USE {DATABASE_ALIAS}")
+    except duckdb.Error as error:
+        con.close()
+        raise _translate(error, workspace, key) from None
+    return con
 
 
 def connect(workspace: Workspace, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:

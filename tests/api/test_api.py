@@ -151,6 +151,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     env.pop("TAXMATCH_HOME", None)
     # The tests poll status often; the rate limit itself is tested in-process below.
     env["TAXMATCH_API_RATE_LIMIT_PER_MINUTE"] = "100000"
+    # The tests verify right after their lookups: no reuse of an earlier verification's result.
+    env["TAXMATCH_API_VERIFY_MIN_INTERVAL_SECONDS"] = "0"
     generate(data, people=PEOPLE, requests=REQUESTS, seed=11, as_of=datetime.date.today())
     with (data / "requests.csv").open("a", encoding="utf-8", newline="") as handle:
         handle.write("RQ-X1,Ana,,Lopez,,,,Don't Care,,,,12345,A123456789,2020-01-02,8 USC 1326,2020\n")

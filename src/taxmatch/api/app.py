@@ -31,12 +31,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from taxmatch import __version__
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD, AccessLogMiddleware
 from taxmatch.api.batches import BatchAlreadySubmittedError, BatchKind, BatchManager, parse_body
+from taxmatch.api.json_body import JsonBodyError, parse_json
 from taxmatch.api.keys import ApiKey, KeyStore, Role
 from taxmatch.api.limits import ApiLimits
+from taxmatch.api.operator import router as operator_router
 from taxmatch.api.routing import allowed_methods
 from taxmatch.api.schemas import (
     BATCH_BODY_CONTENT,
@@ -197,11 +200,12 @@ class ApiState:
         )
         self.service: Service | None = None
         self.batches: BatchManager | None = None
-        # Lookups are decided one at a time anyway (one database connection, one lock): one
-        # thread of their own, fed first in first out, answers them in arrival order. In the
-        # shared thread pool eight waiting lookups raced for the lock, and the unlucky waited
-        # several turns (concurrent p99). Also a cheaper hand-off than the pool's.
+        # Lookups get threads of their own, as many as the service has lookup engines, fed first
+        # in first out: in the shared thread pool, lookups raced with everything else for the
+        # engines and the unlucky waited several turns (concurrent p99).
         self.lookup_executor: ThreadPoolExecutor | None = None
+        # This run's token for the command line's channel (api/operator.py); None: channel closed.
+        self.operator_token: str | None = None
 
     def require_service(self) -> tuple[Service, BatchManager]:
         if self.service is None or self.batches is None:
@@ -209,7 +213,12 @@ class ApiState:
         return self.service, self.batches
 
 
-def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: Service | None = None) -> FastAPI:
+def create_app(
+    workspace: Workspace,
+    limits: ApiLimits | None = None,
+    service: Service | None = None,
+    operator_token: str | None = None,
+) -> FastAPI:
     """The application for one workspace.
 
     The database is opened at startup unless an open `service` is given (the server opens
@@ -217,11 +226,12 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
     either way it is closed at shutdown.
     """
     state = ApiState(workspace, limits or ApiLimits.from_environment())
+    state.operator_token = operator_token
     opened = [service]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = opened.pop() or Service(workspace)
+        service = opened.pop() or Service(workspace, lookup_threads=state.limits.lookup_threads)
         opened.append(None)
         try:
             batches = BatchManager(service, state.limits.batch_chunk_records, state.limits.batch_chunk_delay_seconds)
@@ -230,7 +240,9 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             service.close()
             raise
         state.service, state.batches = service, batches
-        state.lookup_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taxmatch-lookups")
+        state.lookup_executor = ThreadPoolExecutor(
+            max_workers=state.limits.lookup_threads, thread_name_prefix="taxmatch-lookups"
+        )
         try:
             yield
         finally:
@@ -268,6 +280,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed_methods(app, request.scope))}
         return await http_exception_handler(request, error)
 
+    app.include_router(operator_router)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         # Only where and what: pydantic's default also echoes the offending input, which may be personal data.
@@ -284,11 +298,16 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             raise HTTPException(413, f"request body larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"request body larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # Closed by the client, or by the guard for a too slow body: nobody reads the answer,
+            # and no traceback is logged for it.
+            raise HTTPException(400, "the client closed the connection before the body was complete") from None
         return b"".join(chunks)
 
     @app.get("/healthz", tags=["health"], response_model=Health)
@@ -324,8 +343,8 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         """One request, decided exactly as in a batch; the as-of date is today (server time)."""
         body = await read_body(request, state.limits.max_lookup_body_bytes)
         try:
-            raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+            raw = parse_json(body)
+        except JsonBodyError as error:
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": f"not a JSON object: {error}", "type": "json_invalid"}]
             ) from None
@@ -419,6 +438,10 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
             items = await _in_thread(parse_body, body, kind)
         except RequestFileError as error:
             raise RequestValidationError([{"loc": ("body",), "msg": str(error), "type": "value_error"}]) from None
+        except RecursionError:  # a line of JSON nested thousands deep: the reader's parser gives up
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "JSON nested too deeply", "type": "json_invalid"}]
+            ) from None
         if len(items) > state.limits.max_batch_records:
             raise HTTPException(413, f"a batch may hold at most {state.limits.max_batch_records} records")
         if batches.active_for_key(key.key_id) >= state.limits.max_active_batches_per_key:
@@ -506,9 +529,14 @@ def create_app(workspace: Workspace, limits: ApiLimits | None = None, service: S
         responses=error_responses(401, 403, 429, 503),
     )
     async def ledger_verify(key: AuditorKey) -> dict[str, Any]:
-        """Verify the hash chain and signed checkpoints of the whole ledger."""
+        """Verify the hash chain and signed checkpoints of the whole ledger.
+
+        Runs beside lookups, never in front of them. A full verification runs at most once per
+        VERIFY_MIN_INTERVAL_SECONDS (default 10); a call in between gets the last result, whose
+        `entries` and `head` say which ledger it covered.
+        """
         service, _ = state.require_service()
-        result = await _in_thread(service.verify_ledger)
+        result = await _in_thread(service.verify_ledger, state.limits.verify_min_interval_seconds)
         return {
             "ok": result.ok,
             "entries": result.entries,

@@ -37,7 +37,26 @@ BATCH_CHUNK_DELAY_SECONDS = 0.0
 LEDGER_CHECKPOINT_LOOKUPS = 1_000
 LEDGER_CHECKPOINT_SECONDS = 60.0
 
+# Lookups decided at once, each on a database cursor of its own (their ledger entries are
+# still appended one transaction at a time, several lookups per transaction under load).
+LOOKUP_THREADS = 4
+
+# The connection guard (api/guard.py): a request head must be complete this long after the
+# connection (or after its first byte following a keep-alive pause), however it trickles in.
+HEADER_TIMEOUT_SECONDS = 10.0
+# A body gets this long plus one second per BODY_MIN_BYTES_PER_SECOND received.
+BODY_TIMEOUT_SECONDS = 30.0
+BODY_MIN_BYTES_PER_SECOND = 16 * 1024
+# An idle connection after a response is closed after this many seconds.
+KEEP_ALIVE_SECONDS = 5
+# Open client connections at most; lowered at start to stay below the open-file limit.
+MAX_CONNECTIONS = 10_000
+# A full ledger verification for GET /v1/ledger/verify runs at most once per this many seconds;
+# a call in between gets the last result (its entries and head say which ledger it covered).
+VERIFY_MIN_INTERVAL_SECONDS = 10.0
+
 ENVIRONMENT_PREFIX = "TAXMATCH_API_"
+ZERO_ALLOWED = frozenset({"batch_chunk_delay_seconds", "verify_min_interval_seconds"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,13 @@ class ApiLimits:
     batch_chunk_delay_seconds: float = BATCH_CHUNK_DELAY_SECONDS
     ledger_checkpoint_lookups: int = LEDGER_CHECKPOINT_LOOKUPS
     ledger_checkpoint_seconds: float = LEDGER_CHECKPOINT_SECONDS
+    lookup_threads: int = LOOKUP_THREADS
+    header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
+    body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
+    body_min_bytes_per_second: int = BODY_MIN_BYTES_PER_SECOND
+    keep_alive_seconds: int = KEEP_ALIVE_SECONDS
+    max_connections: int = MAX_CONNECTIONS
+    verify_min_interval_seconds: float = VERIFY_MIN_INTERVAL_SECONDS
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> ApiLimits:
@@ -67,7 +93,7 @@ class ApiLimits:
                 value: int | float = float(raw) if item.type in ("float", float) else int(raw)
             except ValueError as error:
                 raise ValueError(f"{ENVIRONMENT_PREFIX}{item.name.upper()}={raw!r} is not a number") from error
-            if value < 0 or (value == 0 and item.name != "batch_chunk_delay_seconds"):
+            if value < 0 or (value == 0 and item.name not in ZERO_ALLOWED):
                 raise ValueError(f"{ENVIRONMENT_PREFIX}{item.name.upper()} must be positive")
             values[item.name] = value
         return cls(**values)  # type: ignore[arg-type]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Callable
 
 import uvicorn
 
+from taxmatch.api import running
 from taxmatch.api.app import create_app
+from taxmatch.api.guard import ConnectionLimits, RepeatSummary, connection_cap, guarded_protocol, raise_open_file_limit
 from taxmatch.api.limits import ApiLimits
 from taxmatch.api.service import Service, skip_absent_pandas
 from taxmatch.settings import Workspace
@@ -38,17 +41,35 @@ class _NoTracebackValues(logging.Filter):
         return True
 
 
+# Loggers whose messages can repeat once per connection or per accept (an attacker sets the
+# pace): the first of each kind is shown, the rest counted (RepeatSummary).
+_REPEATING_LOGGERS = ("uvicorn.error", "uvicorn", "asyncio", "taxmatch.api.guard")
+
+
 def configure_logging() -> None:
     """Access lines (JSON) and server messages to stderr; nothing else of uvicorn's (its access log is off)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(_NoTracebackValues())
-    for name in ("taxmatch.api.access", "taxmatch", "uvicorn.error", "uvicorn"):
+    for name in ("taxmatch.api.access", "taxmatch", *_REPEATING_LOGGERS):
         log = logging.getLogger(name)
         log.setLevel(logging.INFO if name.startswith("taxmatch") else logging.WARNING)
         if not any(isinstance(existing, logging.StreamHandler) for existing in log.handlers):
             log.addHandler(handler)
+        if name in _REPEATING_LOGGERS and not any(isinstance(known, RepeatSummary) for known in log.filters):
+            log.addFilter(RepeatSummary())
         log.propagate = False
+
+
+def connection_limits(limits: ApiLimits) -> ConnectionLimits:
+    """The guard's limits, the connection cap kept below the (raised) open-file limit."""
+    return ConnectionLimits(
+        header_timeout_seconds=limits.header_timeout_seconds,
+        body_timeout_seconds=limits.body_timeout_seconds,
+        body_min_bytes_per_second=limits.body_min_bytes_per_second,
+        keep_alive_seconds=limits.keep_alive_seconds,
+        max_connections=connection_cap(limits.max_connections, raise_open_file_limit()),
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,6 +85,19 @@ def bind(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _exit_after_stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def local_url(host: str, port: int) -> str:
+    """How a process on this machine reaches the server (a wildcard address is reached on loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def run_server(
@@ -83,18 +117,38 @@ def run_server(
             workspace,
             checkpoint_lookups=limits.ledger_checkpoint_lookups,
             checkpoint_seconds=limits.ledger_checkpoint_seconds,
+            lookup_threads=limits.lookup_threads,
         )
     except BaseException:
         sock.close()
         raise
     bound_host, bound_port = sock.getsockname()[:2]
-    app = create_app(workspace, limits, service)
-    config = uvicorn.Config(app, access_log=False, log_config=None, log_level="warning", lifespan="on")
+    operator_token = running.new_operator_token()
+    app = create_app(workspace, limits, service, operator_token)
+    guard = connection_limits(limits)
+    config = uvicorn.Config(
+        app,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+        http=guarded_protocol(guard),
+        timeout_keep_alive=guard.keep_alive_seconds,
+        # A request head larger than this is a 400 (h11's default, stated).
+        h11_max_incomplete_event_size=16 * 1024,
+    )
     server = uvicorn.Server(config)
     announce(f"taxmatch API listening on http://{bound_host}:{bound_port} (workspace {workspace.home})")
+    running.remove_snapshots(workspace)
+    running.announce(workspace, local_url(bound_host, bound_port), operator_token)
+    # uvicorn stops gracefully on SIGTERM and then raises the signal again under the handler found at
+    # start; the default one would end the process before the `finally` below withdraws server.json.
+    previous = signal.signal(signal.SIGTERM, _exit_after_stop)
     try:
         server.run(sockets=[sock])
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        running.withdraw(workspace, operator_token)
         sock.close()
         service.close()  # idempotent; covers a startup that failed before the lifespan took it
     if not server.started:

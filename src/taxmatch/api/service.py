@@ -1,15 +1,19 @@
-"""The server's one database connection and the single decision path behind every route.
+"""The server's database connection and the single decision path behind every route.
 
-DuckDB allows one writer process per file, and the engine's scorer uses fixed scratch
-table names, so all database work in the server goes through `Service.database()`, which
-serializes it with one lock. Decisions always come from `pipeline.decide_requests`, the
-same function `taxmatch batch run` uses, and each outcome is accounted in the ledger.
+DuckDB allows one writer process per file: the server holds it. Writes (ledger appends,
+batch chunks) and the engine's batch path, whose scratch tables have fixed names, go through
+`Service.database()`, which serializes them with one lock. Lookups decide without it, each on
+an engine over a cursor of its own (a pool of `lookup_threads`), and their ledger entries are
+appended by group commit; long reads (ledger verification, snapshots) use the cursor of `reading()`.
+Decisions always come from `pipeline.decide_requests`, the same function `taxmatch batch run`
+uses, and each outcome is accounted in the ledger before it is answered.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib.util
+import queue
 import sys
 import threading
 import time
@@ -21,8 +25,8 @@ from typing import Any
 import duckdb
 
 from taxmatch import pipeline
-from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS
-from taxmatch.database import open_database
+from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS, LOOKUP_THREADS
+from taxmatch.database import DATABASE_ALIAS, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.requests import Item
@@ -74,6 +78,7 @@ class Service:
         *,
         checkpoint_lookups: int = LEDGER_CHECKPOINT_LOOKUPS,
         checkpoint_seconds: float = LEDGER_CHECKPOINT_SECONDS,
+        lookup_threads: int = LOOKUP_THREADS,
     ) -> None:
         workspace.ensure()
         self.workspace = workspace
@@ -91,11 +96,28 @@ class Service:
             found = self.connection.execute("SELECT current_setting('threads')").fetchone()
             self._batch_threads = int(found[0]) if found else 1
             self.connection.execute("SET threads = 1")
+            # One engine per lookup thread, each on a cursor of its own: lookups decide in parallel
+            # (DuckDB releases the GIL in its reads; each cursor reads its own MVCC snapshot).
+            # Built here, one after the other: an engine's set-up writes macros to the catalog.
+            self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor, closed at close()
+            self._lookup_engines: queue.SimpleQueue[DuckDBEngine] = queue.SimpleQueue()
+            self._reading_cursor = self._new_cursor()
+            for _ in range(max(1, lookup_threads)):
+                cursor = self._new_cursor()
+                self._lookup_engines.put(DuckDBEngine(cursor))
         except BaseException:
+            for cursor in getattr(self, "_lookup_cursors", []):
+                cursor.close()
             self.connection.close()
             raise
+        # Lookups whose ledger entries wait for the next group commit (`account_lookup`).
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingEntries] = []
         self._model_version: str | None = None
         self._closed = False
+        self._reading_lock = threading.Lock()
+        # (finished at, ledger state verified, result) of the last full verification.
+        self._last_verification: tuple[float, tuple[object, ...], VerifyResult] | None = None
         # Lookups are signed in groups, not one by one: a checkpoint (Ed25519 signature plus
         # an INSERT) is taken in the transaction of the lookup that makes the unsigned run
         # reach `checkpoint_lookups` lookups or `checkpoint_seconds` of age, and at shutdown.
@@ -121,6 +143,13 @@ class Service:
                 self.ledger.checkpoint(signing_key(self.workspace))
         else:
             self.ledger.adopt_signed_head()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the workspace database, closed with the service."""
+        cursor = self.connection.cursor()
+        self._lookup_cursors.append(cursor)
+        cursor.execute(f"USE {DATABASE_ALIAS}")  # a new connection starts in the in-memory base database
+        return cursor
 
     @contextmanager
     def database(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -168,28 +197,65 @@ class Service:
         accounting: Accounting,
         recorder: ExplanationRecorder | None = None,
     ) -> list[Decision]:
-        """Decide and record every outcome in the ledger, in one hold of the lock.
+        """Decide on a lookup engine of this thread's own, then record every outcome in the ledger.
 
-        Returns only after the COMMIT of the entries, which DuckDB makes durable (WAL
-        fsync) before it returns: an answered lookup is on disk, never only in memory.
+        Deciding holds no lock (several lookups decide at once, each on its own cursor); the
+        ledger entries are appended by group commit (`account_lookup`). Returns only after the
+        COMMIT that holds the entries, which DuckDB makes durable (WAL fsync) before it returns:
+        an answered lookup is on disk, never only in memory.
         """
         self.model_version()
-        with self.database():
-            decisions = decide_requests(self.engine, self.policy, as_of, items, observe=recorder)
-            events = self.events(items, decisions, accounting)
-            lookup = accounting.batch_id == LOOKUP_BATCH_ID
-            with self.ledger.transaction():
-                self.ledger.append(events)
-                sign = lookup and self._lookups_due_for_checkpoint(len(events))
-                if sign:
-                    self.ledger.checkpoint(signing_key(self.workspace))
-            if sign:
-                self._unsigned_lookups = 0
-            elif lookup:
-                if not self._unsigned_lookups:
-                    self._unsigned_since = time.monotonic()
-                self._unsigned_lookups += len(events)
+        if self._closed:
+            raise RuntimeError("the service is closed")
+        engine = self._lookup_engines.get()
+        try:
+            decisions = decide_requests(engine, self.policy, as_of, items, observe=recorder)
+        finally:
+            self._lookup_engines.put(engine)
+        self.account_lookup(self.events(items, decisions, accounting), accounting.batch_id == LOOKUP_BATCH_ID)
         return decisions
+
+    def account_lookup(self, events: list[LedgerEvent], lookup: bool) -> None:
+        """Append ``events`` to the ledger, in one transaction with whatever other lookups are waiting.
+
+        Group commit: a thread queues its entries, then takes the database; if another thread
+        has committed them meanwhile it is done, otherwise it commits every queued lookup in one
+        transaction (one WAL fsync for all). Each lookup's entries stay together, in queue order,
+        and nobody returns before the COMMIT that holds its entries.
+        """
+        mine = _PendingEntries(events, lookup)
+        with self._pending_lock:
+            self._pending.append(mine)
+        with self.database():
+            if not mine.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                try:
+                    self._commit_group(group)
+                except BaseException as error:
+                    for pending in group:
+                        pending.error = error
+                    raise
+                finally:
+                    for pending in group:
+                        pending.done = True
+        if mine.error is not None:
+            raise RuntimeError("the ledger could not record the lookup") from mine.error
+
+    def _commit_group(self, group: Sequence[_PendingEntries]) -> None:
+        events = [event for pending in group for event in pending.events]
+        lookups = sum(len(pending.events) for pending in group if pending.lookup)
+        with self.ledger.transaction():
+            self.ledger.append(events)
+            sign = bool(lookups) and self._lookups_due_for_checkpoint(lookups)
+            if sign:
+                self.ledger.checkpoint(signing_key(self.workspace))
+        if sign:
+            self._unsigned_lookups = 0
+        elif lookups:
+            if not self._unsigned_lookups:
+                self._unsigned_since = time.monotonic()
+            self._unsigned_lookups += lookups
 
     def explain(self, decisions: Sequence[Decision], recorder: ExplanationRecorder) -> list[dict[str, Any]]:
         """The explanations of decisions made with `decide_and_account(recorder=...)`."""
@@ -208,19 +274,61 @@ class Service:
             self.ledger.checkpoint(signing_key(self.workspace))
             self._unsigned_lookups = 0
 
-    def verify_ledger(self) -> VerifyResult:
-        """The same fail-closed check as `taxmatch ledger verify` (signed to the end).
+    def sign_own_tail(self) -> None:
+        """Sign this process's own lookups and batch chunks since its last checkpoint.
 
-        This process's own lookups and batch chunks since its last checkpoint are signed
-        first: it wrote them, and they are unsigned only because signing is grouped. Entries
-        it did not write stay unsigned and fail the check.
+        It wrote them, and they are unsigned only because signing is grouped; entries it did not
+        write stay unsigned and fail a verification. Quick (one checkpoint, under the write lock)
+        and done before a verification or a ledger snapshot, so both meet the fail-closed rule.
         """
-        public_key = export_public_key(self.workspace)
-        with self.database() as connection:
-            with self.ledger.transaction():
-                if self.ledger.checkpoint_own_tail(signing_key(self.workspace)) is not None:
-                    self._unsigned_lookups = 0
-            return verify_database(connection, public_key)
+        with self.database(), self.ledger.transaction():
+            if self.ledger.checkpoint_own_tail(signing_key(self.workspace)) is not None:
+                self._unsigned_lookups = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The long-read cursor, for one reader at a time (a ledger verification or snapshot).
+
+        A connection of its own to the same database, made at start: DuckDB runs its transaction
+        on its own snapshot (MVCC), so a read on it never takes the write lock, never waits for a
+        batch chunk and never sees half a lookup's transaction.
+        """
+        with self._reading_lock:
+            if self._closed:
+                raise RuntimeError("the service is closed")
+            yield self._reading_cursor
+
+    def verify_ledger(self, reuse_seconds: float = 0.0) -> VerifyResult:
+        """Verify the whole ledger on the long-read cursor, one verification at a time.
+
+        Never holds the write lock: a verification of a large ledger runs beside lookups and
+        batch chunks. A caller that waited for a running verification takes its result if it is
+        at most ``reuse_seconds`` old; any caller takes the last result while the ledger has not
+        changed (same head, same checkpoints). An auditor looping on the route thus costs one
+        verification per ``reuse_seconds``, not one per call.
+        """
+        asked = time.monotonic()
+        self.sign_own_tail()
+        with self.reading() as cursor:
+            last = self._last_verification
+            if last is not None and reuse_seconds > 0 and asked - last[0] <= reuse_seconds:
+                return last[2]
+            public_key = export_public_key(self.workspace)
+            cursor.execute("BEGIN TRANSACTION")  # one snapshot for the state and the verification
+            try:
+                state = self._ledger_state(cursor)
+                unchanged = last is not None and last[1] == state
+                result = last[2] if last is not None and unchanged else verify_database(cursor, public_key)
+            finally:
+                cursor.execute("COMMIT")
+            self._last_verification = (time.monotonic(), state, result)
+            return result
+
+    @staticmethod
+    def _ledger_state(cursor: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
+        """What a verification depends on: the head entry and the newest checkpoint (cheap index reads)."""
+        reader = Ledger(cursor)
+        return (*reader.head(), reader.last_checkpoint_seq(), len(reader.checkpoints()))
 
     def close(self) -> None:
         with self._lock:
@@ -229,4 +337,18 @@ class Service:
                     with self.ledger.transaction():
                         self.ledger.checkpoint(signing_key(self.workspace))
                 self._closed = True
+                with self._reading_lock:  # a verification still running finishes first
+                    pass
+                for cursor in self._lookup_cursors:
+                    cursor.close()
                 self.connection.close()
+
+
+@dataclass
+class _PendingEntries:
+    """One lookup's ledger events waiting for a group commit."""
+
+    events: list[LedgerEvent]
+    lookup: bool
+    done: bool = False
+    error: BaseException | None = None

@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from taxmatch.api.running import ServerError, ledger_connection
 from taxmatch.database import DatabaseError, connect, open_database
 from taxmatch.ledger.audit import export, verify_database, verify_file
 from taxmatch.ledger.export_report import ExportNotVerifiedError, report_from_export
@@ -72,16 +73,10 @@ def export_command(
     """Write the whole ledger, one JSON entry a line, with hashes and signed checkpoints."""
     workspace = _workspace(ctx)
     try:
-        con = connect(workspace)
-        try:
-            ledger = Ledger(con)
-            ledger.ensure_schema()
-            if not no_checkpoint:
-                ledger.checkpoint(signing_key(workspace))
+        # While `taxmatch serve` holds the database: a snapshot from the server (api/running.py).
+        with ledger_connection(workspace, checkpoint=not no_checkpoint) as con:
             summary = export(con, out, public_key_pem=export_public_key(workspace))
-        finally:
-            con.close()
-    except (DatabaseError, OSError) as error:
+    except (DatabaseError, ServerError, OSError) as error:
         raise _fail(str(error)) from None
     typer.echo(f"exported {summary.entries} entries and {summary.checkpoints} checkpoints to {summary.path}")
     typer.echo(f"head {summary.head}")
@@ -130,12 +125,9 @@ def verify_command(
             workspace = _workspace(ctx)
             if pem is None and has_signing_key(workspace):
                 pem = export_public_key(workspace)
-            con = connect(workspace, read_only=True)
-            try:
+            with ledger_connection(workspace) as con:
                 result = verify_database(con, pem, expect_head=expect_head, allow_unsigned_tail=allow_unsigned_tail)
-            finally:
-                con.close()
-    except (DatabaseError, OSError, ValueError) as error:
+    except (DatabaseError, ServerError, OSError, ValueError) as error:
         raise _fail(str(error)) from None
     _report(result, as_json)
     if not result.ok:
@@ -231,16 +223,13 @@ def report_command(
             # An auditor with an export has no workspace: by default the report goes under ./reports/.
             target = out if out is not None else default_report_dir(Path.cwd(), first, last, agency)
         else:
-            con = connect(workspace, read_only=True)
-            try:
+            with ledger_connection(workspace) as con:
                 report = build_report(con, first, last, agency=agency)
-            finally:
-                con.close()
             target = out if out is not None else default_report_dir(workspace.home, first, last, agency)
         files = write_report(report, target)
     except ExportNotVerifiedError as error:
         raise _fail(str(error)) from None
-    except (DatabaseError, OSError, ValueError) as error:
+    except (DatabaseError, ServerError, OSError, ValueError) as error:
         raise _fail(str(error)) from None
     # Counts and paths only: the files hold the taxpayers (the CSV by full TIN, mode 0600).
     typer.echo(

@@ -1,0 +1,78 @@
+"""The server's Service in process: verification beside the write lock, group commit of lookups."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taxmatch.api.service import Service
+from taxmatch.ledger import LedgerEvent
+from taxmatch.settings import Workspace
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    opened = Service(Workspace(tmp_path / "home"), lookup_threads=2)
+    yield opened
+    opened.close()
+
+
+def lookup_events(name: str, count: int) -> list[LedgerEvent]:
+    return [
+        LedgerEvent(agency="ICE", batch_id="lookup", request_id=f"{name}-{index}", outcome="NOT_MATCHED",
+                    reason_codes=("NO_CANDIDATE",), actor="test")
+        for index in range(count)
+    ]  # fmt: skip
+
+
+def test_verification_runs_while_the_write_lock_is_held(service: Service) -> None:
+    """Before, verify took the lock every lookup needs: a long verification stopped the lookups."""
+    service.account_lookup(lookup_events("before", 5), True)
+    results: list[bool] = []
+    with service.database():  # what a batch chunk or a ledger commit holds
+        verifier = threading.Thread(target=lambda: results.append(service.verify_ledger().ok))
+        verifier.start()
+        verifier.join(timeout=30)
+        finished_under_the_lock = not verifier.is_alive()
+    verifier.join()
+    assert finished_under_the_lock
+    assert results == [True]
+
+
+def test_group_commit_keeps_each_lookups_entries_together_and_the_chain_intact(service: Service) -> None:
+    failures: list[BaseException] = []
+
+    def client(number: int) -> None:
+        try:
+            for round_ in range(15):
+                service.account_lookup(lookup_events(f"c{number}-r{round_}", 3), True)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    rows = service.connection.execute("SELECT seq, request_id FROM ledger_entries ORDER BY seq").fetchall()
+    assert len(rows) == 8 * 15 * 3
+    lookups = [request_id.rsplit("-", 1)[0] for _, request_id in rows]
+    for start in range(0, len(lookups), 3):
+        assert len(set(lookups[start : start + 3])) == 1, "a lookup's entries were split"
+    assert len(set(lookups)) == 8 * 15
+    result = service.verify_ledger()
+    assert result.ok and result.entries == len(rows)
+
+
+def test_verification_result_is_reused_only_while_it_holds(service: Service) -> None:
+    service.account_lookup(lookup_events("a", 2), True)
+    first = service.verify_ledger()
+    assert service.verify_ledger() is first  # nothing changed
+    service.account_lookup(lookup_events("b", 2), True)
+    assert service.verify_ledger(reuse_seconds=3600) is first  # young enough, by request
+    fresh = service.verify_ledger()
+    assert fresh.entries == first.entries + 2
