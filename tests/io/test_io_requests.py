@@ -349,3 +349,13 @@ def test_quote_inside_a_field_is_literal_and_stray_cr_costs_one_row(tmp_path: Pa
     assert isinstance(first, RequestRecord) and first.last_name == 'O"Brien'
     assert second == MalformedRecord("r2", 3, "line 3: carriage return inside the line")
     assert isinstance(third, RequestRecord) and third.source_line == 4
+
+
+def test_a_line_of_json_nested_too_deeply_is_malformed_and_loses_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "deep.ndjson"
+    good = '{"request_id": "R2", "first_name": "Ana"}'
+    path.write_text('{"request_id": "R1"}\n' + "[" * 50_000 + "\n" + good + "\n", encoding="utf-8")
+    items = list(read_requests(path))
+    assert len(items) == 3
+    assert isinstance(items[1], MalformedRecord) and "nested too deeply" in items[1].problem
+    assert not isinstance(items[2], MalformedRecord)

@@ -432,6 +432,10 @@ def _ndjson_records(raw_lines: Iterator[bytes]) -> Iterator[Item]:
         except ValueError as error:
             yield MalformedRecord(None, number, f"line {number}: not valid JSON ({_short(str(error))})")
             continue
+        except RecursionError:
+            # Thousands of nested brackets exhaust the parser's stack: that line alone is malformed.
+            yield MalformedRecord(None, number, f"line {number}: JSON nested too deeply")
+            continue
         if not isinstance(value, dict):
             yield MalformedRecord(
                 None, number, f"line {number}: a JSON {_json_type(value)} where an object is expected"
