@@ -295,7 +295,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if synth_step is not None:
             seconds["synth"] = round(synth_step.seconds, 2)
         master = str(data / "master.csv")
-        load: StepResult = run_step("master load", space.taxmatch("master", "load", master), space.env)
+        share = ("--max-rejected-share", str(args.max_rejected_share)) if args.max_rejected_share is not None else ()
+        load: StepResult = run_step("master load", space.taxmatch("master", "load", master, *share), space.env)
         seconds["master_load"] = round(load.seconds, 2)
         out_dir = space.root / "batch"
         batch = run_step(
@@ -377,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         "--noise", choices=NOISE_MODELS, default=DEFAULT_NOISE, help="The synth noise model (default: %(default)s)."
     )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary workspace and outputs.")
+    parser.add_argument(
+        "--max-rejected-share",
+        type=float,
+        help="Passed to `master load` (FEBRL2 has 1.2%% of originals without a surname, which the master rejects).",
+    )
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="Show N wrong disclosures and misses.")
     args = parser.parse_args(argv)
     try:

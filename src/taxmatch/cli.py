@@ -31,7 +31,7 @@ from taxmatch.api.running import ServerError, ServerUnreachable, running_server
 from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
-from taxmatch.io.master import MasterFileError, MasterRowProblem
+from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowProblem
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
@@ -149,7 +149,9 @@ def write_master_rejects(path: Path, problems: list[MasterRowProblem]) -> None:
         writer.writerows((problem.file, problem.line, problem.problem) for problem in problems)
 
 
-def load_master_with_progress(session: Session, files: list[Path]) -> None:
+def load_master_with_progress(
+    session: Session, files: list[Path], max_rejected_share: float = MAX_REJECTED_SHARE
+) -> None:
     problems: list[MasterRowProblem] = []
     missing = [path for path in files if not path.is_file()]
     if missing:
@@ -167,7 +169,7 @@ def load_master_with_progress(session: Session, files: list[Path]) -> None:
         task = progress.add_task("load", total=total_bytes)
         try:
             rows, taxpayers = session.engine.load_master(
-                files, problems.append, lambda read: progress.advance(task, read)
+                files, problems.append, lambda read: progress.advance(task, read), max_rejected_share
             )
         except MasterFileError:
             # A refused load names its rejected rows too, so the file can be mended.
@@ -197,10 +199,19 @@ def master_load(
         list[Path],
         typer.Argument(help="CSV or Parquet files of returns (tin, tax_year, role, names, dob, address, phone)."),
     ],
+    max_rejected_share: Annotated[
+        float,
+        typer.Option(
+            "--max-rejected-share",
+            min=0.0,
+            max=1.0,
+            help="Refuse the load (and keep the old master) when more than this share of rows is rejected.",
+        ),
+    ] = MAX_REJECTED_SHARE,
 ) -> None:
     """Load (replace) the master file of returns and fit the model; the workspace is then ready to match."""
     with open_session(ctx) as session:
-        load_master_with_progress(session, files)
+        load_master_with_progress(session, files, max_rejected_share)
 
 
 # ---- batch ----------------------------------------------------------------------------------------

@@ -283,6 +283,8 @@ def test_a_load_that_drops_too_much_or_keeps_nothing_keeps_the_old_master(tmp_pa
     with pytest.raises(MasterFileError, match="no rows after the header"):
         engine.load_master([header_only], lambda _: None)
     assert _returns(engine) == 50
+    # An operator who has read the rejects may take the lossy file knowingly (--max-rejected-share).
+    assert engine.load_master([damaged], lambda _: None, max_rejected_share=0.2) == (100, 100)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxmatch.io.master import MASTER_COLUMNS, ROW_PROBLEM_SQL, MasterRowProblem, read_master, refuse_lossy_load
+from taxmatch.io.master import (
+    MASTER_COLUMNS,
+    MAX_REJECTED_SHARE,
+    ROW_PROBLEM_SQL,
+    MasterRowProblem,
+    read_master,
+    refuse_lossy_load,
+)
 from taxmatch.match.blocking import (
     BLOCK_KEY_JOINS,
     CAPPED_KEY_COLUMNS,
@@ -155,6 +162,7 @@ class DuckDBEngine:
         files: Sequence[Path],
         on_problem: Callable[[MasterRowProblem], None],
         on_bytes: Callable[[int], None] = lambda _: None,
+        max_rejected_share: float = MAX_REJECTED_SHARE,
     ) -> tuple[int, int]:
         """Replace the master with the rows of `files`. Returns (rows loaded, taxpayers).
 
@@ -204,7 +212,7 @@ class DuckDBEngine:
         counted = con.execute("SELECT count(*), count(problem) FROM master_checked").fetchone()
         assert counted is not None
         # Before anything is replaced: a load that keeps nothing, or drops too much, keeps the old master.
-        refuse_lossy_load(int(counted[0]) + reader_rejects, int(counted[1]) + reader_rejects)
+        refuse_lossy_load(int(counted[0]) + reader_rejects, int(counted[1]) + reader_rejects, max_rejected_share)
         con.execute("DELETE FROM master_checked WHERE problem IS NOT NULL")
         con.execute(f"DROP TABLE IF EXISTS {MASTER_STANDARDIZED}")
         self._create_standardized(

@@ -112,20 +112,23 @@ ROW_PROBLEM_SQL = f"""CASE
 END"""
 
 
-def refuse_lossy_load(rows: int, rejected: int) -> None:
+def refuse_lossy_load(rows: int, rejected: int, max_rejected_share: float = MAX_REJECTED_SHARE) -> None:
     """Raise `MasterFileError` if a load of `rows` rows (read or rejected) must not replace the master.
 
     Called before the swap, so a refused load keeps the previous master and its model.
+    `max_rejected_share` is `master load --max-rejected-share`: an operator who has read the
+    rejects may accept a lossier file knowingly; the default refuses it.
     """
     kept = " The master was not replaced."
     if rows == 0:
         raise MasterFileError("the file(s) hold no rows after the header." + kept)
     if rejected >= rows:
         raise MasterFileError(f"all {rows:,} rows were rejected (see master-rejects.csv)." + kept)
-    if rejected > REJECTS_ALWAYS_TOLERATED and rejected > MAX_REJECTED_SHARE * rows:
+    if rejected > REJECTS_ALWAYS_TOLERATED and rejected > max_rejected_share * rows:
         raise MasterFileError(
             f"{rejected:,} of {rows:,} rows ({rejected / rows:.1%}) were rejected, more than the "
-            f"{MAX_REJECTED_SHARE:.0%} a load may drop; the rows and their problems are in master-rejects.csv." + kept
+            f"{max_rejected_share:.1%} a load may drop; the rows and their problems are in master-rejects.csv "
+            "(to load it anyway, knowingly: --max-rejected-share)." + kept
         )
 
 
