@@ -141,7 +141,7 @@ def test_table_formats_hold_the_csv_rows(day: Day) -> None:
 def test_parquet_outputs_are_byte_identical_on_a_rerun(day: Day) -> None:
     again = day.root / "out-parquet-again"
     run_cli("--home", str(day.home), "batch", "run", str(day.requests), "--agency", "ice", "--as-of", AS_OF,
-            "--out", str(again), "--format", "parquet")  # fmt: skip
+            "--out", str(again), "--format", "parquet", "--rerun")  # fmt: skip
     for stem in ("disclosed", "rejected", "unmatched"):
         assert (again / f"{stem}.parquet").read_bytes() == (day.outs["ice"] / f"{stem}.parquet").read_bytes()
 
@@ -205,8 +205,9 @@ def test_lookup_explain_prints_the_explanation(day: Day) -> None:
     request = csv_rows(day.requests)[0]
     path = day.root / "one-request.json"
     path.write_text(json.dumps(request), encoding="utf-8")
-    answer = json.loads(run_cli("--home", str(day.home), "lookup", "--json", str(path), "--as-of", AS_OF, "--explain"))
+    lookup = ("--home", str(day.home), "lookup", "--agency", "ICE", "--json", str(path), "--as-of", AS_OF)
+    answer = json.loads(run_cli(*lookup, "--explain"))
     assert answer["request_id"] == request["request_id"]
     assert answer["explanation"]["deciding_rule"]["rule"]
-    plain = json.loads(run_cli("--home", str(day.home), "lookup", "--json", str(path), "--as-of", AS_OF))
+    plain = json.loads(run_cli(*lookup))
     assert "explanation" not in plain and plain["outcome"] == answer["outcome"]

@@ -423,7 +423,10 @@ def create_app(
         ] = "csv",
         rerun: Annotated[
             bool,
-            Query(description="Run again a batch that was submitted before, as a new batch `<its id>-r<N>`."),
+            Query(
+                description="Run again a batch that was submitted before, as a new batch `<its id>-r<N>`.",
+                examples=[False],
+            ),
         ] = False,
     ) -> dict[str, str] | JSONResponse:
         """A batch: CSV with a header row, or NDJSON (one request object a line), with the columns of a

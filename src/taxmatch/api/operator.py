@@ -79,21 +79,24 @@ async def operator_ledger_snapshot(order: SnapshotOrder, service: OperatorServic
     """An encrypted copy of the ledger tables as of one transaction, for `ledger verify/report/export`."""
 
     def snapshot() -> str:
-        if order.checkpoint:
-            service.checkpoint()
-        else:
-            # The server's own grouped lookups are signed first: a snapshot verifies as the workspace does.
-            service.sign_own_tail()
         path = snapshot_directory(service.workspace) / f"ledger-{secrets.token_hex(8)}.duckdb"
-        with service.reading() as cursor:
-            tables = [
-                str(row[0])
-                for row in cursor.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                    "AND table_name LIKE 'ledger%' ORDER BY table_name"
-                ).fetchall()
-            ]
-            copy_into_snapshot(cursor, service.workspace, path, tables)
+        # The writers wait for the copy: signed and copied as of one moment, the snapshot verifies as
+        # the workspace does (a lookup committed between the two would be an unsigned tail). An
+        # operator's command, rare; the auditors' API route never waits like this.
+        with service.database():
+            if order.checkpoint:
+                service.checkpoint()
+            else:
+                service.sign_own_tail()
+            with service.reading() as cursor:
+                tables = [
+                    str(row[0])
+                    for row in cursor.execute(
+                        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                        "AND table_name LIKE 'ledger%' ORDER BY table_name"
+                    ).fetchall()
+                ]
+                copy_into_snapshot(cursor, service.workspace, path, tables)
         return str(path)
 
     return {"path": await run_in_threadpool(snapshot)}

@@ -11,6 +11,7 @@ uses, and each outcome is accounted in the ledger before it is answered.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.util
 import queue
@@ -274,16 +275,26 @@ class Service:
             self.ledger.checkpoint(signing_key(self.workspace))
             self._unsigned_lookups = 0
 
-    def sign_own_tail(self) -> None:
+    def sign_own_tail(self, wait_seconds: float | None = None) -> bool:
         """Sign this process's own lookups and batch chunks since its last checkpoint.
 
         It wrote them, and they are unsigned only because signing is grouped; entries it did not
         write stay unsigned and fail a verification. Quick (one checkpoint, under the write lock)
         and done before a verification or a ledger snapshot, so both meet the fail-closed rule.
+        With `wait_seconds`, gives up (False) when the write lock stays busy that long (a long
+        batch chunk): a verification must not wait for the writers.
         """
-        with self.database(), self.ledger.transaction():
-            if self.ledger.checkpoint_own_tail(signing_key(self.workspace)) is not None:
-                self._unsigned_lookups = 0
+        if not self._lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds):
+            return False
+        try:
+            if self._closed:
+                raise RuntimeError("the service is closed")
+            with self.ledger.transaction():
+                if self.ledger.checkpoint_own_tail(signing_key(self.workspace)) is not None:
+                    self._unsigned_lookups = 0
+        finally:
+            self._lock.release()
+        return True
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -308,7 +319,9 @@ class Service:
         verification per ``reuse_seconds``, not one per call.
         """
         asked = time.monotonic()
-        self.sign_own_tail()
+        # The writers busy: this process's own grouped lookups, which it could not sign now, are the
+        # only unsigned tail it vouches for; anything more fails as the rule says.
+        own_unsigned = 0 if self.sign_own_tail(wait_seconds=SIGN_WAIT_SECONDS) else self._unsigned_lookups
         with self.reading() as cursor:
             last = self._last_verification
             if last is not None and reuse_seconds > 0 and asked - last[0] <= reuse_seconds:
@@ -318,7 +331,11 @@ class Service:
             try:
                 state = self._ledger_state(cursor)
                 unchanged = last is not None and last[1] == state
-                result = last[2] if last is not None and unchanged else verify_database(cursor, public_key)
+                result = (
+                    last[2]
+                    if last is not None and unchanged
+                    else _verify_allowing_own_tail(cursor, public_key, own_unsigned)
+                )
             finally:
                 cursor.execute("COMMIT")
             self._last_verification = (time.monotonic(), state, result)
@@ -352,3 +369,22 @@ class _PendingEntries:
     lookup: bool
     done: bool = False
     error: BaseException | None = None
+
+
+# How long a verification waits for the write lock to sign the server's own tail before it verifies
+# without (a batch chunk can hold the lock for seconds; lookups for milliseconds).
+SIGN_WAIT_SECONDS = 1.0
+
+
+def _verify_allowing_own_tail(cursor: duckdb.DuckDBPyConnection, public_key: bytes, own_unsigned: int) -> VerifyResult:
+    """The fail-closed check, except for at most `own_unsigned` unsigned entries at the end."""
+    if not own_unsigned:
+        return verify_database(cursor, public_key)
+    result = verify_database(cursor, public_key, allow_unsigned_tail=True)
+    if result.ok and result.unverified > own_unsigned:
+        return dataclasses.replace(
+            result,
+            ok=False,
+            problem=f"{result.unverified} entries after the last signed checkpoint; this server wrote {own_unsigned}",
+        )
+    return result
