@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.io.master import MAX_REJECTED_SHARE
 from taxmatch.io.requests import read_requests
 from taxmatch.match.decide import CORROBORATING_ADDRESS_LEVELS
 from taxmatch.records import RequestRecord
@@ -40,13 +41,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--misses", type=Path, help="Write the request ids whose taxpayer was not blocked here.")
+    parser.add_argument(
+        "--max-rejected-share",
+        type=float,
+        default=MAX_REJECTED_SHARE,
+        help="As `master load --max-rejected-share` (FEBRL2: 1.2%% of originals have no surname).",
+    )
     args = parser.parse_args()
     data = args.data or Path(tempfile.mkdtemp(prefix="taxmatch-blocking-"))
     if not (data / "master.csv").exists():
         generate(data, people=args.people, requests=args.requests, seed=args.seed, as_of=AS_OF)
     engine = DuckDBEngine(duckdb.connect())
     started = time.perf_counter()
-    engine.load_master([data / "master.csv"], lambda problem: None)
+    engine.load_master([data / "master.csv"], lambda problem: None, max_rejected_share=args.max_rejected_share)
     engine.fit_model()
     print(f"loaded in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     with (data / "truth.csv").open(encoding="utf-8", newline="") as handle:

@@ -22,10 +22,12 @@ Together the keys find the person when any one field of the request is wrong:
 - key_house_street (house number and the street line, in any place): a ZIP or state keyed
   wrong together with a name typo;
 - key_given_dob (given name and date of birth): a surname changed (marriage) or keyed beyond
-  recognition, together with a move or a ZIP keyed wrong: the surname-change rule needs to see it;
-- key_surname_zip, key_given_zip (one name, the other's initial, and the ZIP): the other name keyed
-  wrong (its first letter is the one least often mistyped) together with the house number or the
-  street.
+  recognition, together with a move or a ZIP keyed wrong: the surname-change rule needs to see it.
+
+Not kept: one name with the other's initial and the ZIP. It raised FEBRL's blocking recall by
+about half a point but found no request that was then disclosed (FEBRL3 and keyed synth: the same
+disclosures without it), and at 1M people its two keys were 600k of 1.29M candidate pairs for 50k
+requests and a fifth of a batch's time (12.2-13.2 s against 15.3-16.1 s for 100k requests).
 """
 
 from __future__ import annotations
@@ -71,8 +73,6 @@ PARTS: dict[str, KeyPart] = {
     **{name: _column(name) for name in _COLUMN_PARTS},
     "first_surname": KeyPart("CASE WHEN len(surname_tokens) > 0 THEN surname_tokens[1] END", _first_surname),
     "last_surname": KeyPart("CASE WHEN len(surname_tokens) > 1 THEN surname_tokens[-1] END", _last_surname),
-    "first_initial": KeyPart("left(first_name, 1)", lambda row: row["first_name"][:1] if row["first_name"] else None),
-    "last_initial": KeyPart("left(last_name, 1)", lambda row: row["last_name"][:1] if row["last_name"] else None),
     "initials": KeyPart(
         "CASE WHEN first_name IS NOT NULL AND last_name IS NOT NULL THEN least(left(first_name, 1),"
         " left(last_name, 1)) || greatest(left(first_name, 1), left(last_name, 1)) END",
@@ -104,8 +104,6 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
     BlockingKey("key_dob_initials", ("dob", "initials"), capped=True),
     BlockingKey("key_house_street", ("house_number", "street_line"), capped=True),
     BlockingKey("key_given_dob", ("first_name", "dob"), capped=True),
-    BlockingKey("key_surname_zip", ("last_name", "first_initial", "zip5"), capped=True),
-    BlockingKey("key_given_zip", ("first_name", "last_initial", "zip5"), capped=True),
 )
 # (request column, master column): a pair is blocked when they are equal. Earlier joins win: a
 # pair found by one is left out of the later ones.
@@ -122,8 +120,6 @@ BLOCK_KEY_JOINS: tuple[tuple[str, str], ...] = (
     ("key_dob_initials", "key_dob_initials"),
     ("key_house_street", "key_house_street"),
     ("key_given_dob", "key_given_dob"),
-    ("key_surname_zip", "key_surname_zip"),
-    ("key_given_zip", "key_given_zip"),
 )
 KEY_COLUMNS: tuple[str, ...] = tuple(key.column for key in BLOCKING_KEYS)
 MASTER_KEY_COLUMNS: tuple[str, ...] = tuple(key.column for key in BLOCKING_KEYS if not key.request_only)
