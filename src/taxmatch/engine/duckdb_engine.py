@@ -137,6 +137,8 @@ class DuckDBEngine:
         self._python_scorers: dict[str, PythonScorer] = {}
         self._current_model: tuple[str, dict[str, Any]] | None = None
         self._has_point_rows: bool | None = None
+        # Whether the master has its attested given names (a master loaded before them has not).
+        self._has_attested_names: bool | None = None
         self._profile_columns: frozenset[str] | None = None
         for macro in standardization_macros():
             self.connection.execute(macro)
@@ -177,6 +179,7 @@ class DuckDBEngine:
         self._compiled.clear()
         self._python_scorers.clear()
         self._has_point_rows = None
+        self._has_attested_names = None
         self._profile_columns = None
         # DuckDB would otherwise keep every TEMP table below in memory (its default limit is 80% of
         # the machine); past this it spills them, encrypted, to the workspace's temp directory.
@@ -330,7 +333,10 @@ class DuckDBEngine:
         """Set `first_attested` on standardized request rows, as the batch join does."""
         names = sorted({row["first_name"] for row in rows if row["first_name"]})
         attested: set[str] = set()
-        if names and self._has_table(ATTESTED_GIVEN_NAMES):
+        if self._has_attested_names is None:
+            # Asked once per engine: the catalogue query costs more than the lookup of the names.
+            self._has_attested_names = self._has_table(ATTESTED_GIVEN_NAMES)
+        if names and self._has_attested_names:
             found = self.connection.execute(
                 f"SELECT name FROM {ATTESTED_GIVEN_NAMES} WHERE name IN ({', '.join(map(_sql_literal, names))})"
             ).fetchall()
