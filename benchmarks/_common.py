@@ -183,3 +183,27 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError(text)
     return value
+
+
+def server_env(workdir: Path) -> dict[str, str]:
+    """The environment of a benchmark's server and CLI: keys under `workdir`, per-key limits lifted.
+
+    The benchmarks measure the server, not the per-key request limits that would stop their clients.
+    """
+    env = {
+        **os.environ,
+        "TAXMATCH_KEY_FILE": str(workdir / "keys" / "db.key"),
+        "XDG_CONFIG_HOME": str(workdir / "cfg"),
+        "TAXMATCH_API_RATE_LIMIT_PER_MINUTE": "100000000",
+        "TAXMATCH_API_VOLUME_LIMIT_PER_DAY": "100000000",
+    }
+    env.pop("TAXMATCH_HOME", None)
+    return env
+
+
+def stop_server(process: subprocess.Popen[str] | None) -> None:
+    if process is not None:
+        process.terminate()
+        process.wait(60)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from _common import git_commit
+from _common import git_commit, server_env, stop_server
 from lookup_latency import cpu_seconds, peak_rss_mb, start_server, summary
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.api.limits import RATE_LIMIT_PER_MINUTE
@@ -201,15 +201,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-api-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
     home, data = workdir / "home", workdir / "data"
-    env = {
-        **os.environ,
-        "TAXMATCH_KEY_FILE": str(workdir / "keys" / "db.key"),
-        "XDG_CONFIG_HOME": str(workdir / "cfg"),
-        # The per-key limits would stop the clients; everything else is the default.
-        "TAXMATCH_API_RATE_LIMIT_PER_MINUTE": "100000000",
-        "TAXMATCH_API_VOLUME_LIMIT_PER_DAY": "100000000",
-    }
-    env.pop("TAXMATCH_HOME", None)
+    env = server_env(workdir)
     process: subprocess.Popen[str] | None = None
     try:
         from taxmatch.synth import generate
@@ -325,11 +317,7 @@ def main() -> None:
         }
         print(json.dumps(result))
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(60)
-            if process.stdout is not None:
-                process.stdout.close()
+        stop_server(process)
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from _common import git_commit
+from _common import git_commit, server_env, stop_server
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.settings import Workspace
 
@@ -146,15 +146,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-latency-"))
     workdir.mkdir(parents=True, exist_ok=True)
     home, data = workdir / "home", args.data or workdir / "data"
-    env = {
-        **os.environ,
-        "TAXMATCH_KEY_FILE": str(workdir / "keys" / "db.key"),
-        "XDG_CONFIG_HOME": str(workdir / "cfg"),
-        # The benchmark measures latency, not the per-key limits.
-        "TAXMATCH_API_RATE_LIMIT_PER_MINUTE": "100000000",
-        "TAXMATCH_API_VOLUME_LIMIT_PER_DAY": "100000000",
-    }
-    env.pop("TAXMATCH_HOME", None)
+    env = server_env(workdir)
     timings: dict[str, float] = {}
     process: subprocess.Popen[str] | None = None
     try:
@@ -262,11 +254,7 @@ def main() -> None:
         }
         print(json.dumps(result))
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(60)
-            if process.stdout is not None:
-                process.stdout.close()
+        stop_server(process)
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 

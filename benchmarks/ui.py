@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import random
 import re
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from _common import git_commit
+from _common import git_commit, server_env, stop_server
 from lookup_latency import TAXMATCH, cpu_seconds, start_server, summary
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.settings import Workspace
@@ -72,13 +71,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-ui-"))
     workdir.mkdir(parents=True, exist_ok=True)
     home, data = workdir / "home", args.data or workdir / "data"
-    env = {
-        **os.environ,
-        "TAXMATCH_KEY_FILE": str(workdir / "keys" / "db.key"),
-        "XDG_CONFIG_HOME": str(workdir / "cfg"),
-        "TAXMATCH_API_RATE_LIMIT_PER_MINUTE": "100000000",
-    }
-    env.pop("TAXMATCH_HOME", None)
+    env = server_env(workdir)
     timings: dict[str, float] = {}
     process: subprocess.Popen[str] | None = None
     try:
@@ -133,9 +126,7 @@ def main() -> None:
             "samples": args.samples, **timings, **results, "target": target, "target_met": met,
         }))  # fmt: skip
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(60)
+        stop_server(process)
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
