@@ -90,6 +90,12 @@ def _at(street: str, unit: str = "", city: str = "SPRINGFIELD", state: str = "IL
         (_at("37 Torrens St", city="DIANELKA", zip_code="62705"), _at("37 Torrens St", city="DIANELLA"), "place_typo"),
         (_at("16 Temperley St"), _at("2 Temperley St"), "street_only"),
         (_at("9 Elm Ave"), _at("12 Oak St"), "zip_only"),
+        # The same house number and ZIP on a street written wholly otherwise: weak as well; a sibling
+        # street (another suffix or directional of one name) stays another household.
+        (_at("12 Elm Ave"), _at("12 Oak St"), "house_place"),
+        (_at("27 jarreah"), _at("27 Mackinnon Street"), "house_place"),
+        (_at("12 Oak St", "4B"), _at("12 Elm Ave", "5A"), "zip_only"),
+        (_at("12 Oak St", zip_code="62705"), _at("12 Elm Ave"), "different"),
         (_at("9 Elm Ave", zip_code="10001", state="NY", city="NEW YORK"), _at("12 Oak St"), "different"),
     ],
 )

@@ -211,7 +211,7 @@ def test_strongest_first_is_the_sort_by_weight_then_tie_break() -> None:
 
 
 def test_an_address_keyed_wrong_corroborates_only_with_an_agreeing_date_of_birth_or_tin() -> None:
-    for level in ("house_typo", "place_typo", "street_only"):
+    for level in ("house_typo", "place_typo", "street_only", "house_place"):
         weak = STRONG._replace(address_level=level)
         assert isinstance(choose_taxpayer([weak], POLICY), Choice), level
         assert choose_taxpayer([weak._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
@@ -234,6 +234,33 @@ def test_a_given_name_that_disagrees_is_never_the_same_person_whatever_else_agre
     # Twins share surname, birth date and address: the other given name is the other twin.
     twin = STRONG._replace(first_name_level="different")
     assert choose_taxpayer([twin], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
+def test_an_exact_tin_tells_twins_apart_so_a_misspelt_given_name_may_disagree() -> None:
+    # The twin's TIN would be a veto, so an exact TIN with an exact birth date and surname is the
+    # taxpayer even when the given name is respelt beyond every name level (Fuc for Phuc).
+    respelt = STRONG._replace(first_name_level="different", tin_level="exact")
+    choice = choose_taxpayer([respelt], POLICY)
+    assert isinstance(choice, Choice)
+    assert choice.evidence == "name=first_different;address=exact;dob=exact;tin=exact"
+    # The surname alone needs the exact date of birth too: a relative's TIN copied onto a request
+    # comes with the family's surname, not with the given name.
+    assert choose_taxpayer([respelt._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([respelt._replace(dob_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    surname_keyed_wrong = STRONG._replace(last_name_level="different", dob_level="missing", tin_level="exact")
+    assert isinstance(choose_taxpayer([surname_keyed_wrong], POLICY), Choice)
+    assert choose_taxpayer([surname_keyed_wrong._replace(tin_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    # Neither name agreeing is someone else's TIN and birth date, whatever the address says.
+    stranger = respelt._replace(last_name_level="different")
+    assert choose_taxpayer([stranger], POLICY) is ReasonCode.BELOW_THRESHOLD
+    # Both loosely, a gender variant counting as loose with the TIN: no date of birth needed.
+    variant = STRONG._replace(first_name_level="gender_variant", dob_level="missing", tin_level="exact")
+    assert isinstance(choose_taxpayer([variant], POLICY), Choice)
+    assert choose_taxpayer([variant._replace(tin_level="missing", dob_level="exact")], POLICY) is (
+        ReasonCode.BELOW_THRESHOLD
+    )
+    # The TIN never lifts the address rule: a ZIP alone corroborates nothing.
+    assert choose_taxpayer([respelt._replace(address_level="zip_only")], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def test_a_return_filed_without_a_given_name_needs_surname_birth_date_and_address_to_agree() -> None:

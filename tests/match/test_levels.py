@@ -201,7 +201,7 @@ def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> Non
     from taxmatch.match import decide
 
     assert {"exact", "line", "street_typo"} == decide.CORROBORATING_ADDRESS_LEVELS
-    assert {"place_typo", "house_typo", "street_only"} == decide.WEAKLY_CORROBORATING_ADDRESS_LEVELS
+    assert {"place_typo", "house_typo", "street_only", "house_place"} == decide.WEAKLY_CORROBORATING_ADDRESS_LEVELS
     # Never agreement: two people (gender_variant), or too little (initial).
     assert not {"gender_variant", "initial", "different"} & decide.AGREEING_FIRST_NAME_LEVELS
     assert {"exact", "nickname"} == decide.SURNAME_CHANGE_FIRST_NAME_LEVELS

@@ -469,10 +469,11 @@ class DuckDBEngine:
             ).fetchall()
         )
         all_pairs = max(returns * (returns - 1) / 2, 1.0)
-        # Every pair at one ZIP and house number was counted: these levels. (`place_typo`, the same
+        # Every pair at one ZIP and house number was counted: these levels, of which house_place holds
+        # nothing else. (`place_typo`, the same
         # house of the same street in another place, is left to the sample: counting it would join
         # every house number of every street to itself, 5 s at 200k people.)
-        counted_levels = {"exact", "line", "street_typo", "other_unit"}
+        counted_levels = {"exact", "line", "street_typo", "other_unit", "house_place"}
         levels = {str(level.get("label_for_charts")): level for level in comparison["comparison_levels"]}
         for gamma, label in labels.items():
             if label in counted_levels:

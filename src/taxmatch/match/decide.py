@@ -9,7 +9,9 @@ Precision before recall. A taxpayer is disclosed only when all of these hold:
   month swapped) is weak agreement, not conflict;
 - both given name and surname agree at least loosely (exact, nickname, one of two
   surnames, or a typo) on the corroborating return; a return filed without a given name
-  needs the exact surname, date of birth or TIN, and a corroborating address;
+  needs the exact surname, date of birth or TIN, and a corroborating address; with a TIN that
+  agrees exactly, an agreeing given name is enough, and an agreeing surname is with a loosely
+  agreeing given name or an exact date of birth;
 - no other taxpayer at a corroborated address has a name that agrees (the household rule), and
   a Jr/Sr that only one side carries is settled by a date of birth or TIN (else `AMBIGUOUS`);
 - the probability that the request means this taxpayer rather than any other candidate found
@@ -65,7 +67,35 @@ def _corroborates(pair: CandidatePair) -> bool:
 SURNAME_CHANGE_FIRST_NAME_LEVELS = labels_with("first_name", Role.GIVEN_NAME_IDENTIFIES)
 
 
+# With a TIN that agrees exactly, a given name written apart from any agreeing level (a respelling,
+# an OCR error, Charlesa for Charles) is still loose agreement: see `_tin_identifies`.
+TIN_LOOSE_FIRST_NAME_LEVELS = AGREEING_FIRST_NAME_LEVELS | {"gender_variant", "initial"}
+
+
+def _tin_identifies(pair: CandidatePair) -> bool:
+    """A TIN that agrees exactly names the taxpayer; the name rule then only guards against a TIN
+    written on the wrong person's request.
+
+    The name rule exists because twins, spouses and housemates share a surname, an address and
+    sometimes a date of birth; they never share a TIN (another taxpayer's is a veto). With the TIN
+    exact, what is left to fear is a relative's TIN copied onto the request: a relative shares the
+    surname, not the given name. So a given name that agrees is enough (the surname may have
+    changed or been keyed beyond recognition); a surname that agrees needs the given name to agree
+    at least loosely (a gender variant or an initial counts then) or an exact date of birth.
+    """
+    if pair.tin_level != "exact":
+        return False
+    last_agrees = pair.last_name_level in AGREEING_LAST_NAME_LEVELS
+    return (
+        pair.first_name_level in AGREEING_FIRST_NAME_LEVELS
+        or (last_agrees and pair.first_name_level in TIN_LOOSE_FIRST_NAME_LEVELS)
+        or (last_agrees and pair.dob_level == "exact")
+    )
+
+
 def _names_agree(pair: CandidatePair) -> bool:
+    if _tin_identifies(pair):
+        return True
     if pair.first_name_level == "missing":
         # A return filed without a given name (a request always has one): the surname, a date of
         # birth or TIN and the address must then all agree exactly or nearly so.

@@ -39,6 +39,12 @@ ADDRESS_PLACE_AGREES = "(zip5_l = zip5_r OR (city_l = city_r AND state_l = state
 # same state or with the state left out on one side (`port augusta` with no state).
 STATES_COMPATIBLE = "(state_l IS NULL OR state_r IS NULL OR state_l = state_r)"
 STREET_PLACE_AGREES = f"(zip5_l = zip5_r OR (jaro_winkler_similarity(city_l, city_r) >= 0.9 AND {STATES_COMPATIBLE}))"
+# One street name with another suffix or directional (Oak Ct and Oak St, N and S Main St), also
+# with the suffix glued on (Orchardst and Orchard Ave): one side's line starts with the other's name.
+SIBLING_STREETS = (
+    "(coalesce(street_line_l = street_line_r OR starts_with(street_line_l, street_bare_r)"
+    " OR starts_with(street_line_r, street_bare_l), false))"
+)
 # A unit on only one side is compatible (it is often left off); two different units are two doors.
 UNITS_COMPATIBLE = "(unit_l IS NULL OR unit_r IS NULL OR unit_l = unit_r)"
 # A directional on only one side is compatible (`3077 Elm Pl` for `3077 E Elm Pl`); N and S are two streets.
@@ -288,6 +294,16 @@ def _same_street(left: Side, right: Side) -> bool:
     return _street_line_same(left, right) or _street_line_close(left, right)
 
 
+def _sibling_streets(left: Side, right: Side) -> bool:
+    left_line, right_line = left["street_line"], right["street_line"]
+    left_bare, right_bare = left["street_bare"], right["street_bare"]
+    return (
+        _equal(left_line, right_line)
+        or (left_line is not None and right_bare is not None and left_line.startswith(right_bare))
+        or (right_line is not None and left_bare is not None and right_line.startswith(left_bare))
+    )
+
+
 def _units_compatible(left: Side, right: Side) -> bool:
     return left["unit"] is None or right["unit"] is None or left["unit"] == right["unit"]
 
@@ -478,7 +494,7 @@ def _null(column: str) -> tuple[str, Condition]:
 #              building, another door: never corroborates), place_typo (same house and street, ZIP or
 #              city keyed wrong), house_typo (house number keyed wrong) and street_only (the street and
 #              place, another house number): weak, they corroborate only with a date of birth or TIN
-#              that agrees; zip_only.
+#              that agrees; house_place (the same house number and ZIP, another street: weak too); zip_only.
 WEAK = frozenset({Role.CORROBORATES_WITH_DOB_OR_TIN})
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("first_name", "first_name is NULL", *_null("first_name"), (
@@ -582,7 +598,20 @@ COMPARISONS: tuple[Comparison, ...] = (
               ), 0.02, WEAK),
         Level("street_only", f"{SAME_STREET} AND {STREET_PLACE_AGREES}",
               lambda left, right: _same_street(left, right) and _street_place_agrees(left, right), 0.02, WEAK),
-        Level("zip_only", "zip5_l = zip5_r", lambda left, right: _equal(left["zip5"], right["zip5"]), 0.03),
+        # The same house number in the same ZIP on a street that shares nothing with this one (the
+        # street replaced, or written as a locality): two of the address's three parts, as
+        # street_only is, so it corroborates only with a date of birth or TIN that agrees exactly.
+        # Never a sibling street (Oak Ct and Oak St, N and S Main St): the same number there is the
+        # neighbouring household, not a street written wrong.
+        Level("house_place", f"house_number_l = house_number_r AND zip5_l = zip5_r AND {UNITS_COMPATIBLE}"
+              f" AND NOT {SIBLING_STREETS}",
+              lambda left, right: (
+                  _equal(left["house_number"], right["house_number"])
+                  and _equal(left["zip5"], right["zip5"])
+                  and _units_compatible(left, right)
+                  and not _sibling_streets(left, right)
+              ), 0.01, WEAK),
+        Level("zip_only", "zip5_l = zip5_r", lambda left, right: _equal(left["zip5"], right["zip5"]), 0.02),
         Level("different", None, None, 0.03),
     )),
 )  # fmt: skip
