@@ -298,6 +298,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         share = ("--max-rejected-share", str(args.max_rejected_share)) if args.max_rejected_share is not None else ()
         load: StepResult = run_step("master load", space.taxmatch("master", "load", master, *share), space.env)
         seconds["master_load"] = round(load.seconds, 2)
+        if args.train_m:
+            train = run_step(
+                "model train",
+                space.taxmatch("model", "train", str(data / "requests.csv"), "--as-of", AS_OF),
+                space.env,
+            )
+            seconds["model_train"] = round(train.seconds, 2)
         out_dir = space.root / "batch"
         batch = run_step(
             "batch run",
@@ -340,6 +347,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": meta.get("seed"),
         # A synth set names its noise model only when it is not the default; a FEBRL set has none.
         "noise": meta.get("noise") or (None if "source" in meta else DEFAULT_NOISE),
+        "trained_m": bool(args.train_m),
         "as_of": meta.get("as_of"),
         "disclosures": report.disclosures,
         "correct": report.correct_disclosures,
@@ -376,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="Reuse the synthetic set in DIR (or generate it there).")
     parser.add_argument(
         "--noise", choices=NOISE_MODELS, default=DEFAULT_NOISE, help="The synth noise model (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--train-m",
+        action="store_true",
+        help="Learn m from the batch's own requests (`taxmatch model train`, EM; truth unseen) before the batch.",
     )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary workspace and outputs.")
     parser.add_argument(

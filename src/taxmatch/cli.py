@@ -47,6 +47,7 @@ from taxmatch.pipeline import (
     decision_as_json,
     ledger_events,
     run_batch,
+    valid_requests,
 )
 from taxmatch.settings import Policy, PolicyError, Workspace
 
@@ -59,7 +60,9 @@ app = typer.Typer(
 )
 master_app = typer.Typer(help="The master file of returns.", no_args_is_help=True)
 batch_app = typer.Typer(help="Request batches.", no_args_is_help=True)
+model_app = typer.Typer(help="The matching model: m learned from requests.", no_args_is_help=True)
 app.add_typer(master_app, name="master")
+app.add_typer(model_app, name="model")
 app.add_typer(batch_app, name="batch")
 batch_app.command("list")(batch_list)
 batch_app.command("show")(batch_show)
@@ -212,6 +215,43 @@ def master_load(
     """Load (replace) the master file of returns and fit the model; the workspace is then ready to match."""
     with open_session(ctx) as session:
         load_master_with_progress(session, files, max_rejected_share)
+
+
+@model_app.command("train")
+def model_train(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Requests (CSV, NDJSON or Parquet) whose pairs m is learned from.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date the requests are validated on (YYYY-MM-DD; default today).")
+    ] = None,
+) -> None:
+    """Learn m (how requests differ from the returns of the same person) from a file of requests, by
+    EM over their blocked pairs; later batches and lookups use the new model version. Nothing is
+    disclosed or recorded; `master load` returns to the priors."""
+    day = parse_as_of(as_of)
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    with open_session(ctx) as session:
+        requests = valid_requests(file, session.policy, day)
+        if not requests:
+            fail(f"{file}: no valid request to learn from")
+        version, report = session.engine.train_m(requests)
+    out.print(f"EM over the blocked pairs of {report.requests:,} valid requests:")
+    for run in report.sessions:
+        used = "used" if run.used else "not used (too few pairs, or no convergence): priors kept"
+        out.print(
+            f"  {run.key}: {run.pairs:,} pairs, estimates {', '.join(run.estimated)}; match share "
+            f"{run.match_share:.3f}, {run.iterations} iterations, the two halves differ by up to "
+            f"{run.halves_differ_by:.3f}; {used}"
+        )
+    levels = Table(title="m: prior -> learned")
+    for column in ("comparison", "level", "prior", "learned"):
+        levels.add_column(column)
+    for name, changes in report.changes.items():
+        for label, (prior, learned) in changes.items():
+            levels.add_row(name, label, f"{prior:.4f}", f"{learned:.4f}")
+    out.print(levels)
+    out.print(f"model version: {version}")
 
 
 # ---- batch ----------------------------------------------------------------------------------------

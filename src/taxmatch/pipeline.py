@@ -204,6 +204,23 @@ def _validation_codes(
     return [tuple(validate_request(item, policy, as_of)) if isinstance(item, RequestRecord) else None for item in items]
 
 
+def valid_requests(path: Path, policy: Policy, as_of: datetime.date) -> list[tuple[int, RequestRecord]]:
+    """The requests of a file that pass validation, with their position (what `model train` reads).
+
+    The first of a repeated id is kept; malformed records and invalid requests are left out.
+    """
+    items = list(read_requests(path))
+    codes_of = _validation_codes((items, policy, as_of))
+    seen: set[str] = set()
+    valid: list[tuple[int, RequestRecord]] = []
+    for index, (item, codes) in enumerate(zip(items, codes_of, strict=True)):
+        request_id = outcome_request_id(item)
+        if isinstance(item, RequestRecord) and codes == () and request_id not in seen:
+            seen.add(request_id)
+            valid.append((index, item))
+    return valid
+
+
 def _score_and_choose(
     engine: DuckDBEngine,
     policy: Policy,

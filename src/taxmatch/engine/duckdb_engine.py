@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxmatch.engine.m_training import TrainingReport, train_m
 from taxmatch.io.master import (
     MASTER_COLUMNS,
     MAX_REJECTED_SHARE,
@@ -437,6 +438,26 @@ class DuckDBEngine:
         # The load's memory cap (`load_master`) ends with the fit that follows the load.
         self.connection.execute("RESET memory_limit")
         return version
+
+    def train_m(self, requests: Sequence[tuple[int, RequestRecord]]) -> tuple[str, TrainingReport]:
+        """Learn m from valid requests by EM over their blocked pairs (`engine.m_training`) and store
+        the model with it (the master's u unchanged) as the current model; return its version.
+
+        Committed alone: the master is not touched, and a batch or lookup after this one reads the
+        new version (its manifest names it). `master load` fits the priors again.
+        """
+        version, model = self.current_model()
+        scorer = compile_scorer(model)
+        self._stage_requests(_input_table(list(_request_input_rows(requests))))
+        trained, report = train_m(self.connection, model, scorer, "request_inputs", "master_profiles")
+        trained_version = model_version(trained)
+        self.connection.execute(
+            "INSERT OR REPLACE INTO model_store (version, model_json, fitted_at, taxpayers, returns) "
+            "SELECT ?, ?, current_timestamp, taxpayers, returns FROM model_store WHERE version = ?",
+            [trained_version, json.dumps(trained, sort_keys=True), version],
+        )
+        self._current_model = None
+        return trained_version, report
 
     def _count_address_u(self, model: dict[str, Any], returns: int) -> None:
         """Replace sampled u of the rare address levels by exact counts over the whole master.
