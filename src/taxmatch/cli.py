@@ -30,7 +30,7 @@ from taxmatch.api.cli import keys_app, serve
 from taxmatch.api.running import ServerError, ServerUnreachable, running_server
 from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
-from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
+from taxmatch.engine.interface import MasterNotLoadedError, MatchingEngine, open_engine
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowProblem
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
@@ -85,7 +85,7 @@ class Session:
     workspace: Workspace
     policy: Policy
     connection: duckdb.DuckDBPyConnection
-    engine: DuckDBEngine
+    engine: MatchingEngine
     ledger: Ledger
 
 
@@ -103,7 +103,7 @@ def open_session(ctx: typer.Context) -> Iterator[Session]:
     try:
         ledger = Ledger(opened.connection)
         ledger.ensure_schema()
-        yield Session(workspace, policy, opened.connection, DuckDBEngine(opened.connection), ledger)
+        yield Session(workspace, policy, opened.connection, open_engine(opened.connection), ledger)
     except (MasterNotLoadedError, RequestFileError, MasterFileError) as error:
         fail(str(error))
     finally:
