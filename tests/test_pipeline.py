@@ -17,7 +17,8 @@ import duckdb
 import pytest
 
 from taxmatch import pipeline
-from taxmatch.engine.duckdb_engine import DuckDBEngine, request_input_table
+from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.engine.interface import request_input_table
 from taxmatch.io.requests import read_requests
 from taxmatch.pipeline import Accounting, ledger_columns, ledger_events
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode, RequestRecord

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import enum
 import json
 import os
 import sys
@@ -30,7 +31,13 @@ from taxmatch.api.cli import keys_app, serve
 from taxmatch.api.running import ServerError, ServerUnreachable, running_server
 from taxmatch.batch_commands import batch_list, batch_show
 from taxmatch.database import DatabaseError, open_database
-from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
+from taxmatch.engine.interface import (
+    EngineOptions,
+    EngineUnavailableError,
+    MasterNotLoadedError,
+    MatchingEngine,
+    open_engine,
+)
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowProblem
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
@@ -83,12 +90,23 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+class EngineChoice(enum.StrEnum):
+    """`--engine`: the engines of `engine.interface.ENGINE_NAMES` (a test holds the two equal)."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+# Where the global engine options wait in the context (`ctx.meta` is shared by every subcommand).
+ENGINE_OPTIONS = "taxmatch.engine_options"
+
+
 @dataclass
 class Session:
     workspace: Workspace
     policy: Policy
     connection: duckdb.DuckDBPyConnection
-    engine: DuckDBEngine
+    engine: MatchingEngine
     ledger: Ledger
 
 
@@ -106,8 +124,9 @@ def open_session(ctx: typer.Context) -> Iterator[Session]:
     try:
         ledger = Ledger(opened.connection)
         ledger.ensure_schema()
-        yield Session(workspace, policy, opened.connection, DuckDBEngine(opened.connection), ledger)
-    except (MasterNotLoadedError, RequestFileError, MasterFileError) as error:
+        engine = open_engine(opened.connection, ctx.meta.get(ENGINE_OPTIONS, EngineOptions()), workspace.home)
+        yield Session(workspace, policy, opened.connection, engine, ledger)
+    except (MasterNotLoadedError, RequestFileError, MasterFileError, EngineUnavailableError) as error:
         fail(str(error))
     finally:
         opened.connection.close()
@@ -138,8 +157,28 @@ def main_callback(
     version: Annotated[
         bool, typer.Option("--version", is_eager=True, callback=print_version, help="Print the version and exit.")
     ] = False,
+    engine: Annotated[
+        EngineChoice,
+        typer.Option(
+            "--engine",
+            envvar="TAXMATCH_ENGINE",
+            case_sensitive=False,
+            help="Where load and batch run: duckdb (one process) or spark (needs the \\[spark] extra and Java 17).",
+        ),
+    ] = EngineChoice.duckdb,
+    spark_master: Annotated[
+        str,
+        typer.Option("--spark-master", envvar="TAXMATCH_SPARK_MASTER", help="Spark master URL for --engine spark."),
+    ] = "local[*]",
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse", help="Where --engine spark keeps master and model as Parquet (default: HOME/warehouse)."
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Workspace.resolve(home)
+    ctx.meta[ENGINE_OPTIONS] = EngineOptions.from_environment(engine.value, spark_master, warehouse)
 
 
 # ---- master ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ An explanation is built from what the decision was made from, handed over by the
 itself (`pipeline.decide_requests(observe=...)`, recorded by `ExplanationRecorder`): the very
 `CandidatePair`s the scorer produced, the taxpayer facts the generation rule read, and the choice
 `match.decide.choose_taxpayer` returned. Nothing is scored again. Each comparison's weight is the
-fitted model's weight for the pair's level (`DuckDBEngine.scoring_weights`); the term-frequency
+fitted model's weight for the pair's level (`MatchingEngine.scoring_weights`); the term-frequency
 adjustment is what the pair's match weight holds beyond the prior and the level weights, so the
 waterfall adds up to the scorer's own match weight exactly.
 

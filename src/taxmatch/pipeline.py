@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taxmatch import __version__
-from taxmatch.engine.duckdb_engine import DuckDBEngine, ScoredPairs, renumbered, request_input_table
+from taxmatch.engine.interface import MatchingEngine, ScoredPairs, renumbered, request_input_table
 from taxmatch.explain import ExplanationRecorder, best_probability_words, explanation_of
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutcomeFiles, OutputFormat, outcome_writer
 from taxmatch.io.outcomes import (
@@ -70,7 +70,7 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 
 def decide_requests(
-    engine: DuckDBEngine,
+    engine: MatchingEngine,
     policy: Policy,
     as_of: datetime.date,
     items: Sequence[Item],
@@ -163,7 +163,7 @@ def decide_requests(
 
 
 def decide_and_explain(
-    engine: DuckDBEngine, policy: Policy, as_of: datetime.date, items: Sequence[Item]
+    engine: MatchingEngine, policy: Policy, as_of: datetime.date, items: Sequence[Item]
 ) -> tuple[list[Decision], list[dict[str, Any]]]:
     """`decide_requests`, and each decision's explanation, read from what it was decided from."""
     recorder = ExplanationRecorder()
@@ -172,7 +172,7 @@ def decide_and_explain(
 
 
 def explanations(
-    engine: DuckDBEngine, policy: Policy, decisions: Sequence[Decision], recorder: ExplanationRecorder
+    engine: MatchingEngine, policy: Policy, decisions: Sequence[Decision], recorder: ExplanationRecorder
 ) -> list[dict[str, Any]]:
     """The explanation of each of `decisions`, from what `recorder` observed while they were decided."""
     # The model's weights only if something was scored: a rejected request needs no master.
@@ -222,7 +222,7 @@ def valid_requests(path: Path, policy: Policy, as_of: datetime.date) -> list[tup
 
 
 def _score_and_choose(
-    engine: DuckDBEngine,
+    engine: MatchingEngine,
     policy: Policy,
     to_score: list[tuple[int, RequestRecord]],
     processes: int = 1,
@@ -268,7 +268,7 @@ def _score_and_choose(
 
 
 def _decided_with_facts(
-    engine: DuckDBEngine,
+    engine: MatchingEngine,
     policy: Policy,
     to_score: list[tuple[int, RequestRecord]],
     choices: list[tuple[Choice | ReasonCode, frozenset[str]]],
@@ -510,7 +510,7 @@ def _cyclic_collector_paused() -> Iterator[None]:
 
 
 def run_batch(
-    engine: DuckDBEngine,
+    engine: MatchingEngine,
     policy: Policy,
     ledger: Ledger,
     signer: Ed25519PrivateKey,
@@ -669,7 +669,7 @@ def _publish_recorded(runs: BatchRuns, run: BatchRun) -> None:
 
 
 def _finish_recorded(
-    engine: DuckDBEngine,
+    engine: MatchingEngine,
     policy: Policy,
     ledger: Ledger,
     signer: Ed25519PrivateKey,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from taxmatch.engine.duckdb_engine import DuckDBEngine, ModelOutdatedError
+from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.engine.interface import ModelOutdatedError
 from taxmatch.match.blocking import MASTER_KEY_COLUMNS
 from taxmatch.match.levels import Role, labels_with
 from taxmatch.match.model import MODEL_INPUT_COLUMNS

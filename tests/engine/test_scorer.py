@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from taxmatch.engine import duckdb_engine
+from taxmatch.engine import duckdb_tables
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
 from taxmatch.match.scorer import CompiledScorer, compiled_scorer_key
 from taxmatch.records import RequestRecord
 from taxmatch.synth import generate
+
+from splink_oracle import splink_reference_scores
 
 if TYPE_CHECKING:
     from conftest import FittedEngine
@@ -46,7 +48,7 @@ def test_same_probabilities_as_splink_predict(
     engine_and_requests: tuple[DuckDBEngine, list[tuple[int, RequestRecord]]],
 ) -> None:
     engine, requests = engine_and_requests
-    reference = engine.splink_reference_scores(requests)
+    reference = splink_reference_scores(engine, requests)
     ours = _ours(engine, requests)
     assert len(reference) > 1_000
     tin_of = dict(engine.connection.execute("SELECT return_id, tin FROM master_returns").fetchall())
@@ -105,7 +107,7 @@ def test_a_compiled_scorer_is_kept_in_the_workspace_and_read_back_whole(
     assert CompiledScorer.from_json(compiled.to_json()) == compiled
     kept = engine.connection.execute("SELECT cache_key FROM compiled_scorers").fetchall()
     assert (compiled_scorer_key(version),) in kept
-    monkeypatch.setattr(duckdb_engine, "compile_scorer", _no_compiling)
+    monkeypatch.setattr(duckdb_tables, "compile_scorer", _no_compiling)
     assert DuckDBEngine(engine.connection)._scorer() == (version, compiled)
 
 

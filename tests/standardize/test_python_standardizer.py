@@ -9,10 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from taxmatch.engine.duckdb_engine import DuckDBEngine, _request_input_rows, request_input_table
+from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.io.requests import read_requests
 from taxmatch.match.blocking import KEY_COLUMNS, block_keys
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
+from taxmatch.match.request_inputs import _request_input_rows, request_input_table
 from taxmatch.records import RequestRecord
 from taxmatch.standardize.python_standardizer import standardize_row
 from taxmatch.synth import generate

@@ -55,7 +55,7 @@ from taxmatch.api.schemas import (
     error_responses,
 )
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
-from taxmatch.engine.duckdb_engine import MasterNotLoadedError
+from taxmatch.engine.interface import MasterNotLoadedError
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.outcome_formats import OutputFormat
 from taxmatch.io.outcomes import MANIFEST_FILENAME

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from taxmatch.api.running import snapshot_directory
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.database import copy_into_snapshot
-from taxmatch.engine.duckdb_engine import MasterNotLoadedError
+from taxmatch.engine.interface import MasterNotLoadedError
 from taxmatch.io.requests import read_requests_from_text
 from taxmatch.pipeline import decision_as_json
 

@@ -28,7 +28,7 @@ import duckdb
 from taxmatch import pipeline
 from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS, LOOKUP_THREADS
 from taxmatch.database import DATABASE_ALIAS, open_database
-from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.engine.interface import MatchingEngine, open_engine
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.requests import Item
 from taxmatch.ledger import (
@@ -88,7 +88,7 @@ class Service:
         self.connection: duckdb.DuckDBPyConnection = opened.connection
         self._lock = threading.RLock()
         try:
-            self.engine = DuckDBEngine(self.connection)
+            self.engine = open_engine(self.connection)
             self.ledger = Ledger(self.connection)
             self.ledger.ensure_schema()
             # A lookup's statements are a few index point reads: a second thread only adds a
@@ -101,11 +101,11 @@ class Service:
             # (DuckDB releases the GIL in its reads; each cursor reads its own MVCC snapshot).
             # Built here, one after the other: an engine's set-up writes macros to the catalog.
             self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor, closed at close()
-            self._lookup_engines: queue.SimpleQueue[DuckDBEngine] = queue.SimpleQueue()
+            self._lookup_engines: queue.SimpleQueue[MatchingEngine] = queue.SimpleQueue()
             self._reading_cursor = self._new_cursor()
             for _ in range(max(1, lookup_threads)):
                 cursor = self._new_cursor()
-                self._lookup_engines.put(DuckDBEngine(cursor))
+                self._lookup_engines.put(open_engine(cursor))
         except BaseException:
             for cursor in getattr(self, "_lookup_cursors", []):
                 cursor.close()

@@ -12,12 +12,18 @@ the report says how far m moves with the sample: an estimate that moves more tha
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
-from taxmatch.match.em import Estimate, TrainingSession, estimate_m, largest_difference
+from taxmatch.match.em import (
+    Estimate,
+    SessionReport,
+    TrainingReport,
+    TrainingSession,
+    estimate_m,
+    largest_difference,
+)
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.match.scorer import CompiledScorer
 
@@ -30,26 +36,6 @@ TRAINING_SESSIONS: tuple[TrainingSession, ...] = (
 # Below this many pairs a session's estimate is noise: the priors are kept for its comparisons.
 MIN_TRAINING_PAIRS = 1_000
 STABLE_WITHIN = 0.05
-
-
-@dataclass(frozen=True)
-class SessionReport:
-    key: str
-    estimated: tuple[str, ...]
-    pairs: int
-    match_share: float
-    iterations: int
-    converged: bool
-    halves_differ_by: float
-    used: bool
-
-
-@dataclass(frozen=True)
-class TrainingReport:
-    requests: int
-    sessions: tuple[SessionReport, ...]
-    # comparison -> level label -> (prior m, learned m)
-    changes: dict[str, dict[str, tuple[float, float]]]
 
 
 def _pattern_counts(

@@ -3,7 +3,7 @@
 A pair is scored when any family of keys agrees. Each key is one column, the `|`-joined values of
 its parts when every part has one, so that an on-demand lookup is a handful of ART index point
 reads and a batch one equi-join per key. Every part is declared with its SQL (over the
-standardized columns, see `engine.duckdb_engine._standardized_ctes`) and its Python twin (over
+standardized columns, see `engine.duckdb_sql._standardized_ctes`) and its Python twin (over
 `standardize.python_standardizer.standardize_row`'s row); the engine generates the SQL select
 from `BLOCKING_KEYS`, the on-demand path calls `block_keys`, and a test holds the twins together
 on awkward rows.

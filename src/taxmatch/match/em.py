@@ -54,6 +54,26 @@ class Estimate:
     converged: bool
 
 
+@dataclass(frozen=True)
+class SessionReport:
+    key: str
+    estimated: tuple[str, ...]
+    pairs: int
+    match_share: float
+    iterations: int
+    converged: bool
+    halves_differ_by: float
+    used: bool
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    requests: int
+    sessions: tuple[SessionReport, ...]
+    # comparison -> level label -> (prior m, learned m)
+    changes: dict[str, dict[str, tuple[float, float]]]
+
+
 def estimate_m(
     patterns: Sequence[tuple[tuple[int, ...], int]],
     comparisons: Sequence[str],
