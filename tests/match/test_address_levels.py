@@ -96,6 +96,12 @@ def _at(street: str, unit: str = "", city: str = "SPRINGFIELD", state: str = "IL
         (_at("27 jarreah"), _at("27 Mackinnon Street"), "house_place"),
         (_at("12 Oak St", "4B"), _at("12 Elm Ave", "5A"), "zip_only"),
         (_at("12 Oak St", zip_code="62705"), _at("12 Elm Ave"), "different"),
+        (_at("PO Box 12"), _at("12 Elm Ave"), "zip_only"),
+        # A return's street without a house number: the street, never the house.
+        (_at("15 torrens street"), _at("torrens street"), "street_only"),
+        (_at("1 dookie treet"), _at("Dookie St"), "street_only"),
+        (_at("15 Oak St"), _at("Elm Ave"), "zip_only"),
+        (_at("15 Oak St"), _at(""), "null"),
         (_at("9 Elm Ave", zip_code="10001", state="NY", city="NEW YORK"), _at("12 Oak St"), "different"),
     ],
 )

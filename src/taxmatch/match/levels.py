@@ -39,6 +39,11 @@ ADDRESS_PLACE_AGREES = "(zip5_l = zip5_r OR (city_l = city_r AND state_l = state
 # same state or with the state left out on one side (`port augusta` with no state).
 STATES_COMPATIBLE = "(state_l IS NULL OR state_r IS NULL OR state_l = state_r)"
 STREET_PLACE_AGREES = f"(zip5_l = zip5_r OR (jaro_winkler_similarity(city_l, city_r) >= 0.9 AND {STATES_COMPATIBLE}))"
+# Two streets written out, neither of them a PO box (whose number is no house number).
+BOTH_STREETS_WRITTEN = (
+    "(street_line_l IS NOT NULL AND street_line_r IS NOT NULL"
+    " AND street_line_l <> 'POBOX' AND street_line_r <> 'POBOX')"
+)
 # One street name with another suffix or directional (Oak Ct and Oak St, N and S Main St), also
 # with the suffix glued on (Orchardst and Orchard Ave): one side's line starts with the other's name.
 SIBLING_STREETS = (
@@ -292,6 +297,10 @@ def _place_close(left: Side, right: Side) -> bool:
 
 def _same_street(left: Side, right: Side) -> bool:
     return _street_line_same(left, right) or _street_line_close(left, right)
+
+
+def _both_streets_written(left: Side, right: Side) -> bool:
+    return left["street_line"] not in (None, "POBOX") and right["street_line"] not in (None, "POBOX")
 
 
 def _sibling_streets(left: Side, right: Side) -> bool:
@@ -557,8 +566,14 @@ COMPARISONS: tuple[Comparison, ...] = (
               fixed_u=_chance_neighbour_tin),
         Level("different", None, None, 0.01, fixed_u=_chance_other_tin),
     )),
-    Comparison("address", "null", "house_number_l IS NULL OR house_number_r IS NULL",
-               lambda left, right: left["house_number"] is None or right["house_number"] is None, (
+    # A return may give its street without a house number (`torrens street`; a request never does):
+    # compared still, it can only be street_only - the street, not the house - or less.
+    Comparison("address", "null", "(house_number_l IS NULL OR house_number_r IS NULL)"
+               " AND (street_line_l IS NULL OR street_line_r IS NULL)",
+               lambda left, right: (
+                   (left["house_number"] is None or right["house_number"] is None)
+                   and (left["street_line"] is None or right["street_line"] is None)
+               ), (
         Level("exact", "house_number_l = house_number_r AND street_name_l = street_name_r"
               f" AND {ADDRESS_PLACE_AGREES} AND {UNITS_COMPATIBLE}",
               lambda left, right: (
@@ -591,7 +606,9 @@ COMPARISONS: tuple[Comparison, ...] = (
         Level("house_typo", "damerau_levenshtein(house_number_l, house_number_r) <= 1"
               f" AND {SAME_STREET} AND {STREET_PLACE_AGREES} AND {UNITS_COMPATIBLE}",
               lambda left, right: (
-                  DamerauLevenshtein.distance(left["house_number"], right["house_number"]) <= 1
+                  left["house_number"] is not None
+                  and right["house_number"] is not None
+                  and DamerauLevenshtein.distance(left["house_number"], right["house_number"]) <= 1
                   and _same_street(left, right)
                   and _street_place_agrees(left, right)
                   and _units_compatible(left, right)
@@ -604,11 +621,12 @@ COMPARISONS: tuple[Comparison, ...] = (
         # Never a sibling street (Oak Ct and Oak St, N and S Main St): the same number there is the
         # neighbouring household, not a street written wrong.
         Level("house_place", f"house_number_l = house_number_r AND zip5_l = zip5_r AND {UNITS_COMPATIBLE}"
-              f" AND NOT {SIBLING_STREETS}",
+              f" AND {BOTH_STREETS_WRITTEN} AND NOT {SIBLING_STREETS}",
               lambda left, right: (
                   _equal(left["house_number"], right["house_number"])
                   and _equal(left["zip5"], right["zip5"])
                   and _units_compatible(left, right)
+                  and _both_streets_written(left, right)
                   and not _sibling_streets(left, right)
               ), 0.01, WEAK),
         Level("zip_only", "zip5_l = zip5_r", lambda left, right: _equal(left["zip5"], right["zip5"]), 0.02),
