@@ -291,6 +291,34 @@ def check_batch_paths(file: Path, out_dir: Path | None) -> None:
         fail(f"--out {out_dir}: {existing} is not writable")
 
 
+def batch_run_by_server(
+    workspace: Workspace,
+    file: Path,
+    agency: str,
+    as_of: datetime.date,
+    out_dir: Path | None,
+    rerun: bool,
+    output_format: str,
+) -> BatchResult | None:
+    """The batch run by `taxmatch serve`, which holds the database, if it runs (api/running.py); else None."""
+    server = running_server(workspace)
+    if server is None:
+        return None
+    from taxmatch.api.operator import batch_result_from_json  # FastAPI: only when a server runs
+
+    order = {
+        "file": str(file.resolve()), "agency": agency, "as_of": as_of.isoformat(),
+        "out_dir": None if out_dir is None else str(out_dir.resolve()), "rerun": rerun, "output_format": output_format,
+    }  # fmt: skip
+    try:
+        with err.status(f"running the batch in the server at {server.url}"):
+            return batch_result_from_json(server.batch_run(order))
+    except ServerUnreachable:
+        return None  # a stale server.json: run here (opening the database says if it is in use)
+    except ServerError as error:
+        fail(str(error))
+
+
 @batch_app.command("run")
 def batch_run(
     ctx: typer.Context,
@@ -317,6 +345,10 @@ def batch_run(
     if output_format not in OUTPUT_FORMATS:
         fail(f"--format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     check_batch_paths(file, out_dir)
+    result = batch_run_by_server(ctx.obj, file, agency.strip(), as_of_date, out_dir, rerun, output_format)
+    if result is not None:
+        print_batch_summary(result)
+        return
     with open_session(ctx) as session:
         try:
             result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun, output_format)

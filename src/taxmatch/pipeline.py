@@ -506,6 +506,7 @@ def run_batch(
     progress: Progress = _no_progress,
     rerun: bool = False,
     output_format: OutputFormat = "csv",
+    processes: int | None = None,
 ) -> BatchResult:
     """Decide every request, account for the outcomes in the ledger, then put the files in place.
 
@@ -516,8 +517,12 @@ def run_batch(
     leaves a batch recorded in the ledger that running the same command again finishes,
     without a second entry. A batch id that completed is refused (`BatchAlreadyCompletedError`)
     unless `rerun`, which records a new batch, `<id>-r<N>`, naming the one it repeats.
+
+    `processes`: 1 keeps every step in this process (the server, whose threads a fork would
+    copy); by default a large batch validates and renders in two (`taxmatch.parallel`).
     """
     started = time.perf_counter()
+    workers = _processes() if processes is None else processes
     model_version, _ = engine.current_model()
     input_sha256 = sha256_file(input_path)
     first_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
@@ -528,12 +533,16 @@ def run_batch(
         if rerun:
             number, latest = runs.latest_rerun(first_id)
             if latest is not None and latest.status != "complete":
-                return _finish_recorded(engine, policy, ledger, signer, runs, latest, input_path, started, progress)
+                return _finish_recorded(
+                    engine, policy, ledger, signer, runs, latest, input_path, started, progress, workers
+                )
             batch_id, repeats = rerun_batch_id(first_id, number + 1), first_id
         else:
             recorded = runs.get(first_id)
             if recorded is not None and recorded.status != "complete":
-                return _finish_recorded(engine, policy, ledger, signer, runs, recorded, input_path, started, progress)
+                return _finish_recorded(
+                    engine, policy, ledger, signer, runs, recorded, input_path, started, progress, workers
+                )
             where = f"; its outputs are in {recorded.out_dir}" if recorded is not None else ""
             raise BatchAlreadyCompletedError(
                 f"batch {first_id} (this file, agency {agency}, as of {as_of.isoformat()}, this policy and model) "
@@ -555,13 +564,13 @@ def run_batch(
         with _cyclic_collector_paused():
             items = list(read_requests(input_path))
             progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+            decisions = decide_requests(engine, policy, as_of, items, progress, workers)
             accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
                 writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
-                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer)
+                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer, workers)
                 counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()
@@ -609,6 +618,7 @@ def _append_and_render(
     accounting: Accounting,
     policy: Policy,
     writer: OutcomeFiles,
+    processes: int,
 ) -> tuple[Appended | None, Any]:
     """Append the batch's entries (no commit) and render its outcome files; in two processes when large."""
 
@@ -618,7 +628,7 @@ def _append_and_render(
     def render() -> Any:
         return writer.render(decisions)
 
-    if _processes() > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
+    if processes > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
         # The outcome files' text is pure Python: it is made beside the ledger append.
         return here_and_forked(append_entries, render)
     return append_entries(), render()
@@ -661,6 +671,7 @@ def _finish_recorded(
     input_path: Path,
     started: float,
     progress: Progress,
+    processes: int,
 ) -> BatchResult:
     """Put in place the files of a batch that the ledger records but whose run was interrupted.
 
@@ -674,7 +685,7 @@ def _finish_recorded(
     except StagedOutcomesMissingError:
         items = list(read_requests(input_path))
         as_of = datetime.date.fromisoformat(str(manifest["as_of"]))
-        decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+        decisions = decide_requests(engine, policy, as_of, items, progress, processes)
         shutil.rmtree(run.staging_dir, ignore_errors=True)
         run.staging_dir.parent.mkdir(parents=True, exist_ok=True)
         run.staging_dir.mkdir(mode=0o700)

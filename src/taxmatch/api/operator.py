@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -19,8 +20,17 @@ from taxmatch.api.running import snapshot_directory
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.database import copy_into_snapshot
 from taxmatch.engine.duckdb_engine import MasterNotLoadedError
-from taxmatch.io.requests import read_requests_from_text
-from taxmatch.pipeline import decision_as_json
+from taxmatch.io.outcome_formats import OutputFormat
+from taxmatch.io.requests import RequestFileError, read_requests_from_text
+from taxmatch.ledger import signing_key
+from taxmatch.pipeline import (
+    BatchAlreadyCompletedError,
+    BatchIncompleteError,
+    BatchOutputError,
+    BatchResult,
+    decision_as_json,
+    run_batch,
+)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # The actor recorded in the ledger for what the command line does through the server.
@@ -55,6 +65,42 @@ class OperatorLookup(BaseModel):
     agency: str
 
 
+class OperatorBatch(BaseModel):
+    """`taxmatch batch run`'s arguments; paths absolute (the server's working directory is not the caller's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    agency: str
+    as_of: datetime.date
+    out_dir: str | None = None
+    rerun: bool = False
+    output_format: OutputFormat = "csv"
+
+
+def batch_result_as_json(result: BatchResult) -> dict[str, Any]:
+    return {
+        "batch_id": result.batch_id,
+        "out_dir": str(result.out_dir),
+        "counts": result.counts,
+        "manifest_path": str(result.manifest_path),
+        "seconds": result.seconds,
+        "repeats": result.repeats,
+        "finished_interrupted": result.finished_interrupted,
+    }
+
+
+def batch_result_from_json(answer: dict[str, Any]) -> BatchResult:
+    return BatchResult(
+        batch_id=str(answer["batch_id"]),
+        out_dir=Path(answer["out_dir"]),
+        counts={str(key): int(value) for key, value in answer["counts"].items()},
+        manifest_path=Path(answer["manifest_path"]),
+        seconds=float(answer["seconds"]),
+        repeats=None if answer["repeats"] is None else str(answer["repeats"]),
+        finished_interrupted=bool(answer["finished_interrupted"]),
+    )
+
+
 class SnapshotOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     checkpoint: bool = False
@@ -72,6 +118,51 @@ async def operator_lookup(order: OperatorLookup, service: OperatorService) -> di
     except MasterNotLoadedError as error:
         raise HTTPException(503, str(error)) from None
     return decision_as_json(decision, service.policy.extra_disclosed_columns)
+
+
+@router.post("/batch-run")
+async def operator_batch_run(order: OperatorBatch, service: OperatorService) -> dict[str, Any]:
+    """`taxmatch batch run` while the server runs: the very `run_batch` of the command line.
+
+    The same function on the server's connection gives the same outcome files, manifest and
+    ledger entries (actor `cli`) as a run without a server. It holds the write lock for the whole
+    batch, so lookups answered meanwhile wait for their ledger commit until it is recorded (an
+    operator's batch is rare; agencies' batches go through `POST /v1/batches`, chunk by chunk).
+    One process: a fork would copy the server's threads.
+    """
+    if not order.agency.strip():
+        raise HTTPException(422, "the agency is required")
+
+    def run() -> BatchResult:
+        with service.database(), service.batch_threads():
+            return run_batch(
+                service.engine,
+                service.policy,
+                service.ledger,
+                signing_key(service.workspace),
+                Path(order.file),
+                order.agency.strip(),
+                order.as_of,
+                None if order.out_dir is None else Path(order.out_dir),
+                service.workspace.batches_dir,
+                actor=CLI_ACTOR,
+                rerun=order.rerun,
+                output_format=order.output_format,
+                processes=1,
+            )
+
+    try:
+        result = await run_in_threadpool(run)
+    except (BatchAlreadyCompletedError, BatchIncompleteError) as error:
+        raise HTTPException(409, str(error)) from None
+    except (BatchOutputError, RequestFileError) as error:
+        raise HTTPException(422, str(error)) from None
+    except MasterNotLoadedError as error:
+        raise HTTPException(503, str(error)) from None
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        raise HTTPException(422, f"cannot use{where}: {error.strerror or type(error).__name__}") from None
+    return batch_result_as_json(result)
 
 
 @router.post("/ledger-snapshot")
