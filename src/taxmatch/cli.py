@@ -35,6 +35,7 @@ from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowPro
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
 from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
+from taxmatch.ledger.batch_runs import BatchRuns, purge_stale_staging
 from taxmatch.ledger.cli import ledger_app, purge_command
 from taxmatch.pipeline import (
     Accounting,
@@ -156,6 +157,11 @@ def load_master_with_progress(
     missing = [path for path in files if not path.is_file()]
     if missing:
         fail(f"no such file: {', '.join(str(path) for path in missing)}")
+    runs = BatchRuns(session.ledger)
+    runs.ensure_schema()
+    removed = purge_stale_staging(runs, session.workspace.batches_dir)  # personal data, nothing final
+    if removed:
+        err.print(f"removed {len(removed)} staging folder(s) left by interrupted batch runs")
     total_bytes = sum(path.stat().st_size for path in files)
     started = time.perf_counter()
     with Progress(
@@ -262,6 +268,8 @@ def print_batch_summary(result: BatchResult) -> None:
     out.print(table)
     if result.repeats is not None:
         out.print(f"a re-run: recorded as a new batch that repeats batch {result.repeats}")
+    if result.removed_staging:
+        err.print(f"removed {result.removed_staging} staging folder(s) left by interrupted batch runs")
     if result.finished_interrupted:
         out.print("an interrupted run had recorded this batch in the ledger: its files are now in place, nothing new")
     rate = result.counts["total"] / result.seconds if result.seconds else 0.0

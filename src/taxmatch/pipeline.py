@@ -38,7 +38,7 @@ from taxmatch.io.outcomes import (
 )
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
-from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, rerun_batch_id
+from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, purge_stale_staging, rerun_batch_id
 from taxmatch.ledger.model import utc_timestamp
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
@@ -448,6 +448,8 @@ class BatchResult:
     # True when this call recorded nothing: it put in place the files of a batch that an
     # interrupted run had already recorded in the ledger.
     finished_interrupted: bool = False
+    # Staging directories of earlier runs killed before their ledger commit, deleted by this one.
+    removed_staging: int = 0
 
 
 class BatchAlreadyCompletedError(RuntimeError):
@@ -528,21 +530,25 @@ def run_batch(
     first_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
     runs = BatchRuns(ledger)
     runs.ensure_schema()
+    # Their files hold personal data and nothing in them is final.
+    removed_staging = len(purge_stale_staging(runs, default_out_root))
     batch_id, repeats = first_id, None
     if runs.is_accounted(first_id):
         if rerun:
             number, latest = runs.latest_rerun(first_id)
             if latest is not None and latest.status != "complete":
-                return _finish_recorded(
+                finished = _finish_recorded(
                     engine, policy, ledger, signer, runs, latest, input_path, started, progress, workers
                 )
+                return dataclasses.replace(finished, removed_staging=removed_staging)
             batch_id, repeats = rerun_batch_id(first_id, number + 1), first_id
         else:
             recorded = runs.get(first_id)
             if recorded is not None and recorded.status != "complete":
-                return _finish_recorded(
+                finished = _finish_recorded(
                     engine, policy, ledger, signer, runs, recorded, input_path, started, progress, workers
                 )
+                return dataclasses.replace(finished, removed_staging=removed_staging)
             where = f"; its outputs are in {recorded.out_dir}" if recorded is not None else ""
             raise BatchAlreadyCompletedError(
                 f"batch {first_id} (this file, agency {agency}, as of {as_of.isoformat()}, this policy and model) "
@@ -557,8 +563,10 @@ def run_batch(
         # A staging directory left by a run killed before its ledger commit: nothing in it is final.
         shutil.rmtree(staging, ignore_errors=True)
         staging.parent.mkdir(parents=True, exist_ok=True)
+        runs.note_staging(batch_id, staging)  # before it exists: a kill from here on leaves it noted
         staging.mkdir(mode=0o700)
     except OSError as error:
+        runs.forget_staging(staging)
         raise BatchOutputError(f"cannot write the outcome files beside {target}: {error.strerror}") from None
     try:
         with _cyclic_collector_paused():
@@ -597,14 +605,18 @@ def run_batch(
     except BaseException:
         # Nothing of it is final: the staging directory goes with it.
         shutil.rmtree(staging, ignore_errors=True)
+        # Left noted if the database cannot say it now (the next run deletes a noted directory anyway).
+        with contextlib.suppress(Exception):
+            runs.forget_staging(staging)
         raise
     # Committed: from here on the batch is accounted for, and only putting its files in place is left.
     progress("recorded", len(decisions), len(decisions))
     ledger.checkpoint(signer)
     _publish_recorded(runs, BatchRun(batch_id, repeats, agency, target, staging, manifest, "recorded", recorded_at))
     return BatchResult(
-        batch_id, target, counts, target / MANIFEST_FILENAME, time.perf_counter() - started, repeats=repeats
-    )
+        batch_id, target, counts, target / MANIFEST_FILENAME, time.perf_counter() - started, repeats=repeats,
+        removed_staging=removed_staging,
+    )  # fmt: skip
 
 
 def _processes() -> int:
@@ -659,6 +671,7 @@ def _recorded_format(manifest: dict[str, Any]) -> OutputFormat:
 def _publish_recorded(runs: BatchRuns, run: BatchRun) -> None:
     publish_outcomes(run.staging_dir, run.out_dir, run.manifest)
     runs.mark_complete(run.batch_id)
+    runs.forget_staging(run.staging_dir)
 
 
 def _finish_recorded(

@@ -86,6 +86,7 @@ def batch_result_as_json(result: BatchResult) -> dict[str, Any]:
         "seconds": result.seconds,
         "repeats": result.repeats,
         "finished_interrupted": result.finished_interrupted,
+        "removed_staging": result.removed_staging,
     }
 
 
@@ -98,6 +99,7 @@ def batch_result_from_json(answer: dict[str, Any]) -> BatchResult:
         seconds=float(answer["seconds"]),
         repeats=None if answer["repeats"] is None else str(answer["repeats"]),
         finished_interrupted=bool(answer["finished_interrupted"]),
+        removed_staging=int(answer["removed_staging"]),
     )
 
 
