@@ -33,10 +33,12 @@ from taxmatch.database import DatabaseError, open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine, MasterNotLoadedError
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowProblem
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
-from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
+from taxmatch.io.requests import Item, RequestFileError, new_lookup_request_id, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
 from taxmatch.ledger.batch_runs import BatchRuns, purge_stale_staging
+from taxmatch.ledger.batches import LOOKUP_BATCH_ID
 from taxmatch.ledger.cli import ledger_app, purge_command
+from taxmatch.ledger.model import command_line_actor
 from taxmatch.pipeline import (
     Accounting,
     BatchAlreadyCompletedError,
@@ -389,7 +391,7 @@ def lookup_item(mapping: dict[str, Any]) -> Item:
         ]
         fail(f"the request is not valid: {'; '.join(problems)}")
     values = parsed.model_dump(exclude_none=True)
-    values.setdefault("request_id", "lookup")
+    values.setdefault("request_id", new_lookup_request_id())
     (item,) = read_requests_from_text(json.dumps(values, ensure_ascii=False), "ndjson")
     return item
 
@@ -452,12 +454,15 @@ def lookup(
     mapping.update(given)
     if request_id is not None:
         mapping["request_id"] = request_id
+    # Accounted as the API accounts its lookups: an id of its own (unless given) and who asked.
+    mapping.setdefault("request_id", new_lookup_request_id())
+    actor = command_line_actor()
     item = lookup_item(mapping)
     as_of_date = parse_as_of(as_of)
     server = running_server(ctx.obj)
     if server is not None:  # `taxmatch serve` holds the database: the server decides and accounts
         try:
-            answer = server.lookup(mapping, as_of_date.isoformat(), agency)
+            answer = server.lookup(mapping, as_of_date.isoformat(), agency, actor, explain=explain)
         except ServerUnreachable:
             answer = None  # a stale server.json: decide here (opening the database says if it is in use)
         except ServerError as error:
@@ -471,7 +476,7 @@ def lookup(
         else:
             (decision,) = decide_requests(session.engine, session.policy, as_of_date, [item])
         model_version, _ = session.engine.current_model()
-        accounting = Accounting(agency.strip(), "lookup", "cli", model_version)
+        accounting = Accounting(agency.strip(), LOOKUP_BATCH_ID, actor, model_version)
         with session.ledger.transaction():  # the entry and its signature commit together: signed to the end
             session.ledger.append(ledger_events([item], [decision], accounting, session.policy))
             session.ledger.checkpoint(signing_key(session.workspace))

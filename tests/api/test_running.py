@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from taxmatch.api.keys import KeyStore, Role
+from taxmatch.ledger.model import command_line_actor
 from taxmatch.settings import Workspace
 
 TAXMATCH = str(Path(sys.executable).with_name("taxmatch"))
@@ -143,7 +144,9 @@ def test_ledger_verify_export_and_report_while_serving(served: Served, tmp_path:
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     entries = [line for line in lines if line.get("type") == "entry"]
     assert len(entries) >= result["entries"]
-    assert sum(1 for entry in entries if entry.get("agency") == "CBP" and entry.get("actor") == "cli") == 5
+    assert (
+        sum(1 for entry in entries if entry.get("agency") == "CBP" and entry.get("actor") == command_line_actor()) == 5
+    )
     from_file = served.cli("ledger", "verify", "--file", str(out))
     assert from_file.returncode == 0, from_file.stderr
 
@@ -241,6 +244,30 @@ def test_batch_run_while_serving_gives_what_a_run_without_a_server_gives(served:
     assert rerun.returncode == 0, rerun.stderr
     rerun_manifest = json.loads((tmp_path / "rerun" / "manifest.json").read_text(encoding="utf-8"))
     assert (rerun_manifest["batch_id"], rerun_manifest["repeats"]) == (f"{batch_id}-r1", batch_id)
+
+
+def test_a_cli_lookup_through_the_server_is_accounted_as_an_api_lookup_is(served: Served, tmp_path: Path) -> None:
+    """Both without a request id: each gets an id of its own, and the actor names key or login."""
+    request = {key: value for key, value in requests_of(served)[2].items() if key != "request_id"}
+    via_api = httpx.post(
+        served.base_url + "/v1/lookup",
+        json=request,
+        headers={"Authorization": f"Bearer {served.requester}"},
+        timeout=30,
+    ).json()
+    done = served.cli("lookup", "--json", "-", "--agency", "ICE", "--explain", stdin=json.dumps(request))
+    assert done.returncode == 0, done.stderr
+    via_cli = json.loads(done.stdout)
+    assert "explanation" in via_cli  # --explain is served through the server too
+    ids = {via_api["request_id"], via_cli["request_id"]}
+    assert len(ids) == 2 and all(request_id.startswith("lookup-") for request_id in ids)
+    out = tmp_path / "ledger.jsonl"
+    assert served.cli("ledger", "export", "--out", str(out)).returncode == 0
+    entries = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    actors = {entry["request_id"]: entry["actor"] for entry in entries if entry.get("request_id") in ids}
+    key_id = served.requester.split("_")[1]
+    assert actors == {via_api["request_id"]: f"api:{key_id}", via_cli["request_id"]: command_line_actor()}
+    assert {entry["batch_id"] for entry in entries if entry.get("request_id") in ids} == {"lookup"}
 
 
 def test_server_file_is_removed_at_shutdown(tmp_path: Path) -> None:

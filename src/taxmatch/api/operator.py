@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from taxmatch.api.running import snapshot_directory
 from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
 from taxmatch.database import copy_into_snapshot
 from taxmatch.engine.duckdb_engine import MasterNotLoadedError
+from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.outcome_formats import OutputFormat
-from taxmatch.io.requests import RequestFileError, read_requests_from_text
+from taxmatch.io.requests import RequestFileError, new_lookup_request_id, read_requests_from_text
 from taxmatch.ledger import signing_key
 from taxmatch.pipeline import (
     BatchAlreadyCompletedError,
@@ -63,6 +64,9 @@ class OperatorLookup(BaseModel):
     request: dict[str, Any]
     as_of: datetime.date
     agency: str
+    # `cli:<login>` (`ledger.model.command_line_actor`); a caller of this channel owns the workspace.
+    actor: str = Field(default=CLI_ACTOR, pattern=r"^cli(:[A-Za-z0-9._-]{1,64})?$")
+    explain: bool = False
 
 
 class OperatorBatch(BaseModel):
@@ -110,16 +114,21 @@ class SnapshotOrder(BaseModel):
 
 @router.post("/lookup")
 async def operator_lookup(order: OperatorLookup, service: OperatorService) -> dict[str, Any]:
-    """`taxmatch lookup` while the server runs: decided and accounted like an API lookup."""
+    """`taxmatch lookup` while the server runs: decided and accounted like an API lookup (actor `cli:<login>`)."""
     if not order.agency.strip():
         raise HTTPException(422, "the agency is required")
-    items = list(read_requests_from_text(json.dumps(order.request, ensure_ascii=False), "ndjson"))
-    accounting = Accounting(agency=order.agency.strip(), actor=CLI_ACTOR, batch_id=LOOKUP_BATCH_ID)
+    request = {"request_id": new_lookup_request_id(), **order.request}
+    items = list(read_requests_from_text(json.dumps(request, ensure_ascii=False), "ndjson"))
+    accounting = Accounting(agency=order.agency.strip(), actor=order.actor, batch_id=LOOKUP_BATCH_ID)
+    recorder = ExplanationRecorder() if order.explain else None
     try:
-        (decision,) = await run_in_threadpool(service.decide_and_account, order.as_of, items, accounting)
+        (decision,) = await run_in_threadpool(service.decide_and_account, order.as_of, items, accounting, recorder)
     except MasterNotLoadedError as error:
         raise HTTPException(503, str(error)) from None
-    return decision_as_json(decision, service.policy.extra_disclosed_columns)
+    answer = decision_as_json(decision, service.policy.extra_disclosed_columns)
+    if recorder is not None:
+        (answer["explanation"],) = await run_in_threadpool(service.explain, [decision], recorder)
+    return answer
 
 
 @router.post("/batch-run")

@@ -124,9 +124,12 @@ class RunningServer:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def lookup(self, request: dict[str, Any], as_of: str, agency: str) -> dict[str, Any]:
-        """The decision of one request, decided and accounted by the server."""
-        return self._post("/lookup", {"request": request, "as_of": as_of, "agency": agency})
+    def lookup(
+        self, request: dict[str, Any], as_of: str, agency: str, actor: str, *, explain: bool = False
+    ) -> dict[str, Any]:
+        """The decision of one request, decided and accounted by the server (as ``actor``)."""
+        order = {"request": request, "as_of": as_of, "agency": agency, "actor": actor, "explain": explain}
+        return self._post("/lookup", order)
 
     def batch_run(self, order: dict[str, Any]) -> dict[str, Any]:
         """`taxmatch batch run` done by the server (`/v1/operator/batch-run`); its `BatchResult` as JSON.
