@@ -25,7 +25,10 @@ workspace checked again:
   load that exits 0; a batch whose manifest is in place with one entry per record, after a re-run
   that exits 0 or that is refused because the killed run had completed before it died (counted
   in reruns_refused_as_already_complete); probe_batches_completed / probe_batches likewise;
-* verify_failures: `taxmatch ledger verify` not exiting 0.
+* verify_failures: `taxmatch ledger verify` not exiting 0;
+* staging_dirs_left_after_reruns: staging directories (`.*.staging`, complete outcome files of
+  runs killed before their commit: personal data) still on disk after a re-run completed (the
+  most seen at one check); the next `batch run` or `master load` deletes them.
 """
 
 from __future__ import annotations
@@ -112,6 +115,9 @@ class Checker:
         rows = [(str(a), str(b), str(r), str(o)) for a, b, r, o in entries]
         return rows, models, str(current[0]), (int(master[0]), int(master[1]))
 
+    def staging_dirs(self, outs: Path) -> int:
+        return sum(1 for place in (outs, self.home / "batches") for _ in place.glob(".*.staging"))
+
     def master(self) -> tuple[int, int]:
         return self._read()[3]
 
@@ -179,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         clean = run_step("batch run", batch("CLEAN"), space.env)
         kills = killed = reruns = reruns_completed = already_complete = probes = probes_completed = 0
-        verify_failures = finished_first = 0
+        verify_failures = finished_first = staging_left = 0
         loaded = next_master = 0  # index of the master in place, of the one being loaded
 
         def verify() -> None:
@@ -238,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 reruns_completed += 1
                 already_complete += 1
             checker.check()
+            staging_left = max(staging_left, checker.staging_dirs(outs))
             verify()
             log(f"kill {kills}/{len(plan)}: {kind} {'killed' if was_killed else 'finished first'}")
         result: dict[str, Any] = {
@@ -259,6 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "probe_batches": probes,
             "probe_batches_completed": probes_completed,
             "verify_failures": verify_failures,
+            "staging_dirs_left_after_reruns": staging_left,
             "clean_batch_seconds": round(clean.seconds, 2),
             "clean_load_seconds": round(load.seconds, 2),
             "seconds": round(time.perf_counter() - started, 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 from collections import Counter
@@ -230,3 +231,49 @@ def test_a_stray_quote_in_a_request_file_costs_its_own_line_only(workspace: dict
     assert [(row["request_id"], row["reason_codes"]) for row in broken] == [
         (lines[31].split(",", 1)[0], "MALFORMED_RECORD")
     ]
+
+
+def test_cli_lookups_are_accounted_as_api_lookups_are_each_an_entry_of_its_own(workspace: dict[str, Path]) -> None:
+    """Issue 13: every CLI lookup was recorded as request `lookup` by actor `cli`, so the accounting
+    could not tell two of them apart. Now, as the API does (`api:<key id>`, `lookup-<random>`): the
+    login of who looked up and an id of its own, with the ledger's format unchanged."""
+    from taxmatch.ledger.model import command_line_actor
+
+    disclosed = read_rows(workspace["out"] / "disclosed.csv")[0]["request_id"]
+    (row,) = [row for row in read_rows(workspace["data"] / "requests.csv") if row["request_id"] == disclosed]
+    del row["request_id"]
+    request_file = workspace["root"] / "no-id.json"
+    request_file.write_text(json.dumps(row), encoding="utf-8")
+    home = str(workspace["home"])
+    answers = [
+        json.loads(invoke("--home", home, "lookup", "--agency", "ICE", "--json", str(request_file), "--as-of", AS_OF))
+        for _ in range(2)
+    ]
+    assert [answer["outcome"] for answer in answers] == ["DISCLOSED", "DISCLOSED"]
+    ids = [answer["request_id"] for answer in answers]
+    assert ids[0] != ids[1] and all(request_id.startswith("lookup-") for request_id in ids)
+
+    exported = workspace["root"] / "lookups.jsonl"
+    invoke("--home", home, "ledger", "export", "--out", str(exported))
+    entries = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()]
+    mine = [entry for entry in entries if entry.get("request_id") in ids]
+    assert [(entry["batch_id"], entry["actor"]) for entry in mine] == [("lookup", command_line_actor())] * 2
+    invoke("--home", home, "ledger", "verify")
+    invoke("ledger", "verify", "--file", str(exported))
+
+    reports = workspace["root"] / "report"
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    invoke("--home", home, "ledger", "report", "--from", today, "--to", today, "--out", str(reports))
+    listed = [line for line in read_rows(reports / "disclosures.csv") if line["request_id"] in ids]
+    assert sorted((line["actor"], line["request_id"]) for line in listed) == sorted(
+        (command_line_actor(), request_id) for request_id in ids
+    )
+
+
+def test_the_command_line_actor_names_a_login_safely() -> None:
+    from taxmatch.ledger.model import command_line_actor
+
+    assert command_line_actor("ana") == "cli:ana"
+    assert command_line_actor("a b;c\n") == "cli:a_b_c_"
+    assert command_line_actor("") == "cli:unknown"
+    assert len(command_line_actor("x" * 500)) == len("cli:") + 64

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import typer
 
 from taxmatch.api.app import LookupRequest
 from taxmatch.cli import app, lookup_item
+from taxmatch.ledger.model import command_line_actor
 
 AS_OF = "2026-11-25"
 TAXMATCH = str(Path(sys.executable).with_name("taxmatch"))
@@ -91,6 +93,12 @@ def out_in_a_read_only_directory(world: dict[str, Path]) -> list[str]:
     ]
 
 
+def out_where_nobody_writes(world: dict[str, Path]) -> list[str]:
+    # Unwritable even for root (who writes into a read-only directory): the checks cannot foresee it.
+    return ["--home", str(world["home"]), "batch", "run", str(world["data"] / "requests.csv"), "--agency", "ICE",
+            "--out", "/proc/taxmatch-out"]  # fmt: skip
+
+
 def header_only_master(world: dict[str, Path]) -> list[str]:
     path = world["root"] / "header-only.csv"
     path.write_text(MASTER_HEADER, encoding="utf-8")
@@ -104,6 +112,12 @@ def master_with_a_1mb_quoted_field(world: dict[str, Path]) -> list[str]:
     return ["--home", str(world["root"] / "scratch-home"), "master", "load", str(path)]  # keeps the shared master
 
 
+def random_bytes_ndjson(world: dict[str, Path]) -> list[str]:
+    path = world["root"] / "noise.ndjson"
+    path.write_bytes(random.Random(13).randbytes(200_000))
+    return ["--home", str(world["home"]), "batch", "run", str(path), "--agency", "ICE"]
+
+
 BAD_PATHS: list[object] = [
     pytest.param(missing_file, "no such file", id="batch run: missing file"),
     pytest.param(a_directory, "is not a file", id="batch run: a directory"),
@@ -115,6 +129,13 @@ BAD_PATHS: list[object] = [
         id="--out: read-only directory",
         marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory"),
     ),
+    pytest.param(
+        out_where_nobody_writes,
+        "cannot write the outcome files",
+        id="--out: under /proc",
+        marks=pytest.mark.skipif(not Path("/proc").is_dir(), reason="no /proc"),
+    ),
+    pytest.param(random_bytes_ndjson, "not a NDJSON text file", id="batch run: random bytes as .ndjson"),
     pytest.param(header_only_master, "", id="master load: header-only CSV"),
     pytest.param(master_with_a_1mb_quoted_field, "", id="master load: 1 MB quoted field"),
 ]
@@ -177,7 +198,8 @@ def test_a_lookup_is_recorded_under_its_agency_and_signed_to_the_end(world: dict
     exported = world["root"] / "ledger.jsonl"
     assert taxmatch("--home", str(world["home"]), "ledger", "export", "--out", str(exported)).returncode == 0
     last = [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines() if '"entry"' in line][-1]
-    assert (last["agency"], last["batch_id"], last["actor"]) == ("CBP", "lookup", "cli")
+    assert (last["agency"], last["batch_id"], last["actor"]) == ("CBP", "lookup", command_line_actor())
+    assert last["request_id"].startswith("lookup-")  # an id of its own, as an API lookup gets
 
 
 def test_the_cli_and_the_api_read_one_request_schema() -> None:
@@ -190,7 +212,8 @@ def test_the_cli_and_the_api_read_one_request_schema() -> None:
             assert renamed.get(field, field) in flags, f"lookup has no flag for the API field {field}"
     # Values are read as the API reads them: numbers become text, the NDJSON reader then parses them.
     item = lookup_item({"first_name": "Ann", "last_name": "Lee", "zip": 89501, "tax_years": 2024})
-    assert (item.request_id, item.zip, item.tax_years) == ("lookup", "89501", "2024")
+    assert (item.zip, item.tax_years) == ("89501", "2024")
+    assert item.request_id.startswith("lookup-")
 
 
 def test_outcome_directories_and_files_are_private(world: dict[str, Path]) -> None:
@@ -201,7 +224,11 @@ def test_outcome_directories_and_files_are_private(world: dict[str, Path]) -> No
     done = taxmatch("--home", str(world["home"]), "batch", "run", str(world["data"] / "requests.csv"),
                     "--agency", "CBP", "--as-of", AS_OF)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    (default_out,) = [path for path in (world["home"] / "batches").iterdir() if path.is_dir()]
+    (default_out,) = [
+        path.parent
+        for path in (world["home"] / "batches").glob("*/manifest.json")
+        if json.loads(path.read_text(encoding="utf-8"))["agency"] == "CBP"
+    ]
     for directory in (world["home"], world["home"] / "batches", out, default_out):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     for path in [*out.iterdir(), *default_out.iterdir()]:

@@ -319,3 +319,59 @@ def test_an_output_place_that_cannot_hold_the_batch_is_refused_before_anything_i
         assert "a-file" in result.output and "Traceback" not in result.output
     assert ledger_rows(home, "NOWHERE") == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]
+
+
+# ---- staging folders of killed runs (personal data, nothing final) ------------------------------
+
+
+def staging_dirs(*places: Path) -> list[Path]:
+    return sorted(path for place in places for path in place.glob(".*.staging"))
+
+
+@pytest.mark.slow
+def test_the_next_batch_run_deletes_the_staging_folders_of_killed_runs_but_keeps_a_recorded_ones(
+    loaded_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    home, requests = loaded_workspace
+    run = ["--home", str(home), "batch", "run", str(requests), "--as-of", AS_OF]
+
+    def killed_at(point: str, agency: str, *out: str) -> None:
+        killed = subprocess.run([sys.executable, "-c", DIE_AT, point, *run, "--agency", agency, *out],
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    killed_at("commit", "STALE-OUT", "--out", str(tmp_path / "killed"))  # beside an --out of the operator's
+    (stale,) = staging_dirs(tmp_path)
+    assert (stale / "disclosed.csv").is_file(), "the staged files hold personal data"
+    killed_at("after-commit", "RECORDED", "--out", str(tmp_path / "recorded"))  # accounted: its staging is needed
+    (recorded,) = staging_dirs(tmp_path)
+    assert recorded.name.startswith(".recorded.") and not stale.exists()
+    killed_at("commit", "STALE-HOME")  # in <home>/batches
+    assert len(staging_dirs(home / "batches")) == 1 and staging_dirs(tmp_path) == [recorded]
+
+    other = taxmatch(*run, "--agency", "NEXT", "--out", str(tmp_path / "next"))
+    assert other.returncode == 0, other.stderr
+    assert "removed 1 staging folder(s)" in other.stderr
+    assert staging_dirs(home / "batches") == [] and staging_dirs(tmp_path) == [recorded]
+
+    finished = taxmatch(*run, "--agency", "RECORDED", "--out", str(tmp_path / "recorded"))
+    assert finished.returncode == 0, finished.stderr
+    assert "nothing new" in finished.stdout
+    assert sum(written_outcomes(tmp_path / "recorded").values()) == 150
+    assert staging_dirs(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_master_load_deletes_the_staging_folder_of_a_killed_run(tmp_path: Path) -> None:
+    generate(tmp_path / "data", people=60, requests=10, seed=3, as_of=datetime.date(2026, 11, 25))
+    home, master = tmp_path / "home", tmp_path / "data" / "master.csv"
+    assert taxmatch("--home", str(home), "master", "load", str(master)).returncode == 0
+    run = ["--home", str(home), "batch", "run", str(tmp_path / "data" / "requests.csv"), "--agency", "ICE"]
+    killed = subprocess.run([sys.executable, "-c", DIE_AT, "commit", *run, "--as-of", AS_OF],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(staging_dirs(home / "batches")) == 1
+    loaded = taxmatch("--home", str(home), "master", "load", str(master))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "removed 1 staging folder(s)" in loaded.stderr
+    assert staging_dirs(home / "batches") == []

@@ -40,9 +40,12 @@ from taxmatch.engine.interface import (
 )
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterFileError, MasterRowProblem
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat
-from taxmatch.io.requests import Item, RequestFileError, read_requests_from_text
+from taxmatch.io.requests import Item, RequestFileError, new_lookup_request_id, read_requests_from_text
 from taxmatch.ledger import Ledger, signing_key
+from taxmatch.ledger.batch_runs import BatchRuns, purge_stale_staging
+from taxmatch.ledger.batches import LOOKUP_BATCH_ID
 from taxmatch.ledger.cli import ledger_app, purge_command
+from taxmatch.ledger.model import command_line_actor
 from taxmatch.pipeline import (
     Accounting,
     BatchAlreadyCompletedError,
@@ -198,6 +201,11 @@ def load_master_with_progress(
     missing = [path for path in files if not path.is_file()]
     if missing:
         fail(f"no such file: {', '.join(str(path) for path in missing)}")
+    runs = BatchRuns(session.ledger)
+    runs.ensure_schema()
+    removed = purge_stale_staging(runs, session.workspace.batches_dir)  # personal data, nothing final
+    if removed:
+        err.print(f"removed {len(removed)} staging folder(s) left by interrupted batch runs")
     total_bytes = sum(path.stat().st_size for path in files)
     started = time.perf_counter()
     with Progress(
@@ -341,6 +349,8 @@ def print_batch_summary(result: BatchResult) -> None:
     out.print(table)
     if result.repeats is not None:
         out.print(f"a re-run: recorded as a new batch that repeats batch {result.repeats}")
+    if result.removed_staging:
+        err.print(f"removed {result.removed_staging} staging folder(s) left by interrupted batch runs")
     if result.finished_interrupted:
         out.print("an interrupted run had recorded this batch in the ledger: its files are now in place, nothing new")
     rate = result.counts["total"] / result.seconds if result.seconds else 0.0
@@ -370,6 +380,34 @@ def check_batch_paths(file: Path, out_dir: Path | None) -> None:
         fail(f"--out {out_dir}: {existing} is not writable")
 
 
+def batch_run_by_server(
+    workspace: Workspace,
+    file: Path,
+    agency: str,
+    as_of: datetime.date,
+    out_dir: Path | None,
+    rerun: bool,
+    output_format: str,
+) -> BatchResult | None:
+    """The batch run by `taxmatch serve`, which holds the database, if it runs (api/running.py); else None."""
+    server = running_server(workspace)
+    if server is None:
+        return None
+    from taxmatch.api.operator import batch_result_from_json  # FastAPI: only when a server runs
+
+    order = {
+        "file": str(file.resolve()), "agency": agency, "as_of": as_of.isoformat(),
+        "out_dir": None if out_dir is None else str(out_dir.resolve()), "rerun": rerun, "output_format": output_format,
+    }  # fmt: skip
+    try:
+        with err.status(f"running the batch in the server at {server.url}"):
+            return batch_result_from_json(server.batch_run(order))
+    except ServerUnreachable:
+        return None  # a stale server.json: run here (opening the database says if it is in use)
+    except ServerError as error:
+        fail(str(error))
+
+
 @batch_app.command("run")
 def batch_run(
     ctx: typer.Context,
@@ -396,6 +434,10 @@ def batch_run(
     if output_format not in OUTPUT_FORMATS:
         fail(f"--format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     check_batch_paths(file, out_dir)
+    result = batch_run_by_server(ctx.obj, file, agency.strip(), as_of_date, out_dir, rerun, output_format)
+    if result is not None:
+        print_batch_summary(result)
+        return
     with open_session(ctx) as session:
         try:
             result = run_batch_with_progress(session, file, agency.strip(), as_of_date, out_dir, rerun, output_format)
@@ -428,7 +470,7 @@ def lookup_item(mapping: dict[str, Any]) -> Item:
         ]
         fail(f"the request is not valid: {'; '.join(problems)}")
     values = parsed.model_dump(exclude_none=True)
-    values.setdefault("request_id", "lookup")
+    values.setdefault("request_id", new_lookup_request_id())
     (item,) = read_requests_from_text(json.dumps(values, ensure_ascii=False), "ndjson")
     return item
 
@@ -491,12 +533,15 @@ def lookup(
     mapping.update(given)
     if request_id is not None:
         mapping["request_id"] = request_id
+    # Accounted as the API accounts its lookups: an id of its own (unless given) and who asked.
+    mapping.setdefault("request_id", new_lookup_request_id())
+    actor = command_line_actor()
     item = lookup_item(mapping)
     as_of_date = parse_as_of(as_of)
     server = running_server(ctx.obj)
     if server is not None:  # `taxmatch serve` holds the database: the server decides and accounts
         try:
-            answer = server.lookup(mapping, as_of_date.isoformat(), agency)
+            answer = server.lookup(mapping, as_of_date.isoformat(), agency, actor, explain=explain)
         except ServerUnreachable:
             answer = None  # a stale server.json: decide here (opening the database says if it is in use)
         except ServerError as error:
@@ -510,7 +555,7 @@ def lookup(
         else:
             (decision,) = decide_requests(session.engine, session.policy, as_of_date, [item])
         model_version, _ = session.engine.current_model()
-        accounting = Accounting(agency.strip(), "lookup", "cli", model_version)
+        accounting = Accounting(agency.strip(), LOOKUP_BATCH_ID, actor, model_version)
         with session.ledger.transaction():  # the entry and its signature commit together: signed to the end
             session.ledger.append(ledger_events([item], [decision], accounting, session.policy))
             session.ledger.checkpoint(signing_key(session.workspace))

@@ -38,7 +38,7 @@ from taxmatch.io.outcomes import (
 )
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
-from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, rerun_batch_id
+from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, purge_stale_staging, rerun_batch_id
 from taxmatch.ledger.model import utc_timestamp
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice, choose_taxpayer, disclose, generation_facts_wanted
@@ -465,6 +465,8 @@ class BatchResult:
     # True when this call recorded nothing: it put in place the files of a batch that an
     # interrupted run had already recorded in the ledger.
     finished_interrupted: bool = False
+    # Staging directories of earlier runs killed before their ledger commit, deleted by this one.
+    removed_staging: int = 0
 
 
 class BatchAlreadyCompletedError(RuntimeError):
@@ -523,6 +525,7 @@ def run_batch(
     progress: Progress = _no_progress,
     rerun: bool = False,
     output_format: OutputFormat = "csv",
+    processes: int | None = None,
 ) -> BatchResult:
     """Decide every request, account for the outcomes in the ledger, then put the files in place.
 
@@ -533,24 +536,36 @@ def run_batch(
     leaves a batch recorded in the ledger that running the same command again finishes,
     without a second entry. A batch id that completed is refused (`BatchAlreadyCompletedError`)
     unless `rerun`, which records a new batch, `<id>-r<N>`, naming the one it repeats.
+
+    `processes`: 1 keeps every step in this process (the server, whose threads a fork would
+    copy); by default a large batch validates and renders in two (`taxmatch.parallel`).
     """
     started = time.perf_counter()
+    workers = _processes() if processes is None else processes
     model_version, _ = engine.current_model()
     input_sha256 = sha256_file(input_path)
     first_id = batch_id_for(agency, as_of, input_sha256, policy, model_version)
     runs = BatchRuns(ledger)
     runs.ensure_schema()
+    # Their files hold personal data and nothing in them is final.
+    removed_staging = len(purge_stale_staging(runs, default_out_root))
     batch_id, repeats = first_id, None
     if runs.is_accounted(first_id):
         if rerun:
             number, latest = runs.latest_rerun(first_id)
             if latest is not None and latest.status != "complete":
-                return _finish_recorded(engine, policy, ledger, signer, runs, latest, input_path, started, progress)
+                finished = _finish_recorded(
+                    engine, policy, ledger, signer, runs, latest, input_path, started, progress, workers
+                )
+                return dataclasses.replace(finished, removed_staging=removed_staging)
             batch_id, repeats = rerun_batch_id(first_id, number + 1), first_id
         else:
             recorded = runs.get(first_id)
             if recorded is not None and recorded.status != "complete":
-                return _finish_recorded(engine, policy, ledger, signer, runs, recorded, input_path, started, progress)
+                finished = _finish_recorded(
+                    engine, policy, ledger, signer, runs, recorded, input_path, started, progress, workers
+                )
+                return dataclasses.replace(finished, removed_staging=removed_staging)
             where = f"; its outputs are in {recorded.out_dir}" if recorded is not None else ""
             raise BatchAlreadyCompletedError(
                 f"batch {first_id} (this file, agency {agency}, as of {as_of.isoformat()}, this policy and model) "
@@ -565,20 +580,22 @@ def run_batch(
         # A staging directory left by a run killed before its ledger commit: nothing in it is final.
         shutil.rmtree(staging, ignore_errors=True)
         staging.parent.mkdir(parents=True, exist_ok=True)
+        runs.note_staging(batch_id, staging)  # before it exists: a kill from here on leaves it noted
         staging.mkdir(mode=0o700)
     except OSError as error:
+        runs.forget_staging(staging)
         raise BatchOutputError(f"cannot write the outcome files beside {target}: {error.strerror}") from None
     try:
         with _cyclic_collector_paused():
             items = list(read_requests(input_path))
             progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+            decisions = decide_requests(engine, policy, as_of, items, progress, workers)
             accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
                 writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
-                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer)
+                appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer, workers)
                 counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()
@@ -605,14 +622,18 @@ def run_batch(
     except BaseException:
         # Nothing of it is final: the staging directory goes with it.
         shutil.rmtree(staging, ignore_errors=True)
+        # Left noted if the database cannot say it now (the next run deletes a noted directory anyway).
+        with contextlib.suppress(Exception):
+            runs.forget_staging(staging)
         raise
     # Committed: from here on the batch is accounted for, and only putting its files in place is left.
     progress("recorded", len(decisions), len(decisions))
     ledger.checkpoint(signer)
     _publish_recorded(runs, BatchRun(batch_id, repeats, agency, target, staging, manifest, "recorded", recorded_at))
     return BatchResult(
-        batch_id, target, counts, target / MANIFEST_FILENAME, time.perf_counter() - started, repeats=repeats
-    )
+        batch_id, target, counts, target / MANIFEST_FILENAME, time.perf_counter() - started, repeats=repeats,
+        removed_staging=removed_staging,
+    )  # fmt: skip
 
 
 def _processes() -> int:
@@ -626,6 +647,7 @@ def _append_and_render(
     accounting: Accounting,
     policy: Policy,
     writer: OutcomeFiles,
+    processes: int,
 ) -> tuple[Appended | None, Any]:
     """Append the batch's entries (no commit) and render its outcome files; in two processes when large."""
 
@@ -635,7 +657,7 @@ def _append_and_render(
     def render() -> Any:
         return writer.render(decisions)
 
-    if _processes() > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
+    if processes > 1 and len(decisions) >= MIN_ITEMS_TO_SPLIT:
         # The outcome files' text is pure Python: it is made beside the ledger append.
         return here_and_forked(append_entries, render)
     return append_entries(), render()
@@ -666,6 +688,7 @@ def _recorded_format(manifest: dict[str, Any]) -> OutputFormat:
 def _publish_recorded(runs: BatchRuns, run: BatchRun) -> None:
     publish_outcomes(run.staging_dir, run.out_dir, run.manifest)
     runs.mark_complete(run.batch_id)
+    runs.forget_staging(run.staging_dir)
 
 
 def _finish_recorded(
@@ -678,6 +701,7 @@ def _finish_recorded(
     input_path: Path,
     started: float,
     progress: Progress,
+    processes: int,
 ) -> BatchResult:
     """Put in place the files of a batch that the ledger records but whose run was interrupted.
 
@@ -691,7 +715,7 @@ def _finish_recorded(
     except StagedOutcomesMissingError:
         items = list(read_requests(input_path))
         as_of = datetime.date.fromisoformat(str(manifest["as_of"]))
-        decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+        decisions = decide_requests(engine, policy, as_of, items, progress, processes)
         shutil.rmtree(run.staging_dir, ignore_errors=True)
         run.staging_dir.parent.mkdir(parents=True, exist_ok=True)
         run.staging_dir.mkdir(mode=0o700)

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from taxmatch.api.keys import KeyStore, Role
+from taxmatch.ledger.model import command_line_actor
 from taxmatch.settings import Workspace
 
 TAXMATCH = str(Path(sys.executable).with_name("taxmatch"))
@@ -143,7 +144,9 @@ def test_ledger_verify_export_and_report_while_serving(served: Served, tmp_path:
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     entries = [line for line in lines if line.get("type") == "entry"]
     assert len(entries) >= result["entries"]
-    assert sum(1 for entry in entries if entry.get("agency") == "CBP" and entry.get("actor") == "cli") == 5
+    assert (
+        sum(1 for entry in entries if entry.get("agency") == "CBP" and entry.get("actor") == command_line_actor()) == 5
+    )
     from_file = served.cli("ledger", "verify", "--file", str(out))
     assert from_file.returncode == 0, from_file.stderr
 
@@ -184,6 +187,87 @@ def test_cli_commands_beside_a_stream_of_api_lookups(served: Served) -> None:
             thread.join()
     assert failures == []
     assert served.cli("ledger", "verify").returncode == 0
+
+
+def exported_entries(served: Served, home: Path, out: Path, batch_id: str) -> list[dict[str, object]]:
+    """The ledger entries of ``batch_id`` in an export of ``home``, without what differs between ledgers."""
+    done = subprocess.run(
+        [TAXMATCH, "--home", str(home), "ledger", "export", "--out", str(out)],
+        env=served.env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    placed = ("seq", "entry_hash", "prev_hash", "recorded_at")
+    return [
+        {key: value for key, value in entry.items() if key not in placed}
+        for entry in entries
+        if entry.get("type") == "entry" and entry.get("batch_id") == batch_id
+    ]
+
+
+def test_batch_run_while_serving_gives_what_a_run_without_a_server_gives(served: Served, tmp_path: Path) -> None:
+    """`batch run` goes through the running server (before: "database in use") and yields the same
+    outcome files, manifest and ledger entries as the same batch in a workspace without a server."""
+    as_of = datetime.date.today().isoformat()
+    arguments = ("batch", "run", str(served.data / "requests.csv"), "--agency", "ICE", "--as-of", as_of)
+    via_server = served.cli(*arguments, "--out", str(tmp_path / "served"))
+    assert via_server.returncode == 0, via_server.stderr
+    assert "in use" not in via_server.stderr
+
+    alone = tmp_path / "alone"
+    for command in (("master", "load", str(served.data / "master.csv")), (*arguments, "--out", str(tmp_path / "out"))):
+        done = subprocess.run([TAXMATCH, "--home", str(alone), *command], env=served.env, capture_output=True,
+                              text=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    served_manifest = json.loads((tmp_path / "served" / "manifest.json").read_text(encoding="utf-8"))
+    alone_manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        assert (tmp_path / "served" / name).read_bytes() == (tmp_path / "out" / name).read_bytes(), name
+    where_and_when = ("ledger_head", "written_at")  # the two ledgers differ in what came before the batch
+    assert {key: value for key, value in served_manifest.items() if key not in where_and_when} == {
+        key: value for key, value in alone_manifest.items() if key not in where_and_when
+    }
+    batch_id = str(served_manifest["batch_id"])
+    assert served_manifest["counts"]["total"] == len(requests_of(served))
+    served_entries = exported_entries(served, served.home, tmp_path / "served.jsonl", batch_id)
+    assert len(served_entries) == len(requests_of(served))
+    assert served_entries == exported_entries(served, alone, tmp_path / "alone.jsonl", batch_id)
+    # The manifest's ledger head is an entry of the served ledger, and that ledger is intact.
+    assert served.cli("ledger", "verify", "--expect-head", served_manifest["ledger_head"]["hash"]).returncode == 0
+
+    # The same batch again through the server is refused as it is without one; --rerun is a new batch.
+    again = served.cli(*arguments, "--out", str(tmp_path / "again"))
+    assert again.returncode != 0
+    assert "already run" in again.stderr and "Traceback" not in again.stderr
+    rerun = served.cli(*arguments, "--out", str(tmp_path / "rerun"), "--rerun")
+    assert rerun.returncode == 0, rerun.stderr
+    rerun_manifest = json.loads((tmp_path / "rerun" / "manifest.json").read_text(encoding="utf-8"))
+    assert (rerun_manifest["batch_id"], rerun_manifest["repeats"]) == (f"{batch_id}-r1", batch_id)
+
+
+def test_a_cli_lookup_through_the_server_is_accounted_as_an_api_lookup_is(served: Served, tmp_path: Path) -> None:
+    """Both without a request id: each gets an id of its own, and the actor names key or login."""
+    request = {key: value for key, value in requests_of(served)[2].items() if key != "request_id"}
+    via_api = httpx.post(
+        served.base_url + "/v1/lookup",
+        json=request,
+        headers={"Authorization": f"Bearer {served.requester}"},
+        timeout=30,
+    ).json()
+    done = served.cli("lookup", "--json", "-", "--agency", "ICE", "--explain", stdin=json.dumps(request))
+    assert done.returncode == 0, done.stderr
+    via_cli = json.loads(done.stdout)
+    assert "explanation" in via_cli  # --explain is served through the server too
+    ids = {via_api["request_id"], via_cli["request_id"]}
+    assert len(ids) == 2 and all(request_id.startswith("lookup-") for request_id in ids)
+    out = tmp_path / "ledger.jsonl"
+    assert served.cli("ledger", "export", "--out", str(out)).returncode == 0
+    entries = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    actors = {entry["request_id"]: entry["actor"] for entry in entries if entry.get("request_id") in ids}
+    key_id = served.requester.split("_")[1]
+    assert actors == {via_api["request_id"]: f"api:{key_id}", via_cli["request_id"]: command_line_actor()}
+    assert {entry["batch_id"] for entry in entries if entry.get("request_id") in ids} == {"lookup"}
 
 
 def test_server_file_is_removed_at_shutdown(tmp_path: Path) -> None:

@@ -359,3 +359,22 @@ def test_a_line_of_json_nested_too_deeply_is_malformed_and_loses_nothing_else(tm
     assert len(items) == 3
     assert isinstance(items[1], MalformedRecord) and "nested too deeply" in items[1].problem
     assert not isinstance(items[2], MalformedRecord)
+
+
+def test_random_bytes_or_another_format_are_refused_as_a_request_file(tmp_path: Path) -> None:
+    """Issue 13, finding 10: a random-bytes `.ndjson` was read as 8,023 malformed records."""
+    import random
+
+    noise = write_csv(tmp_path, random.Random(13).randbytes(200_000), name="noise.ndjson")
+    with pytest.raises(RequestFileError, match="not a NDJSON text file"):
+        list(read_requests(noise))
+    with pytest.raises(RequestFileError, match="not a CSV text file"):
+        list(read_requests(write_csv(tmp_path, random.Random(14).randbytes(200_000), name="noise.csv")))
+    # CSV text under a .ndjson name: text, but no line of it is a JSON object.
+    csv_text = write_csv(tmp_path, f"{HEADER}\n{csv_line('r1')}\n", name="csv.ndjson")
+    with pytest.raises(RequestFileError, match="not NDJSON"):
+        list(read_requests(csv_text))
+    # A real NDJSON file with a damaged line is read: that line is a malformed record of its own.
+    lines = [json.dumps(row("r1")), "\x00\x01garbage", json.dumps(row("r3"))]
+    items = list(read_requests(write_csv(tmp_path, "\n".join(lines) + "\n", name="damaged.ndjson")))
+    assert [type(item) for item in items] == [RequestRecord, MalformedRecord, RequestRecord]

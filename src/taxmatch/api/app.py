@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 import functools
 import json
-import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -59,7 +58,7 @@ from taxmatch.engine.interface import MasterNotLoadedError
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.outcome_formats import OutputFormat
 from taxmatch.io.outcomes import MANIFEST_FILENAME
-from taxmatch.io.requests import RequestFileError, read_requests_from_text
+from taxmatch.io.requests import RequestFileError, new_lookup_request_id, read_requests_from_text
 from taxmatch.pipeline import decision_as_json
 from taxmatch.settings import Workspace
 
@@ -357,7 +356,7 @@ def create_app(
                 [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_input=False)]
             ) from None
         mapping = parsed.model_dump(exclude_none=True)
-        mapping.setdefault("request_id", f"lookup-{secrets.token_hex(6)}")
+        mapping.setdefault("request_id", new_lookup_request_id())
         state.meter.take_volume(key.key_id, 1)
         # Through the NDJSON reader, so a lookup is read exactly as the same object in a batch would be.
         items = list(read_requests_from_text(json.dumps(mapping, ensure_ascii=False), "ndjson"))

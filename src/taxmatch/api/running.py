@@ -8,6 +8,8 @@ file is the workspace's owner (who can read the database key anyway). The comman
 
 - `lookup`: sends the request to ``POST /v1/operator/lookup``; the server decides and accounts
   it exactly as its own lookups, in the same ledger order;
+- `batch run`: sends its arguments to ``POST /v1/operator/batch-run``; the server runs the
+  command line's own `pipeline.run_batch` (same files, manifest and ledger entries);
 - `ledger verify`, `ledger report`, `ledger export`: ask ``POST /v1/operator/ledger-snapshot``
   for an encrypted copy of the ledger tables taken in one transaction, and read that copy with
   the same code as the database (`ledger_connection`).
@@ -98,13 +100,15 @@ class RunningServer:
     url: str
     token: str
 
-    def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(
+        self, route: str, body: dict[str, Any], timeout: httpx.Timeout | float = OPERATOR_TIMEOUT_SECONDS
+    ) -> dict[str, Any]:
         try:
             response = httpx.post(
                 self.url + OPERATOR_PREFIX + route,
                 json=body,
                 headers={"Authorization": f"Bearer {self.token}"},
-                timeout=OPERATOR_TIMEOUT_SECONDS,
+                timeout=timeout,
             )
         except httpx.ConnectError:
             # Nothing listens: the request never reached a server, so nothing was accounted.
@@ -120,9 +124,20 @@ class RunningServer:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def lookup(self, request: dict[str, Any], as_of: str, agency: str) -> dict[str, Any]:
-        """The decision of one request, decided and accounted by the server."""
-        return self._post("/lookup", {"request": request, "as_of": as_of, "agency": agency})
+    def lookup(
+        self, request: dict[str, Any], as_of: str, agency: str, actor: str, *, explain: bool = False
+    ) -> dict[str, Any]:
+        """The decision of one request, decided and accounted by the server (as ``actor``)."""
+        order = {"request": request, "as_of": as_of, "agency": agency, "actor": actor, "explain": explain}
+        return self._post("/lookup", order)
+
+    def batch_run(self, order: dict[str, Any]) -> dict[str, Any]:
+        """`taxmatch batch run` done by the server (`/v1/operator/batch-run`); its `BatchResult` as JSON.
+
+        No read deadline: a batch of millions runs for minutes. Whatever happens to this
+        command, the server finishes and accounts for the batch it started.
+        """
+        return self._post("/batch-run", order, httpx.Timeout(OPERATOR_TIMEOUT_SECONDS, read=None))
 
     def ledger_snapshot(self, *, checkpoint: bool) -> Path:
         """A new encrypted file with the ledger tables; the caller removes it."""

@@ -356,7 +356,7 @@ def publish_outcomes(staging: Path, target: Path, manifest: dict[str, Any]) -> N
     missing = [name for name in names if not (staging / name).is_file() and not in_place(name)]
     if missing:
         raise StagedOutcomesMissingError(f"not staged in {staging} nor in place in {target}: {', '.join(missing)}")
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner only: personal data
     if (staging / MANIFEST_FILENAME).is_file():
         (target / MANIFEST_FILENAME).unlink(missing_ok=True)
     for name in names:

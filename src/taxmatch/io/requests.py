@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -73,6 +74,12 @@ Item = RequestRecord | MalformedRecord
 
 class RequestFileError(ValueError):
     """The request file as a whole cannot be read; the message names the file."""
+
+
+def new_lookup_request_id() -> str:
+    """The id of a lookup sent without one (API or command line): unique, so that
+    every lookup is an entry of its own in the ledger and in the accounting."""
+    return f"lookup-{secrets.token_hex(6)}"
 
 
 def outcome_request_id(record: RequestRecord | MalformedRecord) -> str:

@@ -15,12 +15,21 @@ transaction (status ``recorded``), then puts its outcome files in place and mark
 The row also keeps the batch's manifest (its outcome files' hashes, ledger head) and where
 the files go, which is all a finishing run needs. Entries appended by a taxmatch older than
 this table have no row: a batch id with entries in the ledger counts as complete.
+
+A run writes its files first into a staging directory beside the target. Those files hold
+personal data, so every staging directory is noted in ``batch_staging`` (committed) before it
+is made, and forgotten once its files are in place or removed. A run killed before its ledger
+commit leaves one noted: `purge_stale_staging`, called by the next `batch run` and `master load`
+(each holds the workspace database, so no other run is writing one), deletes every noted
+directory and every ``.*.staging`` under ``<home>/batches/``, except those of ``recorded``
+batches, which a run of the same command finishes from them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -29,8 +38,10 @@ from taxmatch.ledger.store import ENTRIES_TABLE, Ledger
 
 __all__ = [
     "BATCH_RUNS_TABLE",
+    "STAGING_TABLE",
     "BatchRun",
     "BatchRuns",
+    "purge_stale_staging",
     "repeated_batch_id",
     "rerun_batch_id",
 ]
@@ -49,6 +60,15 @@ SCHEMA_SQL: Final = f"""CREATE TABLE IF NOT EXISTS {BATCH_RUNS_TABLE} (
     status VARCHAR NOT NULL,
     recorded_at VARCHAR NOT NULL
 )"""
+
+
+STAGING_TABLE: Final = "batch_staging"
+STAGING_SQL: Final = f"""CREATE TABLE IF NOT EXISTS {STAGING_TABLE} (
+    staging_dir VARCHAR PRIMARY KEY,
+    batch_id VARCHAR NOT NULL
+)"""
+# How `pipeline.staging_directory` names a staging directory (".<target name>.<batch id>.staging").
+STAGING_GLOB: Final = ".*.staging"
 
 
 def rerun_batch_id(original: str, number: int) -> str:
@@ -86,6 +106,27 @@ class BatchRuns:
     def ensure_schema(self) -> None:
         self.ledger.ensure_schema()
         self.con.execute(SCHEMA_SQL)
+        self.con.execute(STAGING_SQL)
+
+    def note_staging(self, batch_id: str, staging_dir: Path) -> None:
+        """Note a staging directory before it is made (outside any transaction: committed at once)."""
+        self.con.execute(f"INSERT OR REPLACE INTO {STAGING_TABLE} VALUES (?, ?)", [str(staging_dir), batch_id])
+
+    def forget_staging(self, staging_dir: Path) -> None:
+        self.con.execute(f"DELETE FROM {STAGING_TABLE} WHERE staging_dir = ?", [str(staging_dir)])
+
+    def stale_staging(self, batches_dir: Path) -> list[Path]:
+        """Staging directories no run will use: noted or under `batches_dir`, of no ``recorded`` batch."""
+        noted = {Path(str(row[0])) for row in self.con.execute(f"SELECT staging_dir FROM {STAGING_TABLE}").fetchall()}
+        if batches_dir.is_dir():
+            noted.update(path for path in batches_dir.glob(STAGING_GLOB) if path.is_dir() and not path.is_symlink())
+        needed = {
+            Path(str(row[0]))
+            for row in self.con.execute(
+                f"SELECT staging_dir FROM {BATCH_RUNS_TABLE} WHERE status <> 'complete'"
+            ).fetchall()
+        }
+        return sorted(noted - needed)
 
     def get(self, batch_id: str) -> BatchRun | None:
         row = self.con.execute(
@@ -134,3 +175,21 @@ class BatchRuns:
 
     def mark_complete(self, batch_id: str) -> None:
         self.con.execute(f"UPDATE {BATCH_RUNS_TABLE} SET status = 'complete' WHERE batch_id = ?", [batch_id])
+
+
+def purge_stale_staging(runs: BatchRuns, batches_dir: Path) -> list[Path]:
+    """Delete the staging directories of runs killed before their ledger commit; the ones deleted.
+
+    Call only while holding the workspace database for writing (no other run is staging then).
+    Nothing in them was accounted for or final: the ledger never named their files.
+    """
+    removed: list[Path] = []
+    for staging_dir in runs.stale_staging(batches_dir):
+        existed = staging_dir.exists()
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        if staging_dir.exists():
+            continue  # kept noted: tried again next time
+        runs.forget_staging(staging_dir)
+        if existed:
+            removed.append(staging_dir)
+    return removed

@@ -14,8 +14,11 @@ Nothing here touches a database or a file; `store`, `export` and `verify` build 
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import json
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -197,6 +200,25 @@ def disclosed_fields(policy: Policy | None = None) -> tuple[str, ...]:
     if policy is not None and policy.disclose_phone:
         fields_.append("phone")
     return tuple(fields_)
+
+
+_LOGIN_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def command_line_actor(login: str | None = None) -> str:
+    """Who looked up from the command line, as the ledger records it: ``cli:<login name>``.
+
+    An API lookup is recorded as ``api:<key id>`` and a dashboard one as ``ui:<key id>``; so the
+    ledger, and the accounting made from it, names the channel and the key or person behind every
+    lookup. `login` (default: this process's user) is kept to 64 letters, digits and ``._-``.
+    Batches from the command line keep the plain actor ``cli``.
+    """
+    if login is None:
+        try:
+            login = getpass.getuser()
+        except (OSError, KeyError):  # no user name for this uid (a bare container)
+            login = f"uid{os.getuid()}"
+    return "cli:" + (_LOGIN_UNSAFE.sub("_", login)[:64] or "unknown")
 
 
 @dataclass(frozen=True)
