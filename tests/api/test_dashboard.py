@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import json
 import re
 import subprocess
@@ -151,6 +152,19 @@ def test_roles_open_only_their_pages(world: World) -> None:
         assert keys.status_code == 200
         assert all(key.split("_")[1] in keys.text and key.split("_")[2] not in keys.text for key in world.keys.values())
         assert client.get("/ui/batches").status_code == 200 and client.get("/ui/ledger").status_code == 200
+
+
+def test_ledger_page_accounts_by_agency_statute_and_month_with_charts(world: World) -> None:
+    cli_batch = json.loads((world.expected_dir / "manifest.json").read_text())["batch_id"]
+    with sign_in(world, "ice_auditor") as client:
+        page = client.get("/ui/ledger").text
+    for chart in ("agency", "statute", "month", "outcome"):
+        section = re.search(rf'data-chart="{chart}">(.*?)</section>', page, re.S)
+        assert section is not None and "<svg" in section.group(1) and "<rect" in section.group(1), chart
+    month = datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
+    assert f">{month}<" in page  # this month's column is labelled
+    assert ">ICE<" in page and "8 U.S.C. 1326" in page
+    assert cli_batch not in page  # a summary: no request-level detail
 
 
 def test_forms_need_the_sessions_csrf_token(world: World) -> None:

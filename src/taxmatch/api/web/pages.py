@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD
 from taxmatch.api.app import ApiState
@@ -32,7 +33,7 @@ from taxmatch.api.web.sessions import COOKIE_NAME, CSRF_FIELD, Session, SessionS
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.requests import read_requests_from_text
 from taxmatch.ledger.batches import BatchDetail, batch_detail, batch_requests, list_batches
-from taxmatch.ledger.report import build_report, monthly_counts
+from taxmatch.ledger.report import TABLE_ROWS, build_report, report_charts
 from taxmatch.pipeline import decision_as_json
 from taxmatch.records import REASON_TEXT, ReasonCode
 
@@ -356,13 +357,11 @@ def ledger_page(request: Request) -> Response:
     first = last - datetime.timedelta(days=365)
     with service.database() as con:
         report = build_report(con, first, last)
-        months = monthly_counts(con, first, last)
+    charts = {name: Markup(svg) for name, svg in report_charts(report).items()}
+    largest = sorted(report.counts, key=lambda row: -row.count)[:TABLE_ROWS]
     return _page(
-        "ledger.html", viewer=viewer, title="Ledger", verification=verification, report=report,
-        by_agency=[(name, count, "neutral") for name, count in report.total_by("agency").items()],
-        by_outcome=[(name, count, name) for name, count in report.total_by("outcome").items()],
-        by_statute=[(name, count, "neutral") for name, count in report.total_by("statute").items()],
-        by_month=[(month, count, "neutral") for month, count in months.items()],
+        "ledger.html", viewer=viewer, title="Ledger", verification=verification, report=report, charts=charts,
+        counts=[row for row in report.counts if row in set(largest)],
     )  # fmt: skip
 
 
