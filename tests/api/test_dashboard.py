@@ -115,6 +115,19 @@ def test_batch_page_counts_by_outcome_and_reason_as_the_files(world: World) -> N
             "unmatched": len(rows_of(world.expected_dir / "unmatched.csv")),
         }
         assert "<svg" in page.text  # the charts are inline SVG, no script
+        disclosed = rows_of(world.expected_dir / "disclosed.csv")
+        for chart in ("outcomes", "reasons", "probability", "states", "tax-years"):
+            assert re.search(rf'data-chart="{chart}">.*?<svg.*?<rect', page.text, re.S), chart
+        states = Counter(row["state"] for row in disclosed)
+        years = Counter(row["tax_year"] for row in disclosed)
+        section = re.search(r'data-chart="states">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        state, count = states.most_common(1)[0]
+        assert f">{state}</text>" in section and f">{count:,}</text>" in section
+        section = re.search(r'data-chart="tax-years">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        assert all(f">{year}</text>" in section and f">{n:,}</text>" in section for year, n in years.items())
+        section = re.search(r'data-chart="probability">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        shown = sum(int(n.replace(",", "")) for n in re.findall(r"<title>[\d.]+: ([\d,]+) DISCLOSED</title>", section))
+        assert shown == len(disclosed)
         unmatched = client.get(f"/ui/batches/{cli_batch}?outcome=NOT_MATCHED")
         listed = re.findall(r'/requests/([^"]+)"', unmatched.text)
         assert listed and set(listed) <= {row["request_id"] for row in rows_of(world.expected_dir / "unmatched.csv")}

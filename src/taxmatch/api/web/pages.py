@@ -30,9 +30,11 @@ from taxmatch.api.app import ApiState
 from taxmatch.api.keys import ApiKey, Role
 from taxmatch.api.service import Accounting
 from taxmatch.api.web.sessions import COOKIE_NAME, CSRF_FIELD, Session, SessionStore, csrf_matches
+from taxmatch.charts import Bar, Step, bar_chart, column_chart, top_rows, waterfall_chart
 from taxmatch.explain import ExplanationRecorder
+from taxmatch.io.outcome_summary import summarize_outcomes
 from taxmatch.io.requests import read_requests_from_text
-from taxmatch.ledger.batches import BatchDetail, batch_detail, batch_requests, list_batches
+from taxmatch.ledger.batches import BatchDetail, batch_detail, batch_requests, list_batches, outcome_file_name
 from taxmatch.ledger.report import TABLE_ROWS, build_report, report_charts
 from taxmatch.pipeline import decision_as_json
 from taxmatch.records import REASON_TEXT, ReasonCode
@@ -234,15 +236,44 @@ def batch_page(request: Request, batch_id: str) -> Response:
         rows, matching = batch_requests(
             con, batch_id, outcome=outcome, limit=REQUESTS_PER_PAGE, offset=(page - 1) * REQUESTS_PER_PAGE
         )
-    counts = detail.summary.counts
-    outcome_rows = [(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")]
-    reason_rows = [(code, count, "neutral") for code, count in detail.reason_counts.items()]
     running = detail.summary.status in ("queued", "running")
     return _page(
         "batch.html", viewer=viewer, title=f"Batch {batch_id}", detail=detail, requests=rows, matching=matching,
-        outcome=outcome, page=page, pages=max(1, -(-matching // REQUESTS_PER_PAGE)), outcome_rows=outcome_rows,
-        reason_rows=reason_rows, refresh=5 if running else None,
+        outcome=outcome, page=page, pages=max(1, -(-matching // REQUESTS_PER_PAGE)),
+        charts=_batch_charts(detail), refresh=5 if running else None,
     )  # fmt: skip
+
+
+def _batch_charts(detail: BatchDetail) -> dict[str, Markup]:
+    """The batch page's charts: bounded by the kinds of things counted, not by the batch's rows."""
+    counts = detail.summary.counts
+    charts = {
+        "outcomes": bar_chart(
+            [Bar(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")], "Requests by outcome", 120
+        ),
+        "reasons": bar_chart(
+            [Bar(code, count) for code, count in detail.reason_counts.items()], "Requests by reason code", 230
+        ),
+    }
+    if detail.summary.status == "done" and detail.directory is not None:
+        summary = summarize_outcomes(
+            detail.directory,
+            outcome_file_name(detail.manifest, "disclosed"),
+            outcome_file_name(detail.manifest, "unmatched"),
+        )
+        charts["probability"] = column_chart(
+            summary.probability_bins, ("DISCLOSED", "NOT_MATCHED"), "Requests by match probability", label_every=4
+        )
+        charts["states"] = bar_chart(
+            [Bar(state or "(none)", count) for state, count in top_rows(summary.disclosed_by_state, 15, "other")],
+            "Disclosures by state",
+            120,
+        )
+        charts["tax_years"] = bar_chart(
+            [Bar(year, count) for year, count in summary.disclosed_by_tax_year.items()], "Disclosures by tax year", 120
+        )
+        charts["without_candidate"] = f"{summary.unmatched_without_candidate:,}"
+    return {name: Markup(svg) for name, svg in charts.items()}
 
 
 def _outcome_row(batches_dir: Path, batch_id: str, file_name: str, request_id: str) -> dict[str, str] | None:
@@ -293,18 +324,16 @@ def request_page(request: Request, batch_id: str, request_id: str) -> Response:
 # ---- lookup ---------------------------------------------------------------------------------------
 
 
-def _bar(label: str, weight: float) -> tuple[str, float, str]:
-    return label, round(abs(weight), 2), "negative" if weight < 0 else "neutral"
-
-
-def _waterfall_rows(explanation: dict[str, Any]) -> None:
-    """Adds each candidate's bar rows (step, |weight|, sign) for the chart beside its table."""
+def _waterfall_charts(explanation: dict[str, Any]) -> None:
+    """Adds each candidate's waterfall (prior, each comparison's weight, name frequency) as inline SVG."""
     for candidate in explanation.get("candidates", []):
         terms: Sequence[dict[str, Any]] = candidate["comparisons"]
-        rows = [_bar("prior", candidate["prior_match_weight"])]
-        rows += [_bar(f"{term['comparison']} {term['level']}", term["match_weight"]) for term in terms]
-        rows.append(_bar("name frequency", candidate["term_frequency_adjustment"]))
-        candidate["waterfall_rows"] = rows
+        steps = [Step("prior", candidate["prior_match_weight"])]
+        steps += [Step(f"{term['comparison']} {term['level']}", term["match_weight"]) for term in terms]
+        steps.append(Step("name frequency", candidate["term_frequency_adjustment"]))
+        candidate["waterfall"] = Markup(
+            waterfall_chart(steps, f"Candidate {candidate['candidate']}: match weight, term by term")
+        )
 
 
 @router.get("/ui/lookup")
@@ -339,7 +368,7 @@ async def lookup(request: Request) -> Response:
     )
     answer = decision_as_json(decision, service.policy.extra_disclosed_columns)
     (answer["explanation"],) = await run_in_threadpool(service.explain, [decision], recorder)
-    _waterfall_rows(answer["explanation"])
+    _waterfall_charts(answer["explanation"])
     return _page("lookup.html", viewer=viewer, title="Lookup", fields=LOOKUP_FIELDS, values=values, answer=answer)
 
 
