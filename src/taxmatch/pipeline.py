@@ -38,6 +38,7 @@ from taxmatch.io.outcomes import (
 )
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
+from taxmatch.ledger.batch_explanations import ScoringRecorder, save_scoring
 from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, rerun_batch_id
 from taxmatch.ledger.model import utc_timestamp
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
@@ -555,13 +556,17 @@ def run_batch(
         with _cyclic_collector_paused():
             items = list(read_requests(input_path))
             progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress, _processes())
+            # What each scored request was decided from, kept for its explanation (ledger/batch_explanations.py).
+            scoring = ScoringRecorder()
+            decisions = decide_requests(engine, policy, as_of, items, progress, _processes(), observe=scoring)
             accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
                 writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
                 appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer)
+                if scoring.scored:  # nothing scored (every request rejected) needs no model
+                    save_scoring(ledger.con, batch_id, scoring, *engine.scoring_weights())
                 counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()

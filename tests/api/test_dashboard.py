@@ -147,6 +147,31 @@ def test_request_page_shows_outcome_codes_and_probability(world: World) -> None:
         assert 'data-outcome="NOT_MATCHED"' in page.text and unmatched["reason_codes"] in page.text
         probability = re.search(r"data-probability>([^<]*)<", page.text).group(1)  # type: ignore[union-attr]
         assert probability in unmatched["reasons"]
+        assert "Deciding rule" in page.text and "unexplained" not in page.text
+        assert re.search(r"Candidate A.*?<svg class=\"chart waterfall\"", page.text, re.S)
+
+
+def test_batch_requests_are_explained_from_how_they_were_decided(world: World) -> None:
+    """From the CLI's batch and an HTTP batch: the candidates, their waterfalls and the deciding rule."""
+    cli_batch = json.loads((world.expected_dir / "manifest.json").read_text())["batch_id"]
+    api_batch = submit(world, "ice_requester", (world.data / "requests.csv").read_bytes()).json()["batch_id"]
+    world.wait_done(api_batch)
+    with sign_in(world, "ice_requester") as client:
+        for batch_id, directory in ((cli_batch, world.expected_dir), (api_batch, world.home / "batches" / api_batch)):
+            for row in rows_of(directory / "disclosed.csv")[:3]:
+                page = client.get(f"/ui/batches/{batch_id}/requests/{row['request_id']}").text
+                assert "confident_match" in page and "Candidate A (chosen)" in page, row["request_id"]
+                assert f"the return of tax year {row['tax_year']}" in page
+                assert page.count('<svg class="chart waterfall"') >= 1
+            for row in rows_of(directory / "unmatched.csv")[:5]:
+                page = client.get(f"/ui/batches/{batch_id}/requests/{row['request_id']}").text
+                rule = re.search(r"Deciding rule:</strong> <code>(\w+)</code>", page)
+                assert rule is not None and rule.group(1) not in ("confident_match", "unexplained"), row["request_id"]
+            # (A repeated id's page is its first request's: the one decided.)
+            rejected_rows = rows_of(directory / "rejected.csv")
+            rejected = next(row for row in rejected_rows if "DUPLICATE" not in row["reason_codes"])
+            page = client.get(f"/ui/batches/{batch_id}/requests/{rejected['request_id']}").text
+            assert "<code>validation</code>" in page and "Candidate A" not in page
         assert client.get(f"/ui/batches/{batch_id}/requests/no-such-request").status_code == 404
 
 

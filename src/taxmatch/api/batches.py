@@ -40,6 +40,7 @@ from taxmatch.api.service import Accounting, Service
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat, TableOutcomeWriter, file_name
 from taxmatch.io.outcomes import MANIFEST_FILENAME, OUTCOME_FILENAMES, OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests_from_text
+from taxmatch.ledger.batch_explanations import ScoringRecorder, save_scoring
 from taxmatch.ledger.batch_runs import repeated_batch_id, rerun_batch_id
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode
@@ -369,6 +370,7 @@ class BatchManager:
         accounting = Accounting(agency=agency, actor=f"api:{key_id}", batch_id=batch_id)
         service = self.service
         model_version = service.model_version()
+        scoring = ScoringRecorder()  # what each scored request was decided from (ledger/batch_explanations.py)
         while position < len(items):
             if self._stop.is_set():
                 return
@@ -376,7 +378,7 @@ class BatchManager:
             chunk = items[position:end]
             with service.database() as con:
                 with service.batch_threads():
-                    decisions = self._decide_chunk(chunk, duplicates[position:end], as_of)
+                    decisions = self._decide_chunk(chunk, duplicates[position:end], as_of, position, scoring)
                 events = service.event_columns(chunk, decisions, accounting)
                 for decision in decisions:
                     counts[_COUNT_KEY[decision.outcome]] += 1
@@ -389,6 +391,8 @@ class BatchManager:
                 )
                 with service.ledger.transaction():
                     service.ledger.append_columns(events)
+                    if scoring.scored:
+                        save_scoring(con, batch_id, scoring, *service.engine.scoring_weights())
                     con.register("api_chunk", table)
                     try:
                         con.execute("INSERT INTO api_batch_decisions SELECT * FROM api_chunk")
@@ -405,10 +409,20 @@ class BatchManager:
                 time.sleep(self.chunk_delay_seconds)
         self._finish(batch_id, agency, as_of, kind, model_version, output_format)
 
-    def _decide_chunk(self, chunk: Sequence[Item], duplicates: Sequence[bool], as_of: datetime.date) -> list[Decision]:
+    def _decide_chunk(
+        self,
+        chunk: Sequence[Item],
+        duplicates: Sequence[bool],
+        as_of: datetime.date,
+        start: int = 0,
+        scoring: ScoringRecorder | None = None,
+    ) -> list[Decision]:
         service = self.service
         fresh = [item for item, duplicate in zip(chunk, duplicates, strict=True) if not duplicate]
-        decided = iter(decide_requests(service.engine, service.policy, as_of, fresh))
+        if scoring is not None:
+            # decide_requests numbers the fresh requests; the batch's positions count the duplicates too.
+            scoring.positions = [start + offset for offset, duplicate in enumerate(duplicates) if not duplicate]
+        decided = iter(decide_requests(service.engine, service.policy, as_of, fresh, observe=scoring))
         return [
             Decision(outcome_request_id(item), Outcome.REJECTED, (ReasonCode.DUPLICATE_REQUEST_ID,))
             if duplicate

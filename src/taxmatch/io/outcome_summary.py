@@ -13,6 +13,7 @@ benchmarks/ui.py (`batch_page_first_ms`).
 
 from __future__ import annotations
 
+import csv
 import functools
 import threading
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-__all__ = ["PROBABILITY_BINS", "OutcomeSummary", "summarize_outcomes"]
+__all__ = ["PROBABILITY_BINS", "OutcomeSummary", "outcome_row", "summarize_outcomes"]
 
 PROBABILITY_BINS: Final = 20  # of width 0.05; a probability of exactly 1 is in the last
 _BEST_PROBABILITY: Final = r"best match probability (?P<p>[0-9.]+)$"
@@ -120,3 +121,29 @@ def summarize_outcomes(directory: Path, disclosed_name: str, unmatched_name: str
     disclosed, unmatched = directory / disclosed_name, directory / unmatched_name
     with _lock:
         return _summary(disclosed, unmatched, (_stamp(disclosed), _stamp(unmatched)))
+
+
+def outcome_row(directory: Path, file_name: str, request_id: str) -> dict[str, str] | None:
+    """The row of `request_id` in one of the batch's outcome files (any format), as text; None if absent."""
+    path = directory / file_name
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+    elif path.suffix == ".ndjson":
+        table = pa_json.read_json(path)
+    else:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        # Every column as the text the file holds (a ZIP of 02134 is not the number 2134).
+        table = pa_csv.read_csv(
+            path,
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+            ),
+        )
+    # The CSV guards a value starting with = + - @ with a quote: both forms are the request's id.
+    found = table.filter(pc.is_in(table["request_id"], pa.array([request_id, "'" + request_id], pa.string())))
+    if not found.num_rows:
+        return None
+    return {name: "" if value is None else str(value) for name, value in found.slice(0, 1).to_pylist()[0].items()}

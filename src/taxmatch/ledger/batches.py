@@ -36,6 +36,7 @@ __all__ = [
     "list_batches",
     "outcome_directory",
     "outcome_file_name",
+    "request_position",
 ]
 
 # The batch id the ledger records for a single lookup (CLI or HTTP): not a batch.
@@ -245,6 +246,16 @@ class RequestOutcome:
     statute: str
     recorded_at: str
     fields_disclosed: tuple[str, ...]
+    policy_version: str = ""
+
+
+def request_position(con: duckdb.DuckDBPyConnection, batch_id: str, seq: int) -> int:
+    """The 0-based position in its batch of the request recorded at ledger entry `seq`: the
+    batch's entries are appended in input order (an HTTP batch's chunks may have lookups between)."""
+    row = con.execute(
+        f"SELECT count(*) FROM {ENTRIES_TABLE} WHERE batch_id = ? AND {_DECIDED} AND seq < ?", [batch_id, seq]
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def batch_requests(
@@ -272,12 +283,15 @@ def batch_requests(
         parameters.append(request_id)
     counted = con.execute(f"SELECT count(*) FROM {ENTRIES_TABLE} WHERE {where}", parameters).fetchone()
     rows = con.execute(
-        f"SELECT seq, request_id, outcome, reason_codes, statute, recorded_at, fields_disclosed FROM {ENTRIES_TABLE} "
+        "SELECT seq, request_id, outcome, reason_codes, statute, recorded_at, fields_disclosed, policy_version "
+        f"FROM {ENTRIES_TABLE} "
         f"WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
         [*parameters, limit, offset],
     ).fetchall()
     found = [
-        RequestOutcome(int(row[0]), str(row[1]), str(row[2]), tuple(row[3]), str(row[4]), str(row[5]), tuple(row[6]))
+        RequestOutcome(
+            int(row[0]), str(row[1]), str(row[2]), tuple(row[3]), str(row[4]), str(row[5]), tuple(row[6]), str(row[7])
+        )
         for row in rows
     ]
     return found, int(counted[0]) if counted is not None else 0

@@ -8,7 +8,7 @@ Content-Security-Policy that allows nothing from elsewhere and no script at all.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime
 import json
 import secrets
@@ -16,7 +16,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
@@ -31,13 +30,23 @@ from taxmatch.api.keys import ApiKey, Role
 from taxmatch.api.service import Accounting
 from taxmatch.api.web.sessions import COOKIE_NAME, CSRF_FIELD, Session, SessionStore, csrf_matches
 from taxmatch.charts import Bar, Step, bar_chart, column_chart, top_rows, waterfall_chart
-from taxmatch.explain import ExplanationRecorder
-from taxmatch.io.outcome_summary import summarize_outcomes
+from taxmatch.explain import ExplanationRecorder, explanation_of
+from taxmatch.io.outcome_summary import outcome_row, summarize_outcomes
 from taxmatch.io.requests import read_requests_from_text
-from taxmatch.ledger.batches import BatchDetail, batch_detail, batch_requests, list_batches, outcome_file_name
+from taxmatch.ledger.batch_explanations import BatchScoring, recorded_decision
+from taxmatch.ledger.batches import (
+    BatchDetail,
+    RequestOutcome,
+    batch_detail,
+    batch_requests,
+    list_batches,
+    outcome_file_name,
+    request_position,
+)
 from taxmatch.ledger.report import TABLE_ROWS, build_report, report_charts
 from taxmatch.pipeline import decision_as_json
-from taxmatch.records import REASON_TEXT, ReasonCode
+from taxmatch.records import REASON_TEXT, Decision, Disclosure, Outcome, ReasonCode
+from taxmatch.settings import Policy
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,6 +55,11 @@ BATCHES_PER_PAGE: Final = 25
 REQUESTS_PER_PAGE: Final = 50
 MAX_FORM_BYTES: Final = 16 * 1024
 OUTCOMES: Final = ("DISCLOSED", "REJECTED", "NOT_MATCHED")
+# The Disclosure fields a disclosed row gives as text (tax_year and match_probability are numbers).
+DISCLOSURE_TEXT_FIELDS: Final = (
+    "tin_last4", "first_name", "middle_name", "last_name", "suffix", "street", "unit", "city", "state", "zip",
+    "evidence",
+)  # fmt: skip
 _SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -276,19 +290,6 @@ def _batch_charts(detail: BatchDetail) -> dict[str, Markup]:
     return {name: Markup(svg) for name, svg in charts.items()}
 
 
-def _outcome_row(batches_dir: Path, batch_id: str, file_name: str, request_id: str) -> dict[str, str] | None:
-    """The row of `request_id` in one of the batch's outcome CSVs in the workspace, if it is there."""
-    path = batches_dir / batch_id / file_name
-    if "/" in batch_id or batch_id.startswith(".") or not path.is_file():
-        return None
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            # The CSV guards a value starting with = + - @ with a quote: compare both forms.
-            if row.get("request_id") in (request_id, "'" + request_id):
-                return row
-    return None
-
-
 @router.get("/ui/batches/{batch_id}/requests/{request_id}")
 def request_page(request: Request, batch_id: str, request_id: str) -> Response:
     viewer = _viewer(request, Role.REQUESTER, Role.ADMIN)
@@ -300,25 +301,62 @@ def request_page(request: Request, batch_id: str, request_id: str) -> Response:
     service, _ = _state(request).require_service()
     with service.database() as con:
         rows, _ = batch_requests(con, batch_id, request_id=request_id, limit=1)
-    if not rows:
-        return _not_found(viewer)
-    entry = rows[0]
-    file_name = {"DISCLOSED": "disclosed.csv", "REJECTED": "rejected.csv", "NOT_MATCHED": "unmatched.csv"}
-    row = _outcome_row(service.workspace.batches_dir, batch_id, file_name[entry.outcome], request_id)
-    codes = [ReasonCode(code) for code in entry.reason_codes if code in ReasonCode.__members__]
+        if not rows:
+            return _not_found(viewer)
+        entry = rows[0]
+        recorded = recorded_decision(con, batch_id, request_position(con, batch_id, entry.seq))
+    stem = {"DISCLOSED": "disclosed", "REJECTED": "rejected", "NOT_MATCHED": "unmatched"}[entry.outcome]
+    row = None
+    if detail.directory is not None:
+        row = outcome_row(detail.directory, outcome_file_name(detail.manifest, stem), request_id)
+    codes = tuple(ReasonCode(code) for code in entry.reason_codes if code in ReasonCode.__members__)
     reasons = row.get("reasons") if row is not None and "reasons" in row else "; ".join(REASON_TEXT[c] for c in codes)
     probability: str | None = row.get("match_probability") if row is not None else None
     if probability is None and reasons and "best match probability " in reasons:
         probability = reasons.rsplit("best match probability ", 1)[1]
+    explanation, note = _batch_explanation(service.policy, entry, codes, row, recorded)
     return _page(
         "request.html", viewer=viewer, title=f"Request {request_id}", batch_id=batch_id, entry=entry,
         reasons=reasons, probability=probability, evidence=row.get("evidence") if row is not None else None,
-        explanation=None,
-        explanation_note="A batch records each request's outcome, reason codes and probability (above). "
-        "The candidates, each comparison's level and weight, and the deciding rule are explained when the "
-        "request is decided with an explanation: the Lookup page, `taxmatch lookup --explain` or "
-        "`POST /v1/lookup?explain=true`.",
+        explanation=explanation, explanation_note=note,
     )  # fmt: skip
+
+
+def _batch_explanation(
+    policy: Policy,
+    entry: RequestOutcome,
+    codes: tuple[ReasonCode, ...],
+    row: dict[str, str] | None,
+    recorded: BatchScoring | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """The request's explanation from what its batch kept of its decision, or why there is none."""
+    if entry.policy_version and entry.policy_version != policy.version:
+        return None, (
+            f"This request was decided under policy {entry.policy_version}; the workspace's policy is now "
+            f"{policy.version}, whose thresholds would misstate the deciding rule, so no explanation is shown."
+        )
+    outcome = Outcome(entry.outcome)
+    if recorded is None and outcome is not Outcome.REJECTED:
+        return None, (
+            "Its batch kept nothing of how this request was scored (it was decided before batches kept it, "
+            "or its files were purged). A lookup explains a request as it decides it: the Lookup page, "
+            "`taxmatch lookup --explain` or `POST /v1/lookup?explain=true`."
+        )
+    disclosure = None
+    if outcome is Outcome.DISCLOSED and row is not None:
+        disclosure = Disclosure(
+            **{name: row.get(name, "") for name in DISCLOSURE_TEXT_FIELDS},
+            tax_year=int(row.get("tax_year") or 0),
+            match_probability=float(row.get("match_probability") or 0.0),
+        )
+    decision = Decision(entry.request_id, outcome, codes, disclosure, row.get("reasons", "") if row else "")
+    if recorded is None:
+        # Rejected before matching: `explanation_of` says which validation rule, from the codes.
+        explanation = explanation_of(dataclasses.replace(decision, detail=""), None, policy, 0.0, {})
+    else:
+        explanation = explanation_of(decision, recorded.observed, policy, recorded.prior_weight, recorded.level_weights)
+    _waterfall_charts(explanation)
+    return explanation, ""
 
 
 # ---- lookup ---------------------------------------------------------------------------------------
