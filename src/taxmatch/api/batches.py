@@ -30,9 +30,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 from taxmatch import __version__
 from taxmatch.agency import same_agency
@@ -42,6 +45,7 @@ from taxmatch.io.outcomes import MANIFEST_FILENAME, OUTCOME_FILENAMES, OutcomeWr
 from taxmatch.io.requests import Item, outcome_request_id, read_requests_from_text
 from taxmatch.ledger.batch_explanations import ScoringRecorder, save_scoring
 from taxmatch.ledger.batch_runs import repeated_batch_id, rerun_batch_id
+from taxmatch.ledger.batches import BatchSummary, batch_detail, list_batches, outcome_file_name, recorded_manifest
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode
 
@@ -103,6 +107,8 @@ class BatchState:
     status: Status = "queued"
     error: str = ""
     output_format: OutputFormat = "csv"
+    # A batch run from the command line (`taxmatch batch run --agency`): where its files are.
+    cli_out_dir: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +126,11 @@ class BatchState:
     def file_names(self) -> tuple[str, ...]:
         """The outcome files of this batch, in its format, and its manifest."""
         return (*(file_name(outcome, self.output_format) for outcome in OUTCOME_FILENAMES), MANIFEST_FILENAME)
+
+
+def _merged_batch(con: duckdb.DuckDBPyConnection, batch_id: str, agency: str) -> list[BatchSummary]:
+    detail = batch_detail(con, batch_id, agency=agency)
+    return [detail.summary] if detail is not None else []
 
 
 def parse_body(body: bytes, kind: BatchKind) -> list[Item]:
@@ -237,28 +248,61 @@ class BatchManager:
     # ---- queries ------------------------------------------------------------------------------
 
     def get(self, batch_id: str, agency: str) -> BatchState | None:
-        """The batch if it belongs to `agency`; another agency's batch is indistinguishable from none."""
+        """The batch if it belongs to `agency`; another agency's batch is indistinguishable from none.
+
+        Batches run from the command line for the agency are its batches too (`_cli_batches`)."""
         with self._states_lock:
             state = self._states.get(batch_id)
-            if state is None or not same_agency(state.agency, agency):
-                return None
-            return BatchState(**{**asdict(state), "counts": dict(state.counts)})
+            if state is not None:
+                if not same_agency(state.agency, agency):
+                    return None
+                return BatchState(**{**asdict(state), "counts": dict(state.counts)})
+        found = self._cli_batches(agency, batch_id)
+        return found[0] if found else None
 
     def list_for_agency(self, agency: str) -> list[BatchState]:
-        """The agency's batches (any letter case of its name), newest first; the id breaks ties."""
+        """The agency's batches (any letter case of its name), over HTTP and from the command line,
+        newest first; the id breaks ties."""
         with self._states_lock:
             found = [
                 BatchState(**{**asdict(state), "counts": dict(state.counts)})
                 for state in self._states.values()
                 if same_agency(state.agency, agency)
             ]
+        found += self._cli_batches(agency)
         return sorted(found, key=lambda state: (state.created, state.batch_id), reverse=True)
+
+    def _cli_batches(self, agency: str, batch_id: str | None = None) -> list[BatchState]:
+        """The agency's batches that the ledger accounts for and that were not submitted over HTTP."""
+        states = []
+        with self.service.database() as con:
+            if batch_id is not None:
+                found = _merged_batch(con, batch_id, agency)
+            else:
+                found, _ = list_batches(con, agency=agency)
+            for summary in found:
+                if summary.source != "cli":
+                    continue
+                directory, manifest = recorded_manifest(con, summary.batch_id, self.out_root)
+                as_of = (manifest or {}).get("as_of") or summary.started[:10]
+                output_format = outcome_file_name(manifest, "disclosed").rsplit(".", 1)[1]
+                states.append(
+                    BatchState(
+                        summary.batch_id, summary.agency, "", "csv", datetime.date.fromisoformat(str(as_of)),
+                        summary.started, summary.total, summary.processed, dict(summary.counts), "done",
+                        output_format=output_format if output_format in OUTPUT_FORMATS else "csv",
+                        cli_out_dir=str(directory or ""),
+                    )
+                )  # fmt: skip
+        return states
 
     def active_for_key(self, key_id: str) -> int:
         with self._states_lock:
             return sum(1 for s in self._states.values() if s.key_id == key_id and s.status in ("queued", "running"))
 
-    def output_path(self, batch_id: str, name: str) -> Path:
+    def output_path(self, batch_id: str, name: str, state: BatchState | None = None) -> Path:
+        if state is not None and state.cli_out_dir:
+            return Path(state.cli_out_dir) / name
         return self.out_root / batch_id / name
 
     # ---- submission ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "list_batches",
     "outcome_directory",
     "outcome_file_name",
+    "recorded_manifest",
     "request_position",
 ]
 
@@ -215,6 +216,14 @@ def outcome_directory(con: duckdb.DuckDBPyConnection, batch_id: str, batches_dir
         if row is not None:
             return Path(str(row[0]))
     return batches_dir / batch_id
+
+
+def recorded_manifest(
+    con: duckdb.DuckDBPyConnection, batch_id: str, batches_dir: Path
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Where the batch's outcome files are, and its manifest.json there (None if it cannot be read)."""
+    directory = outcome_directory(con, batch_id, batches_dir)
+    return directory, _manifest(directory)
 
 
 def outcome_file_name(manifest: dict[str, Any] | None, stem: str) -> str:
