@@ -19,6 +19,7 @@ from dataclasses import dataclass
 __all__ = ["Bar", "Step", "bar_chart", "column_chart", "top_rows", "waterfall_chart"]
 
 WIDTH = 600
+CARD_WIDTH = 400
 ROW_HEIGHT = 24
 BAR_HEIGHT = 16
 COUNT_ROOM = 70  # to the right of the longest bar, for its count
@@ -44,9 +45,9 @@ def _text(x: float, y: float, content: str, anchor: str = "") -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}"{anchor_attribute}>{html.escape(content)}</text>'
 
 
-def _svg(css_class: str, height: float, title: str, body: Sequence[str]) -> str:
+def _svg(css_class: str, height: float, title: str, body: Sequence[str], width: int = WIDTH) -> str:
     return (
-        f'<svg class="chart {css_class}" role="img" viewBox="0 0 {WIDTH} {height:.0f}" width="100%" '
+        f'<svg class="chart {css_class}" role="img" viewBox="0 0 {width} {height:.0f}" width="100%" '
         f'preserveAspectRatio="xMinYMin meet"><title>{html.escape(title)}</title>' + "".join(body) + "</svg>"
     )
 
@@ -60,10 +61,13 @@ def top_rows(counts: Mapping[str, int], keep: int, other_label: str = "other") -
     return [*ranked[:keep], (f"{other_label} ({len(rest):,})", sum(count for _, count in rest))]
 
 
-def bar_chart(bars: Sequence[Bar], title: str, label_width: int = 190) -> str:
-    """Horizontal bars, one a row, each labelled and with its count at its end."""
+def bar_chart(bars: Sequence[Bar], title: str, label_width: int = 150, width: int = CARD_WIDTH) -> str:
+    """Horizontal bars, one a row, each labelled and with its count at its end.
+
+    Drawn CARD_WIDTH wide by default, as the columns are: each sits in a card a third of a page
+    wide, where a wider drawing would shrink its text below reading size."""
     top = max((bar.count for bar in bars), default=0)
-    room = WIDTH - label_width - COUNT_ROOM
+    room = width - label_width - COUNT_ROOM
     body: list[str] = []
     for position, bar in enumerate(bars):
         y = ROW_HEIGHT * position
@@ -74,7 +78,7 @@ def bar_chart(bars: Sequence[Bar], title: str, label_width: int = 190) -> str:
             f'height="{BAR_HEIGHT}" width="{length:.1f}"></rect>'
         )
         body.append(_text(label_width + length + 6, y + 16, f"{bar.count:,}"))
-    return _svg("bars", ROW_HEIGHT * len(bars) + 4, title, body)
+    return _svg("bars", ROW_HEIGHT * len(bars) + 4, title, body, width)
 
 
 def column_chart(
@@ -88,9 +92,9 @@ def column_chart(
     height = plot_top + plot_height + 22
     totals = [sum(counts.get(name, 0) for name in series) for _, counts in columns]
     top = max(totals, default=0)
-    slot = (WIDTH - left) / max(1, len(columns))
+    slot = (CARD_WIDTH - left) / max(1, len(columns))
     body = [
-        f'<line class="axis" x1="{left}" y1="{plot_top + plot_height}" x2="{WIDTH}" '
+        f'<line class="axis" x1="{left}" y1="{plot_top + plot_height}" x2="{CARD_WIDTH}" '
         f'y2="{plot_top + plot_height}"></line>',
         _text(left - 6, plot_top + 4, f"{top:,}", "end"),
         _text(left - 6, plot_top + plot_height, "0", "end"),
@@ -110,7 +114,7 @@ def column_chart(
             )
         if position % label_every == 0:
             body.append(_text(x + (slot - 2) / 2, plot_top + plot_height + 16, label, "middle"))
-    return _svg("columns", height, title, body)
+    return _svg("columns", height, title, body, CARD_WIDTH)
 
 
 def waterfall_chart(steps: Sequence[Step], title: str, label_width: int = 200) -> str:

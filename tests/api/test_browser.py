@@ -71,7 +71,9 @@ def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, brow
     assert "done" in row.inner_text()
     shot(page, "batches")
     page.click(f"text={batch_id}")
-    assert page.locator("svg.bars").count() >= 2
+    for chart in ("outcomes", "reasons", "probability", "states", "tax-years"):
+        assert page.locator(f"[data-chart={chart}] svg.chart rect").count() >= 1, chart
+        assert page.locator(f"[data-chart={chart}] svg.chart").bounding_box()["width"] > 200, chart  # drawn, not empty
     assert page.locator("[data-reason]").count() >= 1
     shot(page, "batch")
     page.click("text=disclosed")
@@ -79,12 +81,18 @@ def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, brow
     page.click(f"text={disclosed_id}")
     assert page.locator("[data-outcome=DISCLOSED]").count() == 1
     assert page.locator("[data-probability]").inner_text() not in ("", "—")
+    # The explanation, from how the batch decided it: candidates, their waterfalls, the rule, what was disclosed.
+    assert "Candidate A (chosen)" in page.content() and "confident_match" in page.content()
+    assert page.locator("svg.waterfall rect.total").count() >= 1
+    assert "Disclosed from candidate A" in page.content()
     shot(page, "request-disclosed")
     page.go_back()
     page.goto(world.server.base_url + f"/ui/batches/{batch_id}?outcome=NOT_MATCHED")
     unmatched_id = page.locator("td a").first.inner_text()
     page.click(f"text={unmatched_id}")
     assert page.locator("[data-outcome=NOT_MATCHED]").count() == 1
+    assert "Deciding rule" in page.content() and "unexplained" not in page.content()
+    assert "Disclosed from candidate" not in page.content()
     shot(page, "request-unmatched")
     page.context.close()
 
@@ -120,6 +128,8 @@ def test_other_agency_and_wrong_role_are_refused(world: World, browser: Any) -> 
     auditor = page_for(browser, world, "ice_admin")
     auditor.goto(world.server.base_url + "/ui/ledger")
     assert auditor.locator("[data-ledger-ok=true]").count() == 1
+    for chart in ("agency", "statute", "month", "outcome"):
+        assert auditor.locator(f"[data-chart={chart}] svg.chart rect").count() >= 1, chart
     shot(auditor, "ledger")
     auditor.goto(world.server.base_url + "/ui/keys")
     shot(auditor, "keys")

@@ -130,7 +130,12 @@ class DisclosureReport:
         """Entries per outcome by day, or by month (YYYY-MM) when the period is longer than two months."""
         monthly = (self.date_to - self.date_from).days > MAX_DAYS_CHARTED
         unit = "month" if monthly else "day"
+        # Every day (or month) of the period has its column, those without entries too.
         periods: dict[str, dict[str, int]] = {}
+        moment = self.date_from
+        while moment <= self.date_to:
+            periods.setdefault(moment.isoformat()[:7] if monthly else moment.isoformat(), {})
+            moment += timedelta(days=1)
         for day, outcome, count in self.daily:
             label = day[:7] if monthly else day
             per_outcome = periods.setdefault(label, {})
@@ -332,7 +337,7 @@ def report_charts(report: DisclosureReport) -> dict[str, str]:
         "statute": bar_chart(
             [Bar(name, count) for name, count in top_rows(report.total_by("statute"), CHART_ROWS, "other statutes")],
             "Entries by statute",
-            label_width=240,
+            label_width=180,
         ),
         "time": column_chart(
             list(periods.items()), series, f"Entries by {unit}", label_every=max(1, -(-len(periods) // 8))

@@ -263,10 +263,10 @@ def _batch_charts(detail: BatchDetail) -> dict[str, Markup]:
     counts = detail.summary.counts
     charts = {
         "outcomes": bar_chart(
-            [Bar(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")], "Requests by outcome", 120
+            [Bar(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")], "Requests by outcome", 90
         ),
         "reasons": bar_chart(
-            [Bar(code, count) for code, count in detail.reason_counts.items()], "Requests by reason code", 230
+            [Bar(code, count) for code, count in detail.reason_counts.items()], "Requests by reason code", 175
         ),
     }
     if detail.summary.status == "done" and detail.directory is not None:
@@ -281,10 +281,10 @@ def _batch_charts(detail: BatchDetail) -> dict[str, Markup]:
         charts["states"] = bar_chart(
             [Bar(state or "(none)", count) for state, count in top_rows(summary.disclosed_by_state, 15, "other")],
             "Disclosures by state",
-            120,
+            90,
         )
         charts["tax_years"] = bar_chart(
-            [Bar(year, count) for year, count in summary.disclosed_by_tax_year.items()], "Disclosures by tax year", 120
+            [Bar(year, count) for year, count in summary.disclosed_by_tax_year.items()], "Disclosures by tax year", 60
         )
         charts["without_candidate"] = f"{summary.unmatched_without_candidate:,}"
     return {name: Markup(svg) for name, svg in charts.items()}
