@@ -7,6 +7,7 @@ With TAXMATCH_SCREENSHOTS=DIR the pages are also saved there as PNG (docs/screen
 from __future__ import annotations
 
 import csv
+import datetime
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from test_api import World, submit, world
+from test_api import TAXMATCH, World, run, submit, world
 
 __all__ = ["world"]  # the module-scoped server fixture of test_api, started again for this module
 
@@ -50,10 +51,10 @@ def page_for(browser: Any, world: World, key: str, width: int = 1280) -> Any:
     return page
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = True) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=full_page)
 
 
 def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, browser: Any) -> None:
@@ -140,3 +141,24 @@ def test_other_agency_and_wrong_role_are_refused(world: World, browser: Any) -> 
     assert auditor.url.endswith("/ui/login")
     shot(auditor, "login")
     auditor.context.close()
+
+
+def test_the_accounting_report_opens_summary_first_with_charts(world: World, browser: Any, tmp_path: Path) -> None:
+    """`taxmatch ledger report` (through the running server): a page that needs nothing else to render."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    first, last = (today - datetime.timedelta(days=1)).isoformat(), today.isoformat()
+    run(TAXMATCH, "--home", str(world.home), "ledger", "report", "--from", first, "--to", last,
+        "--out", str(tmp_path), env=world.env)  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page = context.new_page()
+    page.goto((tmp_path / "report.html").as_uri())
+    assert page.locator("h1").inner_text().startswith("Accounting of disclosures")
+    assert page.locator("svg.chart").count() == 4
+    assert page.locator("svg.chart rect.DISCLOSED").count() >= 1
+    # The charts come before the first table.
+    first_chart = page.locator("svg.chart").first.bounding_box()
+    first_table = page.locator("table").first.bounding_box()
+    assert first_chart is not None and first_table is not None and first_chart["y"] < first_table["y"]
+    shot(page, "report", full_page=False)  # its summary: what the first screen shows
+    context.close()

@@ -288,6 +288,7 @@ th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #eee; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 0.9em; word-break: break-all; }
+table.detail { width: 100%; font-size: 0.85em; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: 0.5em 1em; }
 .note { color: #555; }
@@ -301,7 +302,9 @@ rect.PURGED { fill: #666; }
 _OUTCOME_ORDER = ("DISCLOSED", "REJECTED", "NOT_MATCHED")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int] = frozenset()) -> str:
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int] = frozenset(), css_class: str = ""
+) -> str:
     # Every value is escaped: agency names, statutes and request ids are requester-supplied text.
     head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
     body = "".join(
@@ -313,7 +316,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozen
         + "</tr>\n"
         for row in rows
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+    opening = f'<table class="{css_class}">' if css_class else "<table>"
+    return f"{opening}\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
 def _outcome_class(name: str) -> str:
@@ -410,9 +414,15 @@ def render_html(report: DisclosureReport) -> str:
                 f'<p class="note">The first {len(listed):,} of {report.disclosure_count:,} disclosures, by taxpayer; '
                 f"all are in {html.escape(DISCLOSURES_FILENAME)}.</p>\n"
             )
+        # The fields disclosed are usually the policy's, the same for every row: said once, not per row.
+        field_sets = {item.fields_disclosed for _, item in listed}
+        per_row = len(field_sets) > 1
+        if not per_row:
+            parts.append(f'<p class="note">Fields disclosed: {html.escape(", ".join(field_sets.pop()))}.</p>\n')
+        header = ["taxpayer", "recorded at", "agency", "batch", "request", "statute", "legal basis"]
         parts.append(
             _table(
-                ["taxpayer", "recorded at", "agency", "batch", "request", "statute", "legal basis", "fields", "entry"],
+                [*header, *(["fields"] if per_row else []), "entry"],
                 [
                     [
                         mask_tin(tin),
@@ -422,12 +432,13 @@ def render_html(report: DisclosureReport) -> str:
                         item.request_id,
                         item.statute,
                         item.legal_basis,
-                        ", ".join(item.fields_disclosed),
+                        *([", ".join(item.fields_disclosed)] if per_row else []),
                         str(item.seq),
                     ]
                     for tin, item in listed
                 ],
-                frozenset({8}),
+                frozenset({len(header) + int(per_row)}),
+                "detail",
             )
         )
     parts.append("</body>\n</html>\n")
