@@ -220,6 +220,7 @@ def _score_and_choose(
     and DuckDB leaves the second core idle meanwhile.
     """
     indexes = [index for index, _ in to_score]
+    scored: ScoredPairs | None = None
     if processes > 1 and len(to_score) >= MIN_ITEMS_TO_SPLIT:
         scored = engine.score_batch(inputs if inputs is not None else request_input_table(to_score))
         half = len(indexes) // 2
@@ -244,10 +245,16 @@ def _score_and_choose(
 
     decided = _decided_with_facts(engine, policy, to_score, choices, pairs_of)
     if observe is not None:
-        observed = pairs_of(indexes)
         facts_read = engine.taxpayer_facts({tin for _, wanted in choices for tin in wanted})
-        for index, _, choice in decided:
-            observe(index, observed[index], facts_read, choice)
+        if isinstance(observe, ScoringRecorder) and scored is not None:
+            # A batch's recorder keeps the pairs as the scorer returned them (Arrow), not as objects.
+            observe.take_scored(scored)
+            for index, _, choice in decided:
+                observe.take_choice(index, facts_read, choice)
+        else:
+            observed = pairs_of(indexes)
+            for index, _, choice in decided:
+                observe(index, observed[index], facts_read, choice)
     return [(index, request, choice, best.get(index)) for index, request, choice in decided]
 
 

@@ -24,7 +24,9 @@ from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from taxmatch.engine.duckdb_engine import ScoredPairs
 from taxmatch.explain import ObservedDecision
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice
@@ -38,10 +40,12 @@ CONTEXT_TABLE: Final = "batch_scoring"
 _PAIR_COLUMNS: Final = CandidatePair._fields
 _SQL_TYPES: Final = {"request_index": "BIGINT", "return_id": "BIGINT", "match_probability": "DOUBLE",
                      "match_weight": "DOUBLE"}  # fmt: skip
+_LEVEL_COLUMNS: Final = ("first_name_level", "last_name_level", "dob_level", "address_level", "tin_level")
+_STORED_COLUMNS: Final = ("batch_id", "position", "pair_order", *_PAIR_COLUMNS)
 _PAIR_SQL: Final = ", ".join(f"{name} {_SQL_TYPES.get(name, 'VARCHAR')}" for name in _PAIR_COLUMNS)
 _SCHEMA: Final = (
     f"CREATE TABLE IF NOT EXISTS {PAIRS_TABLE} (batch_id VARCHAR NOT NULL, position BIGINT NOT NULL, "
-    f"pair_order INTEGER NOT NULL, {_PAIR_SQL})",
+    f"pair_order BIGINT NOT NULL, {_PAIR_SQL})",
     f"CREATE TABLE IF NOT EXISTS {CHOICES_TABLE} (batch_id VARCHAR NOT NULL, position BIGINT NOT NULL, "
     "chosen_tin VARCHAR, match_probability DOUBLE, evidence VARCHAR, reason_code VARCHAR)",
     f"CREATE TABLE IF NOT EXISTS {CONTEXT_TABLE} (batch_id VARCHAR PRIMARY KEY, prior_weight DOUBLE NOT NULL, "
@@ -61,6 +65,8 @@ class ScoringRecorder:
     _pairs: list[CandidatePair] = field(default_factory=list)
     _pair_positions: list[int] = field(default_factory=list)
     _pair_orders: list[int] = field(default_factory=list)
+    _scored_tables: list[pa.Table] = field(default_factory=list)  # pairs handed over still as Arrow
+    _next_order: int = 0
     _choices: list[tuple[int, str | None, float | None, str | None, str | None]] = field(default_factory=list)
     facts: dict[str, TaxpayerFacts] = field(default_factory=dict)
     _last_facts: Mapping[str, TaxpayerFacts] | None = None
@@ -72,10 +78,41 @@ class ScoringRecorder:
         facts: Mapping[str, TaxpayerFacts],
         choice: Choice | ReasonCode,
     ) -> None:
-        position = self.positions[index] if self.positions is not None else index
+        position = self._position(index)
         self._pairs.extend(pairs)
         self._pair_positions.extend([position] * len(pairs))
-        self._pair_orders.extend(range(len(pairs)))
+        self._pair_orders.extend(range(self._next_order, self._next_order + len(pairs)))
+        self._next_order += len(pairs)
+        self.take_choice(index, facts, choice)
+
+    def _position(self, index: int) -> int:
+        return self.positions[index] if self.positions is not None else index
+
+    def take_scored(self, scored: ScoredPairs) -> None:
+        """The pairs of a chunk's requests as the scorer returned them, still as Arrow (a large batch
+        decided in two processes): kept as they are, which costs nothing like making them objects.
+        Their choices follow through `take_choice`."""
+        table = scored.table
+        rows = table.num_rows
+        indexes = table["request_index"]
+        positions = indexes if self.positions is None else pc.take(pa.array(self.positions, pa.int64()), indexes)
+        columns: dict[str, Any] = {
+            "position": positions,
+            "pair_order": pa.array(range(self._next_order, self._next_order + rows), pa.int64()),
+        }
+        for name, column in zip(_PAIR_COLUMNS, table.columns, strict=True):
+            columns[name] = column
+        # Gamma -1 (missing) is index 0 of each list of labels (as `ScoredPairs.pairs` reads them).
+        for name, labels in zip(_LEVEL_COLUMNS, scored.level_labels, strict=True):
+            columns[name] = pc.take(pa.array(labels, pa.string()), pc.add(columns[name], 1))
+        self._scored_tables.append(
+            pa.table({name: pc.cast(columns[name], _arrow_type(name)) for name in _STORED_COLUMNS[1:]})
+        )
+        self._next_order += rows
+
+    def take_choice(self, index: int, facts: Mapping[str, TaxpayerFacts], choice: Choice | ReasonCode) -> None:
+        """What request `index` was decided as, and the taxpayer facts the generation rule read."""
+        position = self._position(index)
         if isinstance(choice, Choice):
             self._choices.append((position, choice.tin, choice.match_probability, choice.evidence, None))
         else:
@@ -91,6 +128,7 @@ class ScoringRecorder:
         return len(self._choices)
 
     def clear(self) -> None:
+        self._scored_tables.clear()
         self._pairs.clear()
         self._pair_positions.clear()
         self._pair_orders.clear()
@@ -99,13 +137,13 @@ class ScoringRecorder:
     def pairs_table(self, batch_id: str) -> pa.Table:
         columns = list(zip(*self._pairs, strict=True)) if self._pairs else [() for _ in _PAIR_COLUMNS]
         arrays: dict[str, Any] = {
-            "batch_id": pa.array([batch_id] * len(self._pairs), pa.string()),
             "position": pa.array(self._pair_positions, pa.int64()),
-            "pair_order": pa.array(self._pair_orders, pa.int32()),
+            "pair_order": pa.array(self._pair_orders, pa.int64()),
         }
         for name, values in zip(_PAIR_COLUMNS, columns, strict=True):
             arrays[name] = pa.array(values, _arrow_type(name))
-        return pa.table(arrays)
+        table = pa.concat_tables([pa.table(arrays), *self._scored_tables])
+        return table.add_column(0, "batch_id", pa.array([batch_id] * table.num_rows, pa.string()))
 
     def choices_table(self, batch_id: str) -> pa.Table:
         positions, tins, probabilities, evidence, codes = (
@@ -124,6 +162,8 @@ class ScoringRecorder:
 
 
 def _arrow_type(name: str) -> pa.DataType:
+    if name in ("position", "pair_order"):
+        return pa.int64()
     return {"BIGINT": pa.int64(), "DOUBLE": pa.float64()}.get(_SQL_TYPES.get(name, ""), pa.string())
 
 
