@@ -38,6 +38,7 @@ from taxmatch.io.outcomes import (
 )
 from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import DEFAULT_LEGAL_BASIS, Appended, EventColumns, Ledger, LedgerEvent, disclosed_fields
+from taxmatch.ledger.batch_explanations import ScoringRecorder, save_scoring
 from taxmatch.ledger.batch_runs import BatchRun, BatchRuns, purge_stale_staging, rerun_batch_id
 from taxmatch.ledger.model import utc_timestamp
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
@@ -236,6 +237,7 @@ def _score_and_choose(
     and DuckDB leaves the second core idle meanwhile.
     """
     indexes = [index for index, _ in to_score]
+    scored: ScoredPairs | None = None
     if processes > 1 and len(to_score) >= MIN_ITEMS_TO_SPLIT:
         scored = engine.score_batch(inputs if inputs is not None else request_input_table(to_score))
         half = len(indexes) // 2
@@ -260,10 +262,16 @@ def _score_and_choose(
 
     decided = _decided_with_facts(engine, policy, to_score, choices, pairs_of)
     if observe is not None:
-        observed = pairs_of(indexes)
         facts_read = engine.taxpayer_facts({tin for _, wanted in choices for tin in wanted})
-        for index, _, choice in decided:
-            observe(index, observed[index], facts_read, choice)
+        if isinstance(observe, ScoringRecorder) and scored is not None:
+            # A batch's recorder keeps the pairs as the scorer returned them (Arrow), not as objects.
+            observe.take_scored(scored)
+            for index, _, choice in decided:
+                observe.take_choice(index, facts_read, choice)
+        else:
+            observed = pairs_of(indexes)
+            for index, _, choice in decided:
+                observe(index, observed[index], facts_read, choice)
     return [(index, request, choice, best.get(index)) for index, request, choice in decided]
 
 
@@ -589,13 +597,17 @@ def run_batch(
         with _cyclic_collector_paused():
             items = list(read_requests(input_path))
             progress("read", len(items), len(items))
-            decisions = decide_requests(engine, policy, as_of, items, progress, workers)
+            # What each scored request was decided from, kept for its explanation (ledger/batch_explanations.py).
+            scoring = ScoringRecorder()
+            decisions = decide_requests(engine, policy, as_of, items, progress, workers, observe=scoring)
             accounting = Accounting(agency, batch_id, actor, model_version)
             with ledger.transaction():
                 if runs.is_accounted(batch_id):  # never two outcomes of one request in one batch
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
                 writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
                 appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer, workers)
+                if scoring.scored:  # nothing scored (every request rejected) needs no model
+                    save_scoring(ledger.con, batch_id, scoring, *engine.scoring_weights())
                 counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()

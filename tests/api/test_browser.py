@@ -7,6 +7,7 @@ With TAXMATCH_SCREENSHOTS=DIR the pages are also saved there as PNG (docs/screen
 from __future__ import annotations
 
 import csv
+import datetime
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from test_api import World, submit, world
+from test_api import TAXMATCH, World, run, submit, world
 
 __all__ = ["world"]  # the module-scoped server fixture of test_api, started again for this module
 
@@ -50,10 +51,10 @@ def page_for(browser: Any, world: World, key: str, width: int = 1280) -> Any:
     return page
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = True) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=full_page)
 
 
 def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, browser: Any) -> None:
@@ -71,7 +72,9 @@ def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, brow
     assert "done" in row.inner_text()
     shot(page, "batches")
     page.click(f"text={batch_id}")
-    assert page.locator("svg.bars").count() >= 2
+    for chart in ("outcomes", "reasons", "probability", "states", "tax-years"):
+        assert page.locator(f"[data-chart={chart}] svg.chart rect").count() >= 1, chart
+        assert page.locator(f"[data-chart={chart}] svg.chart").bounding_box()["width"] > 200, chart  # drawn, not empty
     assert page.locator("[data-reason]").count() >= 1
     shot(page, "batch")
     page.click("text=disclosed")
@@ -79,12 +82,18 @@ def test_requester_sees_a_batch_finish_and_reads_its_requests(world: World, brow
     page.click(f"text={disclosed_id}")
     assert page.locator("[data-outcome=DISCLOSED]").count() == 1
     assert page.locator("[data-probability]").inner_text() not in ("", "—")
+    # The explanation, from how the batch decided it: candidates, their waterfalls, the rule, what was disclosed.
+    assert "Candidate A (chosen)" in page.content() and "confident_match" in page.content()
+    assert page.locator("svg.waterfall rect.total").count() >= 1
+    assert "Disclosed from candidate A" in page.content()
     shot(page, "request-disclosed")
     page.go_back()
     page.goto(world.server.base_url + f"/ui/batches/{batch_id}?outcome=NOT_MATCHED")
     unmatched_id = page.locator("td a").first.inner_text()
     page.click(f"text={unmatched_id}")
     assert page.locator("[data-outcome=NOT_MATCHED]").count() == 1
+    assert "Deciding rule" in page.content() and "unexplained" not in page.content()
+    assert "Disclosed from candidate" not in page.content()
     shot(page, "request-unmatched")
     page.context.close()
 
@@ -120,6 +129,8 @@ def test_other_agency_and_wrong_role_are_refused(world: World, browser: Any) -> 
     auditor = page_for(browser, world, "ice_admin")
     auditor.goto(world.server.base_url + "/ui/ledger")
     assert auditor.locator("[data-ledger-ok=true]").count() == 1
+    for chart in ("agency", "statute", "month", "outcome"):
+        assert auditor.locator(f"[data-chart={chart}] svg.chart rect").count() >= 1, chart
     shot(auditor, "ledger")
     auditor.goto(world.server.base_url + "/ui/keys")
     shot(auditor, "keys")
@@ -130,3 +141,24 @@ def test_other_agency_and_wrong_role_are_refused(world: World, browser: Any) -> 
     assert auditor.url.endswith("/ui/login")
     shot(auditor, "login")
     auditor.context.close()
+
+
+def test_the_accounting_report_opens_summary_first_with_charts(world: World, browser: Any, tmp_path: Path) -> None:
+    """`taxmatch ledger report` (through the running server): a page that needs nothing else to render."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    first, last = (today - datetime.timedelta(days=1)).isoformat(), today.isoformat()
+    run(TAXMATCH, "--home", str(world.home), "ledger", "report", "--from", first, "--to", last,
+        "--out", str(tmp_path), env=world.env)  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page = context.new_page()
+    page.goto((tmp_path / "report.html").as_uri())
+    assert page.locator("h1").inner_text().startswith("Accounting of disclosures")
+    assert page.locator("svg.chart").count() == 4
+    assert page.locator("svg.chart rect.DISCLOSED").count() >= 1
+    # The charts come before the first table.
+    first_chart = page.locator("svg.chart").first.bounding_box()
+    first_table = page.locator("table").first.bounding_box()
+    assert first_chart is not None and first_table is not None and first_chart["y"] < first_table["y"]
+    shot(page, "report", full_page=False)  # its summary: what the first screen shows
+    context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import json
 import re
 import subprocess
@@ -114,6 +115,19 @@ def test_batch_page_counts_by_outcome_and_reason_as_the_files(world: World) -> N
             "unmatched": len(rows_of(world.expected_dir / "unmatched.csv")),
         }
         assert "<svg" in page.text  # the charts are inline SVG, no script
+        disclosed = rows_of(world.expected_dir / "disclosed.csv")
+        for chart in ("outcomes", "reasons", "probability", "states", "tax-years"):
+            assert re.search(rf'data-chart="{chart}">.*?<svg.*?<rect', page.text, re.S), chart
+        states = Counter(row["state"] for row in disclosed)
+        years = Counter(row["tax_year"] for row in disclosed)
+        section = re.search(r'data-chart="states">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        state, count = states.most_common(1)[0]
+        assert f">{state}</text>" in section and f">{count:,}</text>" in section
+        section = re.search(r'data-chart="tax-years">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        assert all(f">{year}</text>" in section and f">{n:,}</text>" in section for year, n in years.items())
+        section = re.search(r'data-chart="probability">(.*?)</section>', page.text, re.S).group(1)  # type: ignore[union-attr]
+        shown = sum(int(n.replace(",", "")) for n in re.findall(r"<title>[\d.]+: ([\d,]+) DISCLOSED</title>", section))
+        assert shown == len(disclosed)
         unmatched = client.get(f"/ui/batches/{cli_batch}?outcome=NOT_MATCHED")
         listed = re.findall(r'/requests/([^"]+)"', unmatched.text)
         assert listed and set(listed) <= {row["request_id"] for row in rows_of(world.expected_dir / "unmatched.csv")}
@@ -133,6 +147,31 @@ def test_request_page_shows_outcome_codes_and_probability(world: World) -> None:
         assert 'data-outcome="NOT_MATCHED"' in page.text and unmatched["reason_codes"] in page.text
         probability = re.search(r"data-probability>([^<]*)<", page.text).group(1)  # type: ignore[union-attr]
         assert probability in unmatched["reasons"]
+        assert "Deciding rule" in page.text and "unexplained" not in page.text
+        assert re.search(r"Candidate A.*?<svg class=\"chart waterfall\"", page.text, re.S)
+
+
+def test_batch_requests_are_explained_from_how_they_were_decided(world: World) -> None:
+    """From the CLI's batch and an HTTP batch: the candidates, their waterfalls and the deciding rule."""
+    cli_batch = json.loads((world.expected_dir / "manifest.json").read_text())["batch_id"]
+    api_batch = submit(world, "ice_requester", (world.data / "requests.csv").read_bytes()).json()["batch_id"]
+    world.wait_done(api_batch)
+    with sign_in(world, "ice_requester") as client:
+        for batch_id, directory in ((cli_batch, world.expected_dir), (api_batch, world.home / "batches" / api_batch)):
+            for row in rows_of(directory / "disclosed.csv")[:3]:
+                page = client.get(f"/ui/batches/{batch_id}/requests/{row['request_id']}").text
+                assert "confident_match" in page and "Candidate A (chosen)" in page, row["request_id"]
+                assert f"the return of tax year {row['tax_year']}" in page
+                assert page.count('<svg class="chart waterfall"') >= 1
+            for row in rows_of(directory / "unmatched.csv")[:5]:
+                page = client.get(f"/ui/batches/{batch_id}/requests/{row['request_id']}").text
+                rule = re.search(r"Deciding rule:</strong> <code>(\w+)</code>", page)
+                assert rule is not None and rule.group(1) not in ("confident_match", "unexplained"), row["request_id"]
+            # (A repeated id's page is its first request's: the one decided.)
+            rejected_rows = rows_of(directory / "rejected.csv")
+            rejected = next(row for row in rejected_rows if "DUPLICATE" not in row["reason_codes"])
+            page = client.get(f"/ui/batches/{batch_id}/requests/{rejected['request_id']}").text
+            assert "<code>validation</code>" in page and "Candidate A" not in page
         assert client.get(f"/ui/batches/{batch_id}/requests/no-such-request").status_code == 404
 
 
@@ -151,6 +190,19 @@ def test_roles_open_only_their_pages(world: World) -> None:
         assert keys.status_code == 200
         assert all(key.split("_")[1] in keys.text and key.split("_")[2] not in keys.text for key in world.keys.values())
         assert client.get("/ui/batches").status_code == 200 and client.get("/ui/ledger").status_code == 200
+
+
+def test_ledger_page_accounts_by_agency_statute_and_month_with_charts(world: World) -> None:
+    cli_batch = json.loads((world.expected_dir / "manifest.json").read_text())["batch_id"]
+    with sign_in(world, "ice_auditor") as client:
+        page = client.get("/ui/ledger").text
+    for chart in ("agency", "statute", "month", "outcome"):
+        section = re.search(rf'data-chart="{chart}">(.*?)</section>', page, re.S)
+        assert section is not None and "<svg" in section.group(1) and "<rect" in section.group(1), chart
+    month = datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
+    assert f"<title>{month}: " in page  # this month has its column
+    assert ">ICE<" in page and "8 U.S.C. 1326" in page
+    assert cli_batch not in page  # a summary: no request-level detail
 
 
 def test_forms_need_the_sessions_csrf_token(world: World) -> None:

@@ -46,6 +46,34 @@ def test_202_carries_location_and_the_list_pages_through_own_batches(world: Worl
     assert world.call("GET", "/v1/batches").status_code == 401
 
 
+def test_the_agencys_command_line_batches_are_listed_and_served_too(world: World) -> None:
+    """`taxmatch batch run --agency ICE --out DIR` is ICE's batch: listed, its status, manifest and files."""
+    manifest = json.loads((world.expected_dir / "manifest.json").read_text(encoding="utf-8"))
+    cli_batch = manifest["batch_id"]
+    listed = world.call("GET", "/v1/batches?limit=100", "ice_requester").json()["batches"]
+    (entry,) = [batch for batch in listed if batch["batch_id"] == cli_batch]
+    status = world.call("GET", f"/v1/batches/{cli_batch}", "ice_requester")
+    assert status.status_code == 200 and status.json() == entry
+    assert entry["status"] == "done" and entry["as_of"] == manifest["as_of"] and entry["format"] == "csv"
+    counts = manifest["counts"]
+    assert entry["counts"] == {key: counts[key] for key in ("disclosed", "rejected", "unmatched")}
+    assert entry["processed"] == entry["total"] == counts["total"]
+    assert world.call("GET", f"/v1/batches/{cli_batch}/manifest.json", "ice_requester").json() == manifest
+    for name in ("disclosed.csv", "rejected.csv", "unmatched.csv"):
+        got = world.call("GET", f"/v1/batches/{cli_batch}/{name}", "ice_requester")
+        assert got.status_code == 200 and got.content == (world.expected_dir / name).read_bytes(), name
+    # Another agency's: as if there were none.
+    assert cli_batch not in {
+        batch["batch_id"] for batch in world.call("GET", "/v1/batches", "cbp_requester").json()["batches"]
+    }
+    for path in (
+        f"/v1/batches/{cli_batch}",
+        f"/v1/batches/{cli_batch}/manifest.json",
+        f"/v1/batches/{cli_batch}/disclosed.csv",
+    ):
+        assert world.call("GET", path, "cbp_requester").status_code == 404, path
+
+
 def test_manifest_is_downloadable_and_names_the_files(world: World) -> None:
     batch_id = submit(world, "ice_requester", tiny_csv(world)).json()["batch_id"]
     world.wait_done(batch_id)

@@ -190,3 +190,39 @@ def test_dates_are_inclusive_and_hostile_values_are_escaped(tmp_path: Path, monk
             assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row), row
     assert "'=HYPERLINK" in render_counts_csv(report)
     assert "'-=HYPERLINK" in render_disclosures_csv(report)  # the request id "-=HYPERLINK..."
+
+
+def test_the_page_is_a_summary_bounded_whatever_the_day_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Summary and charts first; the long lists cut to their largest rows and first disclosures (all in the CSVs)."""
+    monkeypatch.setenv(database.KEY_FILE_ENVIRONMENT_VARIABLE, str(tmp_path / "keys" / "db.key"))
+    con = database.connect(Workspace(tmp_path / "home"))
+    ledger = Ledger(con, clock=StepClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)))
+
+    def events(count: int, start: int) -> list[LedgerEvent]:
+        # Every rejected request cites a statute of its own: requesters' text, unbounded in kind.
+        return [
+            LedgerEvent(agency="ICE", batch_id="b-1", request_id=f"r{n}", outcome="DISCLOSED", statute="8 USC 1326",
+                        fields_disclosed=("tin_last4",), taxpayer_tin=f"{100000000 + n}")
+            if n % 2 else
+            LedgerEvent(agency="ICE", batch_id="b-1", request_id=f"r{n}", outcome="REJECTED", statute=f"statute {n}",
+                        reason_codes=("STATUTE_NOT_PERMITTED",))
+            for n in range(start, start + count)
+        ]  # fmt: skip
+
+    ledger.append(events(1_000, 0))
+    small = render_html(build_report(con, date(2026, 3, 1), date(2026, 3, 1)))
+    ledger.append(events(3_000, 1_000))
+    report = build_report(con, date(2026, 3, 1), date(2026, 3, 1))
+    con.close()
+    page = render_html(report)
+    assert report.disclosure_count == 2_000 and len(report.counts) == 2_001
+    # Four times the entries, about the same page: nothing on it grows with the day.
+    assert len(page) < 1.1 * len(small) and len(page) < 120_000
+    assert page.index("<svg") < page.index("<table")  # the charts come before any table
+    assert page.count("<svg") == 4
+    assert "The first 200 of 2,000 disclosures" in page and "The 100 largest of 2,001 rows" in page
+    assert "other statutes (1,989)" in page  # the chart: the 12 largest statutes and one bar for the rest
+    assert page.count("<tr>") < 500
+    # The CSVs beside the page have every row.
+    assert len(render_counts_csv(report).splitlines()) == 2_002
+    assert len(render_disclosures_csv(report).splitlines()) == 2_001

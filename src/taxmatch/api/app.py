@@ -519,7 +519,7 @@ def create_app(
             raise HTTPException(404, "no such batch or file")
         if found.status != "done":
             raise HTTPException(409, f"the batch is {found.status}; files are ready when it is done")
-        path = batches.output_path(batch_id, file_name)
+        path = batches.output_path(batch_id, file_name, found)
         if not path.is_file():
             raise HTTPException(404, "the batch's files were removed (taxmatch purge)")
         return FileResponse(path, media_type=OUTCOME_MEDIA_TYPES[found.output_format], filename=file_name)

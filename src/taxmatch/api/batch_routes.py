@@ -39,7 +39,8 @@ def list_batches(
         int, Query(ge=0, le=10**9, description="How many batches to skip (newest first).", examples=[0])
     ] = 0,
 ) -> dict[str, Any]:
-    """Your agency's batches submitted over HTTP, newest first, a page at a time; `next` links the next page."""
+    """Your agency's batches, submitted over HTTP or run from the command line for it, newest first, a page at a
+    time; `next` links the next page."""
     _, batches = _state(request).require_service()
     found = batches.list_for_agency(key.agency)
     page = found[offset : offset + limit]
@@ -67,7 +68,7 @@ def batch_manifest(request: Request, batch_id: Annotated[str, BATCH_ID_PATH], ke
     if found.status != "done":
         raise HTTPException(409, f"the batch is {found.status}; its manifest is ready when it is done")
     try:
-        text = batches.output_path(batch_id, MANIFEST_FILENAME).read_text(encoding="utf-8")
+        text = batches.output_path(batch_id, MANIFEST_FILENAME, found).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HTTPException(404, "the batch's files were removed (taxmatch purge)") from None
     return JSONResponse(json.loads(text))

@@ -30,9 +30,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 from taxmatch import __version__
 from taxmatch.agency import same_agency
@@ -40,7 +43,9 @@ from taxmatch.api.service import Accounting, Service
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat, TableOutcomeWriter, file_name
 from taxmatch.io.outcomes import MANIFEST_FILENAME, OUTCOME_FILENAMES, OutcomeWriter, sha256_file, write_manifest
 from taxmatch.io.requests import Item, outcome_request_id, read_requests_from_text
+from taxmatch.ledger.batch_explanations import ScoringRecorder, save_scoring
 from taxmatch.ledger.batch_runs import repeated_batch_id, rerun_batch_id
+from taxmatch.ledger.batches import BatchSummary, batch_detail, list_batches, outcome_file_name, recorded_manifest
 from taxmatch.pipeline import decide_requests
 from taxmatch.records import Decision, Disclosure, MalformedRecord, Outcome, ReasonCode
 
@@ -102,6 +107,8 @@ class BatchState:
     status: Status = "queued"
     error: str = ""
     output_format: OutputFormat = "csv"
+    # A batch run from the command line (`taxmatch batch run --agency`): where its files are.
+    cli_out_dir: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +126,11 @@ class BatchState:
     def file_names(self) -> tuple[str, ...]:
         """The outcome files of this batch, in its format, and its manifest."""
         return (*(file_name(outcome, self.output_format) for outcome in OUTCOME_FILENAMES), MANIFEST_FILENAME)
+
+
+def _merged_batch(con: duckdb.DuckDBPyConnection, batch_id: str, agency: str) -> list[BatchSummary]:
+    detail = batch_detail(con, batch_id, agency=agency)
+    return [detail.summary] if detail is not None else []
 
 
 def parse_body(body: bytes, kind: BatchKind) -> list[Item]:
@@ -236,28 +248,61 @@ class BatchManager:
     # ---- queries ------------------------------------------------------------------------------
 
     def get(self, batch_id: str, agency: str) -> BatchState | None:
-        """The batch if it belongs to `agency`; another agency's batch is indistinguishable from none."""
+        """The batch if it belongs to `agency`; another agency's batch is indistinguishable from none.
+
+        Batches run from the command line for the agency are its batches too (`_cli_batches`)."""
         with self._states_lock:
             state = self._states.get(batch_id)
-            if state is None or not same_agency(state.agency, agency):
-                return None
-            return BatchState(**{**asdict(state), "counts": dict(state.counts)})
+            if state is not None:
+                if not same_agency(state.agency, agency):
+                    return None
+                return BatchState(**{**asdict(state), "counts": dict(state.counts)})
+        found = self._cli_batches(agency, batch_id)
+        return found[0] if found else None
 
     def list_for_agency(self, agency: str) -> list[BatchState]:
-        """The agency's batches (any letter case of its name), newest first; the id breaks ties."""
+        """The agency's batches (any letter case of its name), over HTTP and from the command line,
+        newest first; the id breaks ties."""
         with self._states_lock:
             found = [
                 BatchState(**{**asdict(state), "counts": dict(state.counts)})
                 for state in self._states.values()
                 if same_agency(state.agency, agency)
             ]
+        found += self._cli_batches(agency)
         return sorted(found, key=lambda state: (state.created, state.batch_id), reverse=True)
+
+    def _cli_batches(self, agency: str, batch_id: str | None = None) -> list[BatchState]:
+        """The agency's batches that the ledger accounts for and that were not submitted over HTTP."""
+        states = []
+        with self.service.database() as con:
+            if batch_id is not None:
+                found = _merged_batch(con, batch_id, agency)
+            else:
+                found, _ = list_batches(con, agency=agency)
+            for summary in found:
+                if summary.source != "cli":
+                    continue
+                directory, manifest = recorded_manifest(con, summary.batch_id, self.out_root)
+                as_of = (manifest or {}).get("as_of") or summary.started[:10]
+                output_format = outcome_file_name(manifest, "disclosed").rsplit(".", 1)[1]
+                states.append(
+                    BatchState(
+                        summary.batch_id, summary.agency, "", "csv", datetime.date.fromisoformat(str(as_of)),
+                        summary.started, summary.total, summary.processed, dict(summary.counts), "done",
+                        output_format=output_format if output_format in OUTPUT_FORMATS else "csv",
+                        cli_out_dir=str(directory or ""),
+                    )
+                )  # fmt: skip
+        return states
 
     def active_for_key(self, key_id: str) -> int:
         with self._states_lock:
             return sum(1 for s in self._states.values() if s.key_id == key_id and s.status in ("queued", "running"))
 
-    def output_path(self, batch_id: str, name: str) -> Path:
+    def output_path(self, batch_id: str, name: str, state: BatchState | None = None) -> Path:
+        if state is not None and state.cli_out_dir:
+            return Path(state.cli_out_dir) / name
         return self.out_root / batch_id / name
 
     # ---- submission ---------------------------------------------------------------------------
@@ -369,6 +414,7 @@ class BatchManager:
         accounting = Accounting(agency=agency, actor=f"api:{key_id}", batch_id=batch_id)
         service = self.service
         model_version = service.model_version()
+        scoring = ScoringRecorder()  # what each scored request was decided from (ledger/batch_explanations.py)
         while position < len(items):
             if self._stop.is_set():
                 return
@@ -376,7 +422,7 @@ class BatchManager:
             chunk = items[position:end]
             with service.database() as con:
                 with service.batch_threads():
-                    decisions = self._decide_chunk(chunk, duplicates[position:end], as_of)
+                    decisions = self._decide_chunk(chunk, duplicates[position:end], as_of, position, scoring)
                 events = service.event_columns(chunk, decisions, accounting)
                 for decision in decisions:
                     counts[_COUNT_KEY[decision.outcome]] += 1
@@ -389,6 +435,8 @@ class BatchManager:
                 )
                 with service.ledger.transaction():
                     service.ledger.append_columns(events)
+                    if scoring.scored:
+                        save_scoring(con, batch_id, scoring, *service.engine.scoring_weights())
                     con.register("api_chunk", table)
                     try:
                         con.execute("INSERT INTO api_batch_decisions SELECT * FROM api_chunk")
@@ -405,10 +453,20 @@ class BatchManager:
                 time.sleep(self.chunk_delay_seconds)
         self._finish(batch_id, agency, as_of, kind, model_version, output_format)
 
-    def _decide_chunk(self, chunk: Sequence[Item], duplicates: Sequence[bool], as_of: datetime.date) -> list[Decision]:
+    def _decide_chunk(
+        self,
+        chunk: Sequence[Item],
+        duplicates: Sequence[bool],
+        as_of: datetime.date,
+        start: int = 0,
+        scoring: ScoringRecorder | None = None,
+    ) -> list[Decision]:
         service = self.service
         fresh = [item for item, duplicate in zip(chunk, duplicates, strict=True) if not duplicate]
-        decided = iter(decide_requests(service.engine, service.policy, as_of, fresh))
+        if scoring is not None:
+            # decide_requests numbers the fresh requests; the batch's positions count the duplicates too.
+            scoring.positions = [start + offset for offset, duplicate in enumerate(duplicates) if not duplicate]
+        decided = iter(decide_requests(service.engine, service.policy, as_of, fresh, observe=scoring))
         return [
             Decision(outcome_request_id(item), Outcome.REJECTED, (ReasonCode.DUPLICATE_REQUEST_ID,))
             if duplicate

@@ -4,8 +4,8 @@ Every decided request of every batch, from the command line or over HTTP, is a l
 naming its batch, agency, outcome and reason codes, so the ledger is the one place that knows
 all batches and their counts, wherever their outcome files were written (``--out``). A batch
 submitted over HTTP is also a row of ``api_batches`` from the moment it is accepted: that row
-gives the status and total of one still queued or running. A batch's manifest, when it sits in
-the workspace (``batches/ID/manifest.json``), adds the as-of date and the input.
+gives the status and total of one still queued or running. A batch's manifest, read where its
+outcome files are (``--out``, else ``batches/ID/``), adds the as-of date and the input.
 
 Lookups (batch id ``lookup``) and retention purges (outcome ``PURGED``) are not batches.
 Reads only: the connection may be read-only.
@@ -22,6 +22,7 @@ import duckdb
 
 from taxmatch.agency import agency_key, agency_key_sql
 from taxmatch.io.outcomes import MANIFEST_FILENAME
+from taxmatch.ledger.batch_runs import BATCH_RUNS_TABLE
 from taxmatch.ledger.store import ENTRIES_TABLE
 from taxmatch.records import ReasonCode
 
@@ -33,6 +34,10 @@ __all__ = [
     "batch_detail",
     "batch_requests",
     "list_batches",
+    "outcome_directory",
+    "outcome_file_name",
+    "recorded_manifest",
+    "request_position",
 ]
 
 # The batch id the ledger records for a single lookup (CLI or HTTP): not a batch.
@@ -74,7 +79,8 @@ class BatchSummary:
 class BatchDetail:
     summary: BatchSummary
     reason_counts: dict[str, int]  # reason code -> requests with that code, in the contract's order
-    manifest: dict[str, Any] | None  # the workspace copy of manifest.json, if there is one
+    manifest: dict[str, Any] | None  # its manifest.json, if the outcome files are where it was recorded
+    directory: Path | None = None  # where its outcome files are (`outcome_directory`), if asked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -197,15 +203,42 @@ def batch_detail(
         # The contract's order of codes, not the alphabet's; an unknown code (none today) last.
         reason_counts = {code.value: by_code.pop(code.value) for code in ReasonCode if code.value in by_code}
         reason_counts.update(sorted(by_code.items()))
-    return BatchDetail(found[0], reason_counts, _manifest(batches_dir, batch_id))
+    directory = outcome_directory(con, batch_id, batches_dir) if batches_dir is not None else None
+    return BatchDetail(found[0], reason_counts, _manifest(directory), directory)
 
 
-def _manifest(batches_dir: Path | None, batch_id: str) -> dict[str, Any] | None:
-    if batches_dir is None or not batch_id or "/" in batch_id or batch_id.startswith("."):
+def outcome_directory(con: duckdb.DuckDBPyConnection, batch_id: str, batches_dir: Path) -> Path | None:
+    """Where the batch's outcome files are: its `--out` directory as recorded, else the workspace's."""
+    if not batch_id or "/" in batch_id or batch_id.startswith("."):
         return None
-    path = batches_dir / batch_id / MANIFEST_FILENAME
+    if _has_table(con, BATCH_RUNS_TABLE):
+        row = con.execute(f"SELECT out_dir FROM {BATCH_RUNS_TABLE} WHERE batch_id = ?", [batch_id]).fetchone()
+        if row is not None:
+            return Path(str(row[0]))
+    return batches_dir / batch_id
+
+
+def recorded_manifest(
+    con: duckdb.DuckDBPyConnection, batch_id: str, batches_dir: Path
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Where the batch's outcome files are, and its manifest.json there (None if it cannot be read)."""
+    directory = outcome_directory(con, batch_id, batches_dir)
+    return directory, _manifest(directory)
+
+
+def outcome_file_name(manifest: dict[str, Any] | None, stem: str) -> str:
+    """`disclosed.csv`, or the name in the format the manifest's outputs say (`disclosed.parquet`)."""
+    for name in (manifest or {}).get("outputs", {}):
+        if str(name).rsplit(".", 1)[0] == stem:
+            return str(name)
+    return f"{stem}.csv"
+
+
+def _manifest(directory: Path | None) -> dict[str, Any] | None:
+    if directory is None:
+        return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads((directory / MANIFEST_FILENAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) else None
@@ -222,6 +255,16 @@ class RequestOutcome:
     statute: str
     recorded_at: str
     fields_disclosed: tuple[str, ...]
+    policy_version: str = ""
+
+
+def request_position(con: duckdb.DuckDBPyConnection, batch_id: str, seq: int) -> int:
+    """The 0-based position in its batch of the request recorded at ledger entry `seq`: the
+    batch's entries are appended in input order (an HTTP batch's chunks may have lookups between)."""
+    row = con.execute(
+        f"SELECT count(*) FROM {ENTRIES_TABLE} WHERE batch_id = ? AND {_DECIDED} AND seq < ?", [batch_id, seq]
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def batch_requests(
@@ -249,12 +292,15 @@ def batch_requests(
         parameters.append(request_id)
     counted = con.execute(f"SELECT count(*) FROM {ENTRIES_TABLE} WHERE {where}", parameters).fetchone()
     rows = con.execute(
-        f"SELECT seq, request_id, outcome, reason_codes, statute, recorded_at, fields_disclosed FROM {ENTRIES_TABLE} "
+        "SELECT seq, request_id, outcome, reason_codes, statute, recorded_at, fields_disclosed, policy_version "
+        f"FROM {ENTRIES_TABLE} "
         f"WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
         [*parameters, limit, offset],
     ).fetchall()
     found = [
-        RequestOutcome(int(row[0]), str(row[1]), str(row[2]), tuple(row[3]), str(row[4]), str(row[5]), tuple(row[6]))
+        RequestOutcome(
+            int(row[0]), str(row[1]), str(row[2]), tuple(row[3]), str(row[4]), str(row[5]), tuple(row[6]), str(row[7])
+        )
         for row in rows
     ]
     return found, int(counted[0]) if counted is not None else 0

@@ -34,6 +34,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from taxmatch.io.outcomes import MANIFEST_FILENAME
+from taxmatch.ledger.batch_explanations import forget_batches
 from taxmatch.ledger.model import PURGED, Checkpoint, LedgerEntry, LedgerEvent
 from taxmatch.ledger.store import Ledger
 
@@ -210,6 +211,8 @@ def purge_batches(
         try:
             with ledger.transaction():
                 written = ledger.append([_event(candidate, older_than_days, actor)])
+                # The candidates' TINs kept to explain its requests go with its files.
+                forget_batches(ledger.con, [candidate.batch_id])
         except BaseException:
             os.replace(trash, candidate.path)  # not accounted for, so not removed
             raise

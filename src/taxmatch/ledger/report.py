@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from taxmatch.agency import agency_key, agency_key_sql
+from taxmatch.charts import Bar, bar_chart, column_chart, top_rows
 from taxmatch.io.outcomes import spreadsheet_safe
 from taxmatch.ledger.model import system_clock, utc_timestamp
 from taxmatch.ledger.store import ENTRIES_TABLE, Ledger
@@ -50,6 +51,7 @@ __all__ = [
     "render_counts_csv",
     "render_disclosures_csv",
     "render_html",
+    "report_charts",
     "write_report",
 ]
 
@@ -57,6 +59,11 @@ COUNTS_FILENAME = "counts.csv"
 DISCLOSURES_FILENAME = "disclosures.csv"
 HTML_FILENAME = "report.html"
 NO_STATUTE = "(none cited)"
+# The HTML page is a summary: bounded whatever the period holds. The CSV files have every row.
+MAX_DAYS_CHARTED = 62  # a longer period is charted by month
+CHART_ROWS = 12  # bars per chart; the rest are one "other" bar
+TABLE_ROWS = 100  # rows per summary table; the rest are one "other" row (all in counts.csv)
+DETAIL_ROWS = 200  # disclosures listed on the page (all in disclosures.csv)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class DisclosureReport:
     ledger_head: str
     counts: tuple[CountRow, ...]  # sorted by agency, statute, outcome
     taxpayers: tuple[TaxpayerDisclosures, ...]  # sorted by TIN; disclosures by seq
+    daily: tuple[tuple[str, str, int], ...] = ()  # (UTC day YYYY-MM-DD, outcome, entries), sorted
 
     @property
     def entries(self) -> int:
@@ -117,6 +125,22 @@ class DisclosureReport:
     @property
     def disclosure_count(self) -> int:
         return sum(len(taxpayer.disclosures) for taxpayer in self.taxpayers)
+
+    def over_time(self) -> tuple[str, dict[str, dict[str, int]]]:
+        """Entries per outcome by day, or by month (YYYY-MM) when the period is longer than two months."""
+        monthly = (self.date_to - self.date_from).days > MAX_DAYS_CHARTED
+        unit = "month" if monthly else "day"
+        # Every day (or month) of the period has its column, those without entries too.
+        periods: dict[str, dict[str, int]] = {}
+        moment = self.date_from
+        while moment <= self.date_to:
+            periods.setdefault(moment.isoformat()[:7] if monthly else moment.isoformat(), {})
+            moment += timedelta(days=1)
+        for day, outcome, count in self.daily:
+            label = day[:7] if monthly else day
+            per_outcome = periods.setdefault(label, {})
+            per_outcome[outcome] = per_outcome.get(outcome, 0) + count
+        return unit, periods
 
 
 def _statute_group(text: str) -> str:
@@ -165,6 +189,14 @@ def build_report(
         key = (str(row_agency), _statute_group(str(statute)), str(outcome))
         grouped[key] = grouped.get(key, 0) + int(count)
     counts = tuple(CountRow(a, s, o, n) for (a, s, o), n in sorted(grouped.items()))
+    daily = tuple(
+        (str(day), str(outcome), int(count))
+        for day, outcome, count in ledger.con.execute(
+            f"SELECT substr(recorded_at, 1, 10) AS day, outcome, count(*) FROM {ENTRIES_TABLE} WHERE {where} "
+            "GROUP BY day, outcome ORDER BY day, outcome",
+            parameters,
+        ).fetchall()
+    )
 
     by_tin: dict[str, list[Disclosure]] = {}
     for row in ledger.con.execute(
@@ -187,20 +219,7 @@ def build_report(
             )
         )
     taxpayers = tuple(TaxpayerDisclosures(tin, tuple(items)) for tin, items in by_tin.items())
-    return DisclosureReport(date_from, date_to, agency, generated_at, seq, head, counts, taxpayers)
-
-
-def monthly_counts(con: duckdb.DuckDBPyConnection | Ledger, date_from: date, date_to: date) -> dict[str, int]:
-    """Entries per month (YYYY-MM, UTC) recorded from ``date_from`` to ``date_to``, both inclusive."""
-    ledger = con if isinstance(con, Ledger) else Ledger(con)
-    if ledger.head()[0] == 0:
-        return {}
-    rows = ledger.con.execute(
-        f"SELECT substr(recorded_at, 1, 7) AS month, count(*) FROM {ENTRIES_TABLE} "
-        "WHERE recorded_at >= ? AND recorded_at < ? GROUP BY month ORDER BY month",
-        [date_from.isoformat(), (date_to + timedelta(days=1)).isoformat()],
-    ).fetchall()
-    return {str(month): int(count) for month, count in rows}
+    return DisclosureReport(date_from, date_to, agency, generated_at, seq, head, counts, taxpayers, daily)
 
 
 # ---- rendering ------------------------------------------------------------------------------------
@@ -263,16 +282,29 @@ def render_disclosures_csv(report: DisclosureReport) -> str:
 
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #111; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #111; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #eee; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
-code { font-size: 0.9em; }
+code { font-size: 0.9em; word-break: break-all; }
+table.detail { width: 100%; font-size: 0.85em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
+.card { border: 1px solid #ccc; border-radius: 6px; padding: 0.5em 1em; }
+.note { color: #555; }
+svg.chart { max-width: 640px; display: block; }
+svg.chart text { font-size: 12px; fill: #111; }
+svg.chart line.axis { stroke: #888; }
+rect.neutral { fill: #1f5f99; }
+rect.DISCLOSED { fill: #2e7d32; } rect.REJECTED { fill: #b3261e; } rect.NOT_MATCHED { fill: #8a6d00; }
+rect.PURGED { fill: #666; }
 """
+_OUTCOME_ORDER = ("DISCLOSED", "REJECTED", "NOT_MATCHED")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int] = frozenset()) -> str:
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int] = frozenset(), css_class: str = ""
+) -> str:
     # Every value is escaped: agency names, statutes and request ids are requester-supplied text.
     head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
     body = "".join(
@@ -284,62 +316,129 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozen
         + "</tr>\n"
         for row in rows
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+    opening = f'<table class="{css_class}">' if css_class else "<table>"
+    return f"{opening}\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+
+
+def _outcome_class(name: str) -> str:
+    return name if name in (*_OUTCOME_ORDER, "PURGED") else "neutral"
+
+
+def report_charts(report: DisclosureReport) -> dict[str, str]:
+    """The report's charts as inline SVG: by outcome, agency, statute, and day or month (also on /ui/ledger)."""
+    outcomes = report.total_by("outcome")
+    ordered = [name for name in _OUTCOME_ORDER if name in outcomes] + [n for n in outcomes if n not in _OUTCOME_ORDER]
+    unit, periods = report.over_time()
+    series = [*_OUTCOME_ORDER, *sorted({o for counts in periods.values() for o in counts} - set(_OUTCOME_ORDER))]
+    return {
+        "outcome": bar_chart(
+            [Bar(name, outcomes[name], _outcome_class(name)) for name in ordered], "Entries by outcome"
+        ),
+        "agency": bar_chart(
+            [Bar(name, count) for name, count in top_rows(report.total_by("agency"), CHART_ROWS, "other agencies")],
+            "Entries by agency",
+        ),
+        "statute": bar_chart(
+            [Bar(name, count) for name, count in top_rows(report.total_by("statute"), CHART_ROWS, "other statutes")],
+            "Entries by statute",
+            label_width=180,
+        ),
+        "time": column_chart(
+            list(periods.items()), series, f"Entries by {unit}", label_every=max(1, -(-len(periods) // 8))
+        ),
+        "time_unit": unit,
+    }
+
+
+def _totals_table(key: str, report: DisclosureReport) -> str:
+    rows = top_rows(report.total_by(key), TABLE_ROWS, "other")
+    return _table([key, "entries"], [[name, f"{count:,}"] for name, count in rows], frozenset({1}))
 
 
 def render_html(report: DisclosureReport) -> str:
-    """One self-contained page (inline style, no scripts, no external assets); TINs masked."""
+    """One self-contained page, summary first (inline style and SVG charts, no scripts, no external
+    assets; TINs masked). Its size is bounded whatever the period holds: the long lists are cut to
+    their largest rows and the first disclosures, and the CSV files beside it have every row."""
     scope = f"agency {report.agency}" if report.agency is not None else "all agencies"
     title = f"Accounting of disclosures {report.date_from} to {report.date_to} ({scope})"
+    charts = report_charts(report)
     parts = [
         "<!DOCTYPE html>\n",
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n",
         f"<h1>{html.escape(title)}</h1>\n",
-        "<p>Entries recorded (UTC) on the days from "
+        f"<p><strong>{report.entries:,} entries, {report.disclosure_count:,} disclosures "
+        f"about {len(report.taxpayers):,} taxpayers.</strong></p>\n",
+        '<p class="note">Entries recorded (UTC) on the days from '
         f"{html.escape(report.date_from.isoformat())} to {html.escape(report.date_to.isoformat())}, inclusive. "
         f"Generated {html.escape(report.generated_at)} from the ledger through entry {report.ledger_seq} "
         f"(head <code>{html.escape(report.ledger_head)}</code>; check it with "
-        "<code>taxmatch ledger verify</code>). Taxpayer TINs are masked to the last 4 digits; the full "
-        f"TINs are in {html.escape(DISCLOSURES_FILENAME)}.</p>\n",
-        f"<p>{report.entries} entries, {report.disclosure_count} disclosures "
-        f"about {len(report.taxpayers)} taxpayers.</p>\n",
+        "<code>taxmatch ledger verify</code>). Taxpayer TINs are masked to the last 4 digits; every count is "
+        f"in {html.escape(COUNTS_FILENAME)} and every disclosure, with the full TIN, in "
+        f"{html.escape(DISCLOSURES_FILENAME)} beside this page.</p>\n",
+        '<div class="grid">\n',
+        f'<section class="card"><h2>By outcome</h2>{charts["outcome"]}</section>\n',
+        f'<section class="card"><h2>By {charts["time_unit"]}</h2>{charts["time"]}</section>\n',
+        f'<section class="card"><h2>By agency</h2>{charts["agency"]}</section>\n',
+        f'<section class="card"><h2>By statute</h2>{charts["statute"]}</section>\n',
+        "</div>\n",
     ]
     for key, label in (("agency", "By agency"), ("statute", "By statute"), ("outcome", "By outcome")):
-        totals = report.total_by(key)
         parts.append(f"<h2>{label}</h2>\n")
-        parts.append(_table([key, "entries"], [[name, str(n)] for name, n in totals.items()], frozenset({1})))
+        parts.append(_totals_table(key, report))
     parts.append("<h2>By agency, statute and outcome</h2>\n")
+    largest = sorted(report.counts, key=lambda row: -row.count)[:TABLE_ROWS]
+    shown = [row for row in report.counts if row in set(largest)]
+    if len(shown) < len(report.counts):
+        parts.append(
+            f'<p class="note">The {len(shown):,} largest of {len(report.counts):,} rows; '
+            f"all are in {html.escape(COUNTS_FILENAME)}.</p>\n"
+        )
     parts.append(
         _table(
             ["agency", "statute", "outcome", "entries"],
-            [[row.agency, row.statute, row.outcome, str(row.count)] for row in report.counts],
+            [[row.agency, row.statute, row.outcome, f"{row.count:,}"] for row in shown],
             frozenset({3}),
         )
     )
-    parts.append("<h2>Disclosures per taxpayer</h2>\n")
+    parts.append("<h2>Disclosures</h2>\n")
     if not report.taxpayers:
         parts.append("<p>No disclosures in this period.</p>\n")
-    for taxpayer in report.taxpayers:
-        count = len(taxpayer.disclosures)
-        parts.append(f"<h3>Taxpayer {html.escape(mask_tin(taxpayer.taxpayer_tin))} ({count})</h3>\n")
+    else:
+        listed = [(taxpayer.taxpayer_tin, item) for taxpayer in report.taxpayers for item in taxpayer.disclosures][
+            :DETAIL_ROWS
+        ]
+        if report.disclosure_count > len(listed):
+            parts.append(
+                f'<p class="note">The first {len(listed):,} of {report.disclosure_count:,} disclosures, by taxpayer; '
+                f"all are in {html.escape(DISCLOSURES_FILENAME)}.</p>\n"
+            )
+        # The fields disclosed are usually the policy's, the same for every row: said once, not per row.
+        field_sets = {item.fields_disclosed for _, item in listed}
+        per_row = len(field_sets) > 1
+        if not per_row:
+            parts.append(f'<p class="note">Fields disclosed: {html.escape(", ".join(field_sets.pop()))}.</p>\n')
+        header = ["taxpayer", "recorded at", "agency", "batch", "request", "statute", "legal basis"]
         parts.append(
             _table(
-                ["recorded at", "agency", "batch", "request", "statute", "legal basis", "fields", "entry"],
+                [*header, *(["fields"] if per_row else []), "entry"],
                 [
                     [
+                        mask_tin(tin),
                         item.recorded_at,
                         item.agency,
                         item.batch_id,
                         item.request_id,
                         item.statute,
                         item.legal_basis,
-                        ", ".join(item.fields_disclosed),
+                        *([", ".join(item.fields_disclosed)] if per_row else []),
                         str(item.seq),
                     ]
-                    for item in taxpayer.disclosures
+                    for tin, item in listed
                 ],
-                frozenset({7}),
+                frozenset({len(header) + int(per_row)}),
+                "detail",
             )
         )
     parts.append("</body>\n</html>\n")

@@ -8,7 +8,7 @@ Content-Security-Policy that allows nothing from elsewhere and no script at all.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime
 import json
 import secrets
@@ -16,25 +16,37 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from taxmatch.api.accesslog import KEY_ID_SCOPE_FIELD
 from taxmatch.api.app import ApiState
 from taxmatch.api.keys import ApiKey, Role
 from taxmatch.api.service import Accounting
 from taxmatch.api.web.sessions import COOKIE_NAME, CSRF_FIELD, Session, SessionStore, csrf_matches
-from taxmatch.explain import ExplanationRecorder
+from taxmatch.charts import Bar, Step, bar_chart, column_chart, top_rows, waterfall_chart
+from taxmatch.explain import ExplanationRecorder, explanation_of
+from taxmatch.io.outcome_summary import outcome_row, summarize_outcomes
 from taxmatch.io.requests import read_requests_from_text
-from taxmatch.ledger.batches import BatchDetail, batch_detail, batch_requests, list_batches
-from taxmatch.ledger.report import build_report, monthly_counts
+from taxmatch.ledger.batch_explanations import BatchScoring, recorded_decision
+from taxmatch.ledger.batches import (
+    BatchDetail,
+    RequestOutcome,
+    batch_detail,
+    batch_requests,
+    list_batches,
+    outcome_file_name,
+    request_position,
+)
+from taxmatch.ledger.report import TABLE_ROWS, build_report, report_charts
 from taxmatch.pipeline import decision_as_json
-from taxmatch.records import REASON_TEXT, ReasonCode
+from taxmatch.records import REASON_TEXT, Decision, Disclosure, Outcome, ReasonCode
+from taxmatch.settings import Policy
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,6 +55,11 @@ BATCHES_PER_PAGE: Final = 25
 REQUESTS_PER_PAGE: Final = 50
 MAX_FORM_BYTES: Final = 16 * 1024
 OUTCOMES: Final = ("DISCLOSED", "REJECTED", "NOT_MATCHED")
+# The Disclosure fields a disclosed row gives as text (tax_year and match_probability are numbers).
+DISCLOSURE_TEXT_FIELDS: Final = (
+    "tin_last4", "first_name", "middle_name", "last_name", "suffix", "street", "unit", "city", "state", "zip",
+    "evidence",
+)  # fmt: skip
 _SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -233,28 +250,44 @@ def batch_page(request: Request, batch_id: str) -> Response:
         rows, matching = batch_requests(
             con, batch_id, outcome=outcome, limit=REQUESTS_PER_PAGE, offset=(page - 1) * REQUESTS_PER_PAGE
         )
-    counts = detail.summary.counts
-    outcome_rows = [(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")]
-    reason_rows = [(code, count, "neutral") for code, count in detail.reason_counts.items()]
     running = detail.summary.status in ("queued", "running")
     return _page(
         "batch.html", viewer=viewer, title=f"Batch {batch_id}", detail=detail, requests=rows, matching=matching,
-        outcome=outcome, page=page, pages=max(1, -(-matching // REQUESTS_PER_PAGE)), outcome_rows=outcome_rows,
-        reason_rows=reason_rows, refresh=5 if running else None,
+        outcome=outcome, page=page, pages=max(1, -(-matching // REQUESTS_PER_PAGE)),
+        charts=_batch_charts(detail), refresh=5 if running else None,
     )  # fmt: skip
 
 
-def _outcome_row(batches_dir: Path, batch_id: str, file_name: str, request_id: str) -> dict[str, str] | None:
-    """The row of `request_id` in one of the batch's outcome CSVs in the workspace, if it is there."""
-    path = batches_dir / batch_id / file_name
-    if "/" in batch_id or batch_id.startswith(".") or not path.is_file():
-        return None
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            # The CSV guards a value starting with = + - @ with a quote: compare both forms.
-            if row.get("request_id") in (request_id, "'" + request_id):
-                return row
-    return None
+def _batch_charts(detail: BatchDetail) -> dict[str, Markup]:
+    """The batch page's charts: bounded by the kinds of things counted, not by the batch's rows."""
+    counts = detail.summary.counts
+    charts = {
+        "outcomes": bar_chart(
+            [Bar(key, counts[key], key) for key in ("disclosed", "rejected", "unmatched")], "Requests by outcome", 90
+        ),
+        "reasons": bar_chart(
+            [Bar(code, count) for code, count in detail.reason_counts.items()], "Requests by reason code", 175
+        ),
+    }
+    if detail.summary.status == "done" and detail.directory is not None:
+        summary = summarize_outcomes(
+            detail.directory,
+            outcome_file_name(detail.manifest, "disclosed"),
+            outcome_file_name(detail.manifest, "unmatched"),
+        )
+        charts["probability"] = column_chart(
+            summary.probability_bins, ("DISCLOSED", "NOT_MATCHED"), "Requests by match probability", label_every=4
+        )
+        charts["states"] = bar_chart(
+            [Bar(state or "(none)", count) for state, count in top_rows(summary.disclosed_by_state, 15, "other")],
+            "Disclosures by state",
+            90,
+        )
+        charts["tax_years"] = bar_chart(
+            [Bar(year, count) for year, count in summary.disclosed_by_tax_year.items()], "Disclosures by tax year", 60
+        )
+        charts["without_candidate"] = f"{summary.unmatched_without_candidate:,}"
+    return {name: Markup(svg) for name, svg in charts.items()}
 
 
 @router.get("/ui/batches/{batch_id}/requests/{request_id}")
@@ -268,42 +301,77 @@ def request_page(request: Request, batch_id: str, request_id: str) -> Response:
     service, _ = _state(request).require_service()
     with service.database() as con:
         rows, _ = batch_requests(con, batch_id, request_id=request_id, limit=1)
-    if not rows:
-        return _not_found(viewer)
-    entry = rows[0]
-    file_name = {"DISCLOSED": "disclosed.csv", "REJECTED": "rejected.csv", "NOT_MATCHED": "unmatched.csv"}
-    row = _outcome_row(service.workspace.batches_dir, batch_id, file_name[entry.outcome], request_id)
-    codes = [ReasonCode(code) for code in entry.reason_codes if code in ReasonCode.__members__]
+        if not rows:
+            return _not_found(viewer)
+        entry = rows[0]
+        recorded = recorded_decision(con, batch_id, request_position(con, batch_id, entry.seq))
+    stem = {"DISCLOSED": "disclosed", "REJECTED": "rejected", "NOT_MATCHED": "unmatched"}[entry.outcome]
+    row = None
+    if detail.directory is not None:
+        row = outcome_row(detail.directory, outcome_file_name(detail.manifest, stem), request_id)
+    codes = tuple(ReasonCode(code) for code in entry.reason_codes if code in ReasonCode.__members__)
     reasons = row.get("reasons") if row is not None and "reasons" in row else "; ".join(REASON_TEXT[c] for c in codes)
     probability: str | None = row.get("match_probability") if row is not None else None
     if probability is None and reasons and "best match probability " in reasons:
         probability = reasons.rsplit("best match probability ", 1)[1]
+    explanation, note = _batch_explanation(service.policy, entry, codes, row, recorded)
     return _page(
         "request.html", viewer=viewer, title=f"Request {request_id}", batch_id=batch_id, entry=entry,
         reasons=reasons, probability=probability, evidence=row.get("evidence") if row is not None else None,
-        explanation=None,
-        explanation_note="A batch records each request's outcome, reason codes and probability (above). "
-        "The candidates, each comparison's level and weight, and the deciding rule are explained when the "
-        "request is decided with an explanation: the Lookup page, `taxmatch lookup --explain` or "
-        "`POST /v1/lookup?explain=true`.",
+        explanation=explanation, explanation_note=note,
     )  # fmt: skip
+
+
+def _batch_explanation(
+    policy: Policy,
+    entry: RequestOutcome,
+    codes: tuple[ReasonCode, ...],
+    row: dict[str, str] | None,
+    recorded: BatchScoring | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """The request's explanation from what its batch kept of its decision, or why there is none."""
+    if entry.policy_version and entry.policy_version != policy.version:
+        return None, (
+            f"This request was decided under policy {entry.policy_version}; the workspace's policy is now "
+            f"{policy.version}, whose thresholds would misstate the deciding rule, so no explanation is shown."
+        )
+    outcome = Outcome(entry.outcome)
+    if recorded is None and outcome is not Outcome.REJECTED:
+        return None, (
+            "Its batch kept nothing of how this request was scored (it was decided before batches kept it, "
+            "or its files were purged). A lookup explains a request as it decides it: the Lookup page, "
+            "`taxmatch lookup --explain` or `POST /v1/lookup?explain=true`."
+        )
+    disclosure = None
+    if outcome is Outcome.DISCLOSED and row is not None:
+        disclosure = Disclosure(
+            **{name: row.get(name, "") for name in DISCLOSURE_TEXT_FIELDS},
+            tax_year=int(row.get("tax_year") or 0),
+            match_probability=float(row.get("match_probability") or 0.0),
+        )
+    decision = Decision(entry.request_id, outcome, codes, disclosure, row.get("reasons", "") if row else "")
+    if recorded is None:
+        # Rejected before matching: `explanation_of` says which validation rule, from the codes.
+        explanation = explanation_of(dataclasses.replace(decision, detail=""), None, policy, 0.0, {})
+    else:
+        explanation = explanation_of(decision, recorded.observed, policy, recorded.prior_weight, recorded.level_weights)
+    _waterfall_charts(explanation)
+    return explanation, ""
 
 
 # ---- lookup ---------------------------------------------------------------------------------------
 
 
-def _bar(label: str, weight: float) -> tuple[str, float, str]:
-    return label, round(abs(weight), 2), "negative" if weight < 0 else "neutral"
-
-
-def _waterfall_rows(explanation: dict[str, Any]) -> None:
-    """Adds each candidate's bar rows (step, |weight|, sign) for the chart beside its table."""
+def _waterfall_charts(explanation: dict[str, Any]) -> None:
+    """Adds each candidate's waterfall (prior, each comparison's weight, name frequency) as inline SVG."""
     for candidate in explanation.get("candidates", []):
         terms: Sequence[dict[str, Any]] = candidate["comparisons"]
-        rows = [_bar("prior", candidate["prior_match_weight"])]
-        rows += [_bar(f"{term['comparison']} {term['level']}", term["match_weight"]) for term in terms]
-        rows.append(_bar("name frequency", candidate["term_frequency_adjustment"]))
-        candidate["waterfall_rows"] = rows
+        steps = [Step("prior", candidate["prior_match_weight"])]
+        steps += [Step(f"{term['comparison']} {term['level']}", term["match_weight"]) for term in terms]
+        steps.append(Step("name frequency", candidate["term_frequency_adjustment"]))
+        candidate["waterfall"] = Markup(
+            waterfall_chart(steps, f"Candidate {candidate['candidate']}: match weight, term by term")
+        )
 
 
 @router.get("/ui/lookup")
@@ -338,7 +406,7 @@ async def lookup(request: Request) -> Response:
     )
     answer = decision_as_json(decision, service.policy.extra_disclosed_columns)
     (answer["explanation"],) = await run_in_threadpool(service.explain, [decision], recorder)
-    _waterfall_rows(answer["explanation"])
+    _waterfall_charts(answer["explanation"])
     return _page("lookup.html", viewer=viewer, title="Lookup", fields=LOOKUP_FIELDS, values=values, answer=answer)
 
 
@@ -356,13 +424,11 @@ def ledger_page(request: Request) -> Response:
     first = last - datetime.timedelta(days=365)
     with service.database() as con:
         report = build_report(con, first, last)
-        months = monthly_counts(con, first, last)
+    charts = {name: Markup(svg) for name, svg in report_charts(report).items()}
+    largest = sorted(report.counts, key=lambda row: -row.count)[:TABLE_ROWS]
     return _page(
-        "ledger.html", viewer=viewer, title="Ledger", verification=verification, report=report,
-        by_agency=[(name, count, "neutral") for name, count in report.total_by("agency").items()],
-        by_outcome=[(name, count, name) for name, count in report.total_by("outcome").items()],
-        by_statute=[(name, count, "neutral") for name, count in report.total_by("statute").items()],
-        by_month=[(month, count, "neutral") for month, count in months.items()],
+        "ledger.html", viewer=viewer, title="Ledger", verification=verification, report=report, charts=charts,
+        counts=[row for row in report.counts if row in set(largest)],
     )  # fmt: skip
 
 
