@@ -80,6 +80,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now, not when uvicorn starts: the address is announced before the database is
+        # opened and the app started, and a client that connects in between must wait in the
+        # backlog, not be refused (a test's first /healthz was, on a loaded machine).
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
