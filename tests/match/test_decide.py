@@ -250,9 +250,13 @@ def test_an_exact_tin_tells_twins_apart_so_a_misspelt_given_name_may_disagree() 
     surname_keyed_wrong = STRONG._replace(last_name_level="different", dob_level="missing", tin_level="exact")
     assert isinstance(choose_taxpayer([surname_keyed_wrong], POLICY), Choice)
     assert choose_taxpayer([surname_keyed_wrong._replace(tin_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
-    # Neither name agreeing is someone else's TIN and birth date, whatever the address says.
-    stranger = respelt._replace(last_name_level="different")
-    assert choose_taxpayer([stranger], POLICY) is ReasonCode.BELOW_THRESHOLD
+    # Neither name agreeing: the TIN, birth date and a fully corroborating address must all agree
+    # (names swapped and keyed wrong); a weakly corroborating address or no birth date is not enough.
+    scrambled = respelt._replace(last_name_level="different")
+    assert isinstance(choose_taxpayer([scrambled], POLICY), Choice)
+    assert choose_taxpayer([scrambled._replace(address_level="street_only")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([scrambled._replace(dob_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([scrambled._replace(tin_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
     # Both loosely, a gender variant counting as loose with the TIN: no date of birth needed.
     variant = STRONG._replace(first_name_level="gender_variant", dob_level="missing", tin_level="exact")
     assert isinstance(choose_taxpayer([variant], POLICY), Choice)

@@ -81,7 +81,10 @@ def _tin_identifies(pair: CandidatePair) -> bool:
     exact, what is left to fear is a relative's TIN copied onto the request: a relative shares the
     surname, not the given name. So a given name that agrees is enough (the surname may have
     changed or been keyed beyond recognition); a surname that agrees needs the given name to agree
-    at least loosely (a gender variant or an initial counts then) or an exact date of birth.
+    at least loosely (a gender variant or an initial counts then) or an exact date of birth. A TIN,
+    a date of birth and an address that all agree exactly or nearly so are three identifiers of one
+    person: the names then were ordered or keyed wrong (`Hu Ssein Joor` for `Noor Hussein`), and a
+    relative's identifiers copied onto the request would have passed with the family surname anyway.
     """
     if pair.tin_level != "exact":
         return False
@@ -90,6 +93,7 @@ def _tin_identifies(pair: CandidatePair) -> bool:
         pair.first_name_level in AGREEING_FIRST_NAME_LEVELS
         or (last_agrees and pair.first_name_level in TIN_LOOSE_FIRST_NAME_LEVELS)
         or (last_agrees and pair.dob_level == "exact")
+        or (pair.dob_level == "exact" and pair.address_level in CORROBORATING_ADDRESS_LEVELS)
     )
 
 
