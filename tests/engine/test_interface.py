@@ -20,6 +20,8 @@ DUCKDB_OUTSIDE_ENGINE = {
     "ledger/batches.py",
     "ledger/report.py",
     "ledger/export_report.py",
+    "ledger/batch_explanations.py",
+    "api/batches.py",
     "api/service.py",
     "api/running.py",
     "cli.py",
