@@ -718,13 +718,15 @@ class DuckDBEngine:
             cursor = self.connection.execute(union)
             names = [description[0] for description in cursor.description]
             for found in cursor.fetchall():
-                if packed:
-                    candidate = dict(zip(_POINT_ROW_COLUMNS, json.loads(found[2]), strict=True))
-                    candidate["return_id"] = found[1]
-                else:
-                    candidate = dict(zip(names, found, strict=True))
-                return_id = int(candidate["return_id"])
-                candidates[return_id] = candidate
+                return_id = int(found[1])
+                # A profile that several keys find comes once per key: its row is made once.
+                if return_id not in candidates:
+                    if packed:
+                        candidate = dict(zip(_POINT_ROW_COLUMNS, json.loads(found[2]), strict=True))
+                        candidate["return_id"] = found[1]
+                    else:
+                        candidate = dict(zip(names, found, strict=True))
+                    candidates[return_id] = candidate
                 blocked_rows.setdefault(return_id, set()).update(serves[reads[int(found[0])]])
         pairs: list[CandidatePair] = []
         for position, (_, request_index, request) in enumerate(standardized):
