@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from taxmatch.api.service import Service
+from taxmatch.api.service import LOOKUP_BATCH_ID, Accounting, Service
+from taxmatch.database import open_database
+from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.io.requests import Item, outcome_request_id, read_requests
 from taxmatch.ledger import LedgerEvent
+from taxmatch.pipeline import decide_requests
+from taxmatch.records import Outcome
 from taxmatch.settings import Workspace
+from taxmatch.synth import generate
 
 
 @pytest.fixture
@@ -76,3 +83,45 @@ def test_verification_result_is_reused_only_while_it_holds(service: Service) -> 
     assert service.verify_ledger(reuse_seconds=3600) is first  # young enough, by request
     fresh = service.verify_ledger()
     assert fresh.entries == first.entries + 2
+
+
+def test_a_lookup_decided_apart_is_recorded_by_its_accounting_alone_and_as_a_batch_decides_it(tmp_path: Path) -> None:
+    """The server decides a lookup on a lookup thread and records it on an accounting thread (so
+    that a lookup waiting for its group commit leaves its engine to the next): the two halves must
+    record nothing early and decide exactly what the batch path decides."""
+    workspace = Workspace(tmp_path / "home")
+    workspace.ensure()
+    as_of = datetime.date(2026, 11, 25)
+    generate(tmp_path / "data", people=300, requests=40, seed=5, as_of=as_of)
+    opened = open_database(workspace)
+    try:
+        engine = DuckDBEngine(opened.connection)
+        engine.load_master([tmp_path / "data" / "master.csv"], lambda problem: None)
+        engine.fit_model()
+        # Each request id once: a repeat is DUPLICATE_REQUEST_ID within a batch, a new lookup alone.
+        items: list[Item] = []
+        seen: set[str] = set()
+        for item in read_requests(tmp_path / "data" / "requests.csv"):
+            if outcome_request_id(item) not in seen:
+                seen.add(outcome_request_id(item))
+                items.append(item)
+        batch = decide_requests(engine, workspace.load_policy(), as_of, items)
+    finally:
+        opened.connection.close()
+    accounting = Accounting(agency="ICE", actor="api:test", batch_id=LOOKUP_BATCH_ID)
+    service = Service(workspace, lookup_threads=1)
+    try:
+        entries = "SELECT count(*) FROM ledger_entries WHERE batch_id = 'lookup'"
+        decided = [service.decide_lookup(as_of, [item]) for item in items]
+        assert service.connection.execute(entries).fetchone() == (0,), "deciding alone recorded something"
+        assert [decision for (decision,) in decided] == batch
+        assert {Outcome.DISCLOSED, Outcome.NOT_MATCHED} <= {decision.outcome for decision in batch}
+        for item, decisions in zip(items, decided, strict=True):
+            service.account_decisions([item], decisions, accounting)
+        rows = service.connection.execute(
+            "SELECT request_id, outcome FROM ledger_entries WHERE batch_id = 'lookup' ORDER BY seq"
+        ).fetchall()
+        assert rows == [(decision.request_id, decision.outcome.value) for decision in batch]
+        assert service.verify_ledger().ok
+    finally:
+        service.close()

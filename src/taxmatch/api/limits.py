@@ -40,6 +40,9 @@ LEDGER_CHECKPOINT_SECONDS = 60.0
 # Lookups decided at once, each on a database cursor of its own (their ledger entries are
 # still appended one transaction at a time, several lookups per transaction under load).
 LOOKUP_THREADS = 4
+# Threads on which decided lookups wait for the group commit of their ledger entries, per lookup
+# thread: how many lookups one commit can take at most (docs/api.md, Ledger).
+ACCOUNTING_THREADS_PER_LOOKUP_THREAD = 8
 
 # The connection guard (api/guard.py): a request head must be complete this long after the
 # connection (or after its first byte following a keep-alive pause), however it trickles in.

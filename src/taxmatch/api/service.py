@@ -205,16 +205,29 @@ class Service:
         COMMIT that holds the entries, which DuckDB makes durable (WAL fsync) before it returns:
         an answered lookup is on disk, never only in memory.
         """
+        decisions = self.decide_lookup(as_of, items, recorder)
+        self.account_decisions(items, decisions, accounting)
+        return decisions
+
+    def decide_lookup(
+        self, as_of: datetime.date, items: Sequence[Item], recorder: ExplanationRecorder | None = None
+    ) -> list[Decision]:
+        """The first half of `decide_and_account`: decide on a free lookup engine, record nothing.
+
+        Whoever calls it must hand the decisions to `account_decisions` before answering.
+        """
         self.model_version()
         if self._closed:
             raise RuntimeError("the service is closed")
         engine = self._lookup_engines.get()
         try:
-            decisions = decide_requests(engine, self.policy, as_of, items, observe=recorder)
+            return decide_requests(engine, self.policy, as_of, items, observe=recorder)
         finally:
             self._lookup_engines.put(engine)
+
+    def account_decisions(self, items: Sequence[Item], decisions: Sequence[Decision], accounting: Accounting) -> None:
+        """The second half of `decide_and_account`: the ledger entries, committed (group commit)."""
         self.account_lookup(self.events(items, decisions, accounting), accounting.batch_id == LOOKUP_BATCH_ID)
-        return decisions
 
     def account_lookup(self, events: list[LedgerEvent], lookup: bool) -> None:
         """Append ``events`` to the ledger, in one transaction with whatever other lookups are waiting.

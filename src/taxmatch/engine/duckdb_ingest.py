@@ -52,7 +52,7 @@ class MasterIngest(DuckDBTables):
         self._compiled.clear()
         self._python_scorers.clear()
         self._has_point_rows = None
-        self._has_attested_names = None
+        self._attested_names = None
         self._profile_columns = None
         # DuckDB would otherwise keep every TEMP table below in memory (its default limit is 80% of
         # the machine); past this it spills them, encrypted, to the workspace's temp directory.

@@ -54,7 +54,8 @@ class DuckDBTables:
         self._current_model: tuple[str, dict[str, Any]] | None = None
         self._has_point_rows: bool | None = None
         # Whether the master has its attested given names (a master loaded before them has not).
-        self._has_attested_names: bool | None = None
+        # The master's attested given names (`attest_given_names`), read once; None: not read yet.
+        self._attested_names: frozenset[str] | None = None
         self._profile_columns: frozenset[str] | None = None
         for macro in standardization_macros():
             self.connection.execute(macro)

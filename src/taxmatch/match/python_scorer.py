@@ -71,6 +71,12 @@ class PythonScorer:
                 weight = 0.0 if level.is_null_level else float(level._match_weight)
                 levels.append(_Level(label, condition, weight, term_frequency))
             self.comparisons.append((name, levels))
+        # What `score` walks: each comparison with whether any of its levels adjusts for term
+        # frequency, decided here once rather than for every pair.
+        self._scoring_plan: tuple[tuple[str, tuple[_Level, ...], bool], ...] = tuple(
+            (name, tuple(levels), any(level.term_frequency is not None for level in levels))
+            for name, levels in self.comparisons
+        )
 
     def level_weights(self) -> dict[str, dict[str, float]]:
         """Each comparison's fitted match weight (log2 Bayes factor) per level label, before any
@@ -92,7 +98,7 @@ class PythonScorer:
         """Left is the request, right the return, both with the model input columns."""
         total = self.prior_weight
         labels: dict[str, str] = {}
-        for name, levels in self.comparisons:
+        for name, levels, adjusts_term_frequency in self._scoring_plan:
             chosen = levels[-1]
             for level in levels:
                 if level.condition is None or level.condition(left, right):
@@ -100,7 +106,8 @@ class PythonScorer:
                     break
             labels[name] = chosen.label
             total += chosen.match_weight
-            if any(level.term_frequency is not None for level in levels):
+            if adjusts_term_frequency:
+                # 0.0 added where the chosen level has no adjustment: the SQL's sum has that term too.
                 total += (
                     self._term_frequency_weight(chosen.term_frequency, left, right)
                     if chosen.term_frequency is not None
