@@ -40,6 +40,9 @@ CONTEXT_TABLE: Final = "batch_scoring"
 _PAIR_COLUMNS: Final = CandidatePair._fields
 _SQL_TYPES: Final = {"request_index": "BIGINT", "return_id": "BIGINT", "match_probability": "DOUBLE",
                      "match_weight": "DOUBLE"}  # fmt: skip
+# A batch of millions decided chunk by chunk in one process hands over pair objects: they are made
+# into columns every so many, so that what is kept is Arrow's size, not the objects'.
+_PAIRS_HELD_AS_OBJECTS: Final = 200_000
 _LEVEL_COLUMNS: Final = ("first_name_level", "last_name_level", "dob_level", "address_level", "tin_level")
 _STORED_COLUMNS: Final = ("batch_id", "position", "pair_order", *_PAIR_COLUMNS)
 _PAIR_SQL: Final = ", ".join(f"{name} {_SQL_TYPES.get(name, 'VARCHAR')}" for name in _PAIR_COLUMNS)
@@ -65,7 +68,7 @@ class ScoringRecorder:
     _pairs: list[CandidatePair] = field(default_factory=list)
     _pair_positions: list[int] = field(default_factory=list)
     _pair_orders: list[int] = field(default_factory=list)
-    _scored_tables: list[pa.Table] = field(default_factory=list)  # pairs handed over still as Arrow
+    _scored_tables: list[pa.Table] = field(default_factory=list)  # pairs as columns (as handed over, or made so)
     _next_order: int = 0
     _choices: list[tuple[int, str | None, float | None, str | None, str | None]] = field(default_factory=list)
     facts: dict[str, TaxpayerFacts] = field(default_factory=dict)
@@ -83,6 +86,8 @@ class ScoringRecorder:
         self._pair_positions.extend([position] * len(pairs))
         self._pair_orders.extend(range(self._next_order, self._next_order + len(pairs)))
         self._next_order += len(pairs)
+        if len(self._pairs) >= _PAIRS_HELD_AS_OBJECTS:
+            self._scored_tables.append(self._objects_table())
         self.take_choice(index, facts, choice)
 
     def _position(self, index: int) -> int:
@@ -134,7 +139,8 @@ class ScoringRecorder:
         self._pair_orders.clear()
         self._choices.clear()
 
-    def pairs_table(self, batch_id: str) -> pa.Table:
+    def _objects_table(self) -> pa.Table:
+        """The pairs held as objects, as a table (and no longer held)."""
         columns = list(zip(*self._pairs, strict=True)) if self._pairs else [() for _ in _PAIR_COLUMNS]
         arrays: dict[str, Any] = {
             "position": pa.array(self._pair_positions, pa.int64()),
@@ -142,7 +148,13 @@ class ScoringRecorder:
         }
         for name, values in zip(_PAIR_COLUMNS, columns, strict=True):
             arrays[name] = pa.array(values, _arrow_type(name))
-        table = pa.concat_tables([pa.table(arrays), *self._scored_tables])
+        self._pairs.clear()
+        self._pair_positions.clear()
+        self._pair_orders.clear()
+        return pa.table(arrays)
+
+    def pairs_table(self, batch_id: str) -> pa.Table:
+        table = pa.concat_tables([*self._scored_tables, self._objects_table()])
         return table.add_column(0, "batch_id", pa.array([batch_id] * table.num_rows, pa.string()))
 
     def choices_table(self, batch_id: str) -> pa.Table:
