@@ -55,7 +55,7 @@ def test_every_request_is_explained_from_the_rows_as_it_was_decided(
     scored = recorder.scored
     con = scoring_engine.connection
     batch_id = f"b-{processes}"
-    save_scoring(con, batch_id, recorder, *scoring_engine.scoring_weights())
+    save_scoring(con, batch_id, recorder, scoring_engine.current_model()[0])
     assert recorder.scored == 0  # emptied once saved
     # The same requests decided with the lookup's recorder, explained as they are decided.
     again, expected = decide_and_explain(scoring_engine, policy, AS_OF, items)
@@ -85,6 +85,6 @@ def test_positions_count_the_requests_a_chunk_did_not_decide(engine: tuple[DuckD
     items = list(read_requests(requests))[:40]
     recorder = ScoringRecorder(positions=[100 + 2 * index for index in range(len(items))])
     decide_requests(scoring_engine, policy, AS_OF, items, observe=recorder)
-    save_scoring(scoring_engine.connection, "b-3", recorder, *scoring_engine.scoring_weights())
+    save_scoring(scoring_engine.connection, "b-3", recorder, scoring_engine.current_model()[0])
     kept = [position for position in range(100, 180) if recorded_decision(scoring_engine.connection, "b-3", position)]
     assert kept and all(position % 2 == 0 for position in kept)

@@ -17,6 +17,7 @@ ledger entries.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from taxmatch.engine.duckdb_engine import ScoredPairs
 from taxmatch.explain import ObservedDecision
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice
+from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.records import ReasonCode
 
 __all__ = ["BatchScoring", "ScoringRecorder", "forget_batches", "recorded_decision", "save_scoring"]
@@ -51,8 +53,8 @@ _SCHEMA: Final = (
     f"pair_order BIGINT NOT NULL, {_PAIR_SQL})",
     f"CREATE TABLE IF NOT EXISTS {CHOICES_TABLE} (batch_id VARCHAR NOT NULL, position BIGINT NOT NULL, "
     "chosen_tin VARCHAR, match_probability DOUBLE, evidence VARCHAR, reason_code VARCHAR)",
-    f"CREATE TABLE IF NOT EXISTS {CONTEXT_TABLE} (batch_id VARCHAR PRIMARY KEY, prior_weight DOUBLE NOT NULL, "
-    "level_weights_json VARCHAR NOT NULL, facts_json VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {CONTEXT_TABLE} (batch_id VARCHAR PRIMARY KEY, model_version VARCHAR NOT NULL, "
+    "facts_json VARCHAR NOT NULL)",
 )
 
 
@@ -203,24 +205,20 @@ def _facts_json(facts: Mapping[str, TaxpayerFacts]) -> str:
     )
 
 
-def save_scoring(
-    con: duckdb.DuckDBPyConnection,
-    batch_id: str,
-    recorder: ScoringRecorder,
-    prior_weight: float,
-    level_weights: Mapping[str, Mapping[str, float]],
-) -> None:
+def save_scoring(con: duckdb.DuckDBPyConnection, batch_id: str, recorder: ScoringRecorder, model_version: str) -> None:
     """Add what `recorder` kept to the batch's rows (call it in the transaction of its ledger entries).
 
     Called once per chunk for a batch decided in chunks: the pairs and choices are added, and the
-    batch's facts and weights replaced by the union so far. The recorder is emptied of its pairs.
+    batch's facts replaced by the union so far. The recorder is emptied of its pairs. The model's
+    weights are not copied: the workspace keeps every fitted model by version (`model_store`), and
+    reading them needs Splink, which a batch does without (tests/engine/test_scorer.py).
     """
     ensure_schema(con)
     _insert(con, PAIRS_TABLE, recorder.pairs_table(batch_id))
     _insert(con, CHOICES_TABLE, recorder.choices_table(batch_id))
     con.execute(
-        f"INSERT OR REPLACE INTO {CONTEXT_TABLE} VALUES (?, ?, ?, ?)",
-        [batch_id, prior_weight, json.dumps(level_weights, sort_keys=True), _facts_json(recorder.facts)],
+        f"INSERT OR REPLACE INTO {CONTEXT_TABLE} VALUES (?, ?, ?)",
+        [batch_id, model_version, _facts_json(recorder.facts)],
     )
     recorder.clear()
 
@@ -249,14 +247,16 @@ def recorded_decision(con: duckdb.DuckDBPyConnection, batch_id: str, position: i
     if not _has_tables(con):
         return None
     context = con.execute(
-        f"SELECT prior_weight, level_weights_json, facts_json FROM {CONTEXT_TABLE} WHERE batch_id = ?", [batch_id]
+        f"SELECT c.model_version, m.model_json, c.facts_json FROM {CONTEXT_TABLE} c "
+        "LEFT JOIN model_store m ON m.version = c.model_version WHERE c.batch_id = ?",
+        [batch_id],
     ).fetchone()
     choice_row = con.execute(
         f"SELECT chosen_tin, match_probability, evidence, reason_code FROM {CHOICES_TABLE} "
         "WHERE batch_id = ? AND position = ?",
         [batch_id, position],
     ).fetchone()
-    if context is None or choice_row is None:
+    if context is None or choice_row is None or context[1] is None:
         return None
     rows = con.execute(
         f"SELECT {', '.join(_PAIR_COLUMNS)} FROM {PAIRS_TABLE} WHERE batch_id = ? AND position = ? ORDER BY pair_order",
@@ -273,7 +273,15 @@ def recorded_decision(con: duckdb.DuckDBPyConnection, batch_id: str, position: i
     choice: Choice | ReasonCode = (
         Choice(str(chosen_tin), float(probability), str(evidence)) if code is None else ReasonCode(str(code))
     )
-    return BatchScoring(ObservedDecision(pairs, facts, choice), float(context[0]), json.loads(str(context[1])))
+    prior_weight, level_weights = _model_weights(str(context[0]), str(context[1]))
+    return BatchScoring(ObservedDecision(pairs, facts, choice), prior_weight, level_weights)
+
+
+@functools.lru_cache(maxsize=4)
+def _model_weights(version: str, model_json: str) -> tuple[float, dict[str, dict[str, float]]]:
+    """The prior and per-level weights of one fitted model (the same as the engine's `scoring_weights`)."""
+    scorer = PythonScorer(json.loads(model_json), {})
+    return scorer.prior_weight, scorer.level_weights()
 
 
 def forget_batches(con: duckdb.DuckDBPyConnection, batch_ids: Iterable[str]) -> None:
