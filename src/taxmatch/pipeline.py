@@ -606,8 +606,8 @@ def run_batch(
                     raise BatchAlreadyCompletedError(f"batch {batch_id} is already in the ledger")
                 writer = outcome_writer(staging, policy.extra_disclosed_columns, output_format)
                 appended, rendered = _append_and_render(ledger, items, decisions, accounting, policy, writer, workers)
-                if scoring.scored:  # nothing scored (every request rejected) needs no model
-                    save_scoring(ledger.con, batch_id, scoring, *engine.scoring_weights())
+                if scoring.scored:
+                    save_scoring(ledger.con, batch_id, scoring, model_version)
                 counts = _write_staged(writer, rendered, len(decisions))
                 if appended is None:  # an empty batch appends nothing
                     head_seq, head_hash = ledger.head()

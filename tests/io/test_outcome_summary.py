@@ -9,7 +9,7 @@ import pytest
 
 from taxmatch.explain import best_probability_words
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutputFormat, file_name, outcome_writer
-from taxmatch.io.outcome_summary import summarize_outcomes
+from taxmatch.io.outcome_summary import outcome_row, summarize_outcomes
 from taxmatch.records import Decision, Disclosure, Outcome, ReasonCode
 
 BASE = Disclosure(
@@ -58,3 +58,20 @@ def test_missing_files_are_an_empty_batch(tmp_path: Path) -> None:
     summary = summarize_outcomes(tmp_path, "disclosed.csv", "unmatched.csv")
     assert summary.disclosed_by_state == {} and summary.unmatched_without_candidate == 0
     assert all(counts == {"DISCLOSED": 0, "NOT_MATCHED": 0} for _, counts in summary.probability_bins)
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
+def test_one_row_is_found_by_its_request_id_in_each_format(tmp_path: Path, output_format: OutputFormat) -> None:
+    made = [*decisions(), Decision("=1+2", Outcome.DISCLOSED, disclosure=dataclasses.replace(BASE, zip="02134"))]
+    writer = outcome_writer(tmp_path, (), output_format)
+    with writer:
+        writer.write_rendered(writer.render(made))
+    disclosed = file_name(Outcome.DISCLOSED, output_format)
+    row = outcome_row(tmp_path, disclosed, "d2")
+    assert row is not None and row["state"] == "TX" and row["tax_year"] == "2019"
+    guarded = outcome_row(tmp_path, disclosed, "=1+2")  # the CSV writes it as '=1+2
+    assert guarded is not None and guarded["zip"] == "02134"  # text, not the number 2134
+    assert outcome_row(tmp_path, disclosed, "u1") is None
+    unmatched = outcome_row(tmp_path, file_name(Outcome.NOT_MATCHED, output_format), "u2")
+    assert unmatched is not None and unmatched["reasons"].endswith("best match probability 0.500000")
+    assert outcome_row(tmp_path, "missing.csv", "d2") is None

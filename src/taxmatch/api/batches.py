@@ -436,7 +436,7 @@ class BatchManager:
                 with service.ledger.transaction():
                     service.ledger.append_columns(events)
                     if scoring.scored:
-                        save_scoring(con, batch_id, scoring, *service.engine.scoring_weights())
+                        save_scoring(con, batch_id, scoring, model_version)
                     con.register("api_chunk", table)
                     try:
                         con.execute("INSERT INTO api_batch_decisions SELECT * FROM api_chunk")

@@ -123,25 +123,31 @@ def summarize_outcomes(directory: Path, disclosed_name: str, unmatched_name: str
         return _summary(disclosed, unmatched, (_stamp(disclosed), _stamp(unmatched)))
 
 
-def outcome_row(directory: Path, file_name: str, request_id: str) -> dict[str, str] | None:
-    """The row of `request_id` in one of the batch's outcome files (any format), as text; None if absent."""
-    path = directory / file_name
-    if not path.is_file() or path.stat().st_size == 0:
+@functools.lru_cache(maxsize=8)
+def _outcome_table(path: Path, _stamp: tuple[int, int]) -> pa.Table | None:
+    if _stamp[0] <= 0:
         return None
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
-    elif path.suffix == ".ndjson":
-        table = pa_json.read_json(path)
-    else:
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
-        # Every column as the text the file holds (a ZIP of 02134 is not the number 2134).
-        table = pa_csv.read_csv(
-            path,
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
-            ),
-        )
+        return pq.read_table(path)
+    if path.suffix == ".ndjson":
+        return pa_json.read_json(path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    # Every column as the text the file holds (a ZIP of 02134 is not the number 2134).
+    as_text = pa_csv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False)
+    return pa_csv.read_csv(path, convert_options=as_text)
+
+
+def outcome_row(directory: Path, file_name: str, request_id: str) -> dict[str, str] | None:
+    """The row of `request_id` in one of the batch's outcome files (any format), as text; None if absent.
+
+    The file is read once and kept (a few at a time) while it is unchanged: a batch's request pages
+    are read one after another."""
+    path = directory / file_name
+    with _lock:
+        table = _outcome_table(path, _stamp(path))
+    if table is None:
+        return None
     # The CSV guards a value starting with = + - @ with a quote: both forms are the request's id.
     found = table.filter(pc.is_in(table["request_id"], pa.array([request_id, "'" + request_id], pa.string())))
     if not found.num_rows:

@@ -17,6 +17,7 @@ ledger entries.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from taxmatch.explain import ObservedDecision
 from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
 from taxmatch.match.decide import Choice
+from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scored_pairs import ScoredPairs
 from taxmatch.records import ReasonCode
 
@@ -40,6 +42,9 @@ CONTEXT_TABLE: Final = "batch_scoring"
 _PAIR_COLUMNS: Final = CandidatePair._fields
 _SQL_TYPES: Final = {"request_index": "BIGINT", "return_id": "BIGINT", "match_probability": "DOUBLE",
                      "match_weight": "DOUBLE"}  # fmt: skip
+# A batch of millions decided chunk by chunk in one process hands over pair objects: they are made
+# into columns every so many, so that what is kept is Arrow's size, not the objects'.
+_PAIRS_HELD_AS_OBJECTS: Final = 200_000
 _LEVEL_COLUMNS: Final = ("first_name_level", "last_name_level", "dob_level", "address_level", "tin_level")
 _STORED_COLUMNS: Final = ("batch_id", "position", "pair_order", *_PAIR_COLUMNS)
 _PAIR_SQL: Final = ", ".join(f"{name} {_SQL_TYPES.get(name, 'VARCHAR')}" for name in _PAIR_COLUMNS)
@@ -48,8 +53,8 @@ _SCHEMA: Final = (
     f"pair_order BIGINT NOT NULL, {_PAIR_SQL})",
     f"CREATE TABLE IF NOT EXISTS {CHOICES_TABLE} (batch_id VARCHAR NOT NULL, position BIGINT NOT NULL, "
     "chosen_tin VARCHAR, match_probability DOUBLE, evidence VARCHAR, reason_code VARCHAR)",
-    f"CREATE TABLE IF NOT EXISTS {CONTEXT_TABLE} (batch_id VARCHAR PRIMARY KEY, prior_weight DOUBLE NOT NULL, "
-    "level_weights_json VARCHAR NOT NULL, facts_json VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {CONTEXT_TABLE} (batch_id VARCHAR PRIMARY KEY, model_version VARCHAR NOT NULL, "
+    "facts_json VARCHAR NOT NULL)",
 )
 
 
@@ -65,7 +70,7 @@ class ScoringRecorder:
     _pairs: list[CandidatePair] = field(default_factory=list)
     _pair_positions: list[int] = field(default_factory=list)
     _pair_orders: list[int] = field(default_factory=list)
-    _scored_tables: list[pa.Table] = field(default_factory=list)  # pairs handed over still as Arrow
+    _scored_tables: list[pa.Table] = field(default_factory=list)  # pairs as columns (as handed over, or made so)
     _next_order: int = 0
     _choices: list[tuple[int, str | None, float | None, str | None, str | None]] = field(default_factory=list)
     facts: dict[str, TaxpayerFacts] = field(default_factory=dict)
@@ -83,6 +88,8 @@ class ScoringRecorder:
         self._pair_positions.extend([position] * len(pairs))
         self._pair_orders.extend(range(self._next_order, self._next_order + len(pairs)))
         self._next_order += len(pairs)
+        if len(self._pairs) >= _PAIRS_HELD_AS_OBJECTS:
+            self._scored_tables.append(self._objects_table())
         self.take_choice(index, facts, choice)
 
     def _position(self, index: int) -> int:
@@ -134,7 +141,8 @@ class ScoringRecorder:
         self._pair_orders.clear()
         self._choices.clear()
 
-    def pairs_table(self, batch_id: str) -> pa.Table:
+    def _objects_table(self) -> pa.Table:
+        """The pairs held as objects, as a table (and no longer held)."""
         columns = list(zip(*self._pairs, strict=True)) if self._pairs else [() for _ in _PAIR_COLUMNS]
         arrays: dict[str, Any] = {
             "position": pa.array(self._pair_positions, pa.int64()),
@@ -142,7 +150,13 @@ class ScoringRecorder:
         }
         for name, values in zip(_PAIR_COLUMNS, columns, strict=True):
             arrays[name] = pa.array(values, _arrow_type(name))
-        table = pa.concat_tables([pa.table(arrays), *self._scored_tables])
+        self._pairs.clear()
+        self._pair_positions.clear()
+        self._pair_orders.clear()
+        return pa.table(arrays)
+
+    def pairs_table(self, batch_id: str) -> pa.Table:
+        table = pa.concat_tables([*self._scored_tables, self._objects_table()])
         return table.add_column(0, "batch_id", pa.array([batch_id] * table.num_rows, pa.string()))
 
     def choices_table(self, batch_id: str) -> pa.Table:
@@ -191,24 +205,20 @@ def _facts_json(facts: Mapping[str, TaxpayerFacts]) -> str:
     )
 
 
-def save_scoring(
-    con: duckdb.DuckDBPyConnection,
-    batch_id: str,
-    recorder: ScoringRecorder,
-    prior_weight: float,
-    level_weights: Mapping[str, Mapping[str, float]],
-) -> None:
+def save_scoring(con: duckdb.DuckDBPyConnection, batch_id: str, recorder: ScoringRecorder, model_version: str) -> None:
     """Add what `recorder` kept to the batch's rows (call it in the transaction of its ledger entries).
 
     Called once per chunk for a batch decided in chunks: the pairs and choices are added, and the
-    batch's facts and weights replaced by the union so far. The recorder is emptied of its pairs.
+    batch's facts replaced by the union so far. The recorder is emptied of its pairs. The model's
+    weights are not copied: the workspace keeps every fitted model by version (`model_store`), and
+    reading them needs Splink, which a batch does without (tests/engine/test_scorer.py).
     """
     ensure_schema(con)
     _insert(con, PAIRS_TABLE, recorder.pairs_table(batch_id))
     _insert(con, CHOICES_TABLE, recorder.choices_table(batch_id))
     con.execute(
-        f"INSERT OR REPLACE INTO {CONTEXT_TABLE} VALUES (?, ?, ?, ?)",
-        [batch_id, prior_weight, json.dumps(level_weights, sort_keys=True), _facts_json(recorder.facts)],
+        f"INSERT OR REPLACE INTO {CONTEXT_TABLE} VALUES (?, ?, ?)",
+        [batch_id, model_version, _facts_json(recorder.facts)],
     )
     recorder.clear()
 
@@ -237,14 +247,16 @@ def recorded_decision(con: duckdb.DuckDBPyConnection, batch_id: str, position: i
     if not _has_tables(con):
         return None
     context = con.execute(
-        f"SELECT prior_weight, level_weights_json, facts_json FROM {CONTEXT_TABLE} WHERE batch_id = ?", [batch_id]
+        f"SELECT c.model_version, m.model_json, c.facts_json FROM {CONTEXT_TABLE} c "
+        "LEFT JOIN model_store m ON m.version = c.model_version WHERE c.batch_id = ?",
+        [batch_id],
     ).fetchone()
     choice_row = con.execute(
         f"SELECT chosen_tin, match_probability, evidence, reason_code FROM {CHOICES_TABLE} "
         "WHERE batch_id = ? AND position = ?",
         [batch_id, position],
     ).fetchone()
-    if context is None or choice_row is None:
+    if context is None or choice_row is None or context[1] is None:
         return None
     rows = con.execute(
         f"SELECT {', '.join(_PAIR_COLUMNS)} FROM {PAIRS_TABLE} WHERE batch_id = ? AND position = ? ORDER BY pair_order",
@@ -261,7 +273,15 @@ def recorded_decision(con: duckdb.DuckDBPyConnection, batch_id: str, position: i
     choice: Choice | ReasonCode = (
         Choice(str(chosen_tin), float(probability), str(evidence)) if code is None else ReasonCode(str(code))
     )
-    return BatchScoring(ObservedDecision(pairs, facts, choice), float(context[0]), json.loads(str(context[1])))
+    prior_weight, level_weights = _model_weights(str(context[0]), str(context[1]))
+    return BatchScoring(ObservedDecision(pairs, facts, choice), prior_weight, level_weights)
+
+
+@functools.lru_cache(maxsize=4)
+def _model_weights(version: str, model_json: str) -> tuple[float, dict[str, dict[str, float]]]:
+    """The prior and per-level weights of one fitted model (the same as the engine's `scoring_weights`)."""
+    scorer = PythonScorer(json.loads(model_json), {})
+    return scorer.prior_weight, scorer.level_weights()
 
 
 def forget_batches(con: duckdb.DuckDBPyConnection, batch_ids: Iterable[str]) -> None:
