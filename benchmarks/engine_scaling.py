@@ -20,8 +20,11 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from _common import (
     AGENCY,
@@ -39,11 +42,12 @@ from _common import (
 )
 from taxmatch.database import open_database
 from taxmatch.engine.duckdb_engine import DuckDBEngine
+from taxmatch.engine.spark_scoring import GAMMA_COMPARISONS, SIDE_COLUMNS, pair_scorer, standardize_requests
 from taxmatch.io.requests import read_requests
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
 from taxmatch.match.request_inputs import request_input_table
 from taxmatch.records import RequestRecord
-from taxmatch.settings import Policy, Workspace
+from taxmatch.settings import Workspace
 from taxmatch.validate import validate_request
 
 OUTCOME_FILES = ("disclosed.csv", "rejected.csv", "unmatched.csv")
@@ -53,10 +57,11 @@ _BATCH_LINE = re.compile(r"([\d.]+)s \(([\d.]+) requests/s\)")
 
 def blocking_figures(home: Path, requests_file: Path) -> dict[str, Any]:
     """Blocked pairs per request row and the largest blocks, over a loaded workspace (DuckDB SQL)."""
-    opened = open_database(Workspace.resolve(home))
+    workspace = Workspace.resolve(home)
+    policy = workspace.load_policy()
+    opened = open_database(workspace)
     try:
         engine = DuckDBEngine(opened.connection)
-        policy = Policy()
         as_of = datetime.date.fromisoformat(AS_OF)
         valid = [
             (index, item)
@@ -80,7 +85,9 @@ def blocking_figures(home: Path, requests_file: Path) -> dict[str, Any]:
                 f"WHERE {column} IS NOT NULL GROUP BY {column})"
             ).fetchone()
             largest[column] = int(biggest[0]) if biggest else 0
+        rates = executor_rates(engine, valid, union)
         return {
+            **rates,
             "profiles": int(profiles[0]),
             "request_rows": int(rows[0]),
             "blocked_pairs": int(found[0]),
@@ -89,6 +96,41 @@ def blocking_figures(home: Path, requests_file: Path) -> dict[str, Any]:
         }
     finally:
         opened.connection.close()
+
+
+def executor_rates(engine: DuckDBEngine, valid: list[tuple[int, RequestRecord]], union: str) -> dict[str, Any]:
+    """What a Spark executor does per request row and per pair, on one core in this process: the
+    per-core rates the plan in docs/scale.md is computed from (Spark's own costs come on top).
+    CPU time of this process, not wall time: on a shared machine the wall clock counts other work."""
+    inputs = request_input_table(valid)
+    started = time.process_time()
+    standardized = sum(batch.num_rows for batch in standardize_requests(inputs.to_batches()))
+    standardize_seconds = time.process_time() - started
+    sides = ", ".join(f"l.{column} AS l_{column}, r.{column} AS r_{column}" for column in SIDE_COLUMNS)
+    rows = (
+        engine.connection.execute(
+            f"SELECT l.request_index, p.unique_id, p.return_id, {sides} FROM ({union}) p "
+            "JOIN request_inputs l ON l.unique_id = p.unique_id JOIN master_profiles r ON r.return_id = p.return_id"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(int(row["request_index"]), []).append(row)
+    _, compiled = engine._scorer()
+    gammas = {
+        name: {label: gamma for gamma, label in compiled.level_labels[name].items()} for name in GAMMA_COMPARISONS
+    }
+    score = pair_scorer(engine._python_scorer(), gammas)
+    started = time.process_time()
+    kept = sum(score(pa.Table.from_pylist(group)).num_rows for group in groups.values())
+    score_seconds = time.process_time() - started
+    return {
+        "executor_standardize_rows_per_cpu_second": round(standardized / max(standardize_seconds, 1e-9)),
+        "executor_score_pairs_per_cpu_second": round(len(rows) / max(score_seconds, 1e-9)),
+        "candidate_pairs_kept": kept,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,6 +180,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # The workspace's key file, which the steps were given.
                 os.environ["TAXMATCH_KEY_FILE"] = space.env["TAXMATCH_KEY_FILE"]
                 result["blocking"] = blocking_figures(home, data / "requests.csv")
+        if "spark" in engines:
+            # What every Spark command pays before its first job: the JVM and the session (and their stop).
+            started = run_step(
+                "spark: session start",
+                [sys.executable, "-c", f"from taxmatch.engine.spark_engine import spark_session; "
+                 f"spark_session({args.spark_master!r}).stop()"],
+                space.env,
+            )  # fmt: skip
+            result["spark_session_start_seconds"] = round(started.seconds, 2)
         first = outputs[engines[0]]
         result["identical_outputs"] = all(
             (out / name).read_bytes() == (first / name).read_bytes()
