@@ -103,3 +103,21 @@ def test_batch_reads_of_returns_and_facts_agree_with_the_point_reads(
         assert engine.taxpayer_facts(tins) == expected_facts
     finally:
         opened.connection.close()
+
+
+def test_a_batch_on_a_master_loaded_by_another_engine_says_what_to_run(
+    engine_name: str, duckdb_run: tuple[Path, Path], population: Path, tmp_path: Path
+) -> None:
+    """A workspace loaded by DuckDB has no warehouse: one clear line, nothing recorded (the Spark
+    session is not even started: the local warehouse is checked first)."""
+    if engine_name == "duckdb":
+        pytest.skip("the DuckDB engine reads the workspace the load wrote: there is no other store to miss")
+    home, _ = duckdb_run
+    result = CliRunner().invoke(
+        app,
+        ["--engine", engine_name, "--home", str(home), "batch", "run", str(population / "requests.csv"),
+         "--agency", "CBP", "--as-of", AS_OF, "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "has no master for model" in result.output and "--engine spark master load" in result.output
+    assert not (tmp_path / "out").exists()

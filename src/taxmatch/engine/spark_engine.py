@@ -163,15 +163,17 @@ class SparkEngine:
 
     def _table(self, name: str) -> DataFrame:
         version, _ = self.workspace.current_model()
+        path = f"{self._model_folder(version)}/{name}"
+        # A local warehouse is checked before Spark starts (a JVM start costs seconds); a remote
+        # one by Spark's own error for a missing path.
+        if "://" not in path and not Path(path).exists():
+            raise _no_master_in(self.warehouse, version)
         spark = spark_session(self.spark_master)
         try:
-            return spark.read.parquet(f"{self._model_folder(version)}/{name}")
+            return spark.read.parquet(path)
         except Exception as error:  # Spark's AnalysisException: the path does not exist
             if "PATH_NOT_FOUND" in str(error) or "does not exist" in str(error).lower():
-                raise MasterNotLoadedError(
-                    f"the warehouse {self.warehouse} has no master for model {version}; "
-                    "run `taxmatch --engine spark master load FILE` to write it"
-                ) from None
+                raise _no_master_in(self.warehouse, version) from None
             raise
 
     def _scorer(self) -> tuple[PythonScorer, dict[str, dict[str, int]], tuple[tuple[str, ...], ...]]:
@@ -328,6 +330,13 @@ class SparkEngine:
             .to_pylist()
         )
         return taxpayer_facts_of((row["tin"], row["key_address"], row["dob"], row["middle_initial"]) for row in rows)
+
+
+def _no_master_in(warehouse: str, version: str) -> MasterNotLoadedError:
+    return MasterNotLoadedError(
+        f"the warehouse {warehouse} has no master for model {version} (was it loaded with --engine duckdb?); "
+        "run `taxmatch --engine spark master load FILE` to write it"
+    )
 
 
 def _model_json(model: dict[str, Any]) -> str:
