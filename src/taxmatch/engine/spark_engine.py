@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import DataFrame, SparkSession
 
+_LOG4J2_CONFIGURATION = Path(__file__).with_name("spark_log4j2.properties")
 _RETURN_FIELDS = (
     "return_id", "tin", "tax_year", "role", "first_name_raw", "middle_name_raw", "last_name_raw", "suffix_raw",
     "street_raw", "unit_raw", "city_raw", "state_raw", "zip_raw", "phone_raw",
@@ -93,6 +94,7 @@ def spark_session(master: str) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_LOG4J2_CONFIGURATION.as_uri()}")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
