@@ -52,7 +52,7 @@ from taxmatch.validate import validate_request
 
 OUTCOME_FILES = ("disclosed.csv", "rejected.csv", "unmatched.csv")
 _LOAD_LINE = re.compile(r"in ([\d.]+)s; model \S+ fitted in ([\d.]+)s")
-_BATCH_LINE = re.compile(r"([\d.]+)s \(([\d.]+) requests/s\)")
+_BATCH_LINE = re.compile(r"([\d.]+)s \(([\d.,]+) requests/s\)")
 
 
 def blocking_figures(home: Path, requests_file: Path) -> dict[str, Any]:
