@@ -44,16 +44,29 @@ def test_a_failing_child_half_is_computed_here(caplog: pytest.LogCaptureFixture)
     assert "second process failed" in caplog.text
 
 
-def test_a_failure_here_is_raised_and_the_child_is_reaped() -> None:
+def test_a_failure_here_is_raised_and_the_child_is_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
     def fails_here(numbers: list[int]) -> list[int]:
         if not numbers:
             raise ValueError("here")
         return squares(numbers)
 
+    # The forked child by its pid: the test process may have children of its own (the test
+    # session's Spark JVM), which are no business of this test.
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork() -> int:
+        child = real_fork()
+        if child:
+            forked.append(child)
+        return child
+
+    monkeypatch.setattr(os, "fork", recording_fork)
     with pytest.raises(ValueError, match="here"):
         in_two_processes(fails_here, [], list(range(100_000)))  # the child's answer fills the pipe
+    assert len(forked) == 1
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left behind
+        os.waitpid(forked[0], os.WNOHANG)  # the child was reaped, not left behind
 
 
 def test_without_fork_both_halves_run_here(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -136,7 +136,10 @@ def open_engine(
     """
     options = options or EngineOptions()
     if options.engine == "spark":
-        raise EngineUnavailableError("the Spark engine is not available in this version")
+        from taxmatch.engine.spark_engine import SparkEngine
+
+        warehouse = options.warehouse or str((home or Path(".")) / "warehouse")
+        return SparkEngine(connection, options.spark_master, warehouse)
     from taxmatch.engine.duckdb_engine import DuckDBEngine
 
     return DuckDBEngine(connection)

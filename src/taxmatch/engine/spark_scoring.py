@@ -1,0 +1,177 @@
+"""What the Spark engine runs on its executors: the Python twins of the DuckDB SQL, over Arrow batches.
+
+No pyspark here: these are plain functions from Arrow to Arrow that `SparkEngine` hands to
+`mapInArrow` and `applyInArrow`. They call exactly what the DuckDB point path calls
+(`standardize_row`, `block_keys`, `PythonScorer.score`, `distinct_pairs`), each held equal to the
+batch SQL by the tests of the DuckDB engine, so a pair scored here has the gammas and weight the
+SQL gives it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS, block_keys
+from taxmatch.match.candidates import CandidatePair, TaxpayerFacts, distinct_pairs
+from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
+from taxmatch.match.model import MODEL_INPUT_COLUMNS
+from taxmatch.match.python_scorer import PythonScorer
+from taxmatch.match.request_inputs import _REQUEST_RAW_COLUMNS
+from taxmatch.standardize.python_standardizer import standardize_row
+
+# The model input columns of either side of a pair (unique_id is the pair's, not a column of a side).
+SIDE_COLUMNS: tuple[str, ...] = tuple(column for column in MODEL_INPUT_COLUMNS if column != "unique_id")
+# The key columns a request is blocked on (key_name_swapped has no master column of its own).
+REQUEST_KEY_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(request for request, _ in BLOCK_KEY_JOINS))
+_LIST_COLUMNS = frozenset({"first_forms", "surname_tokens"})
+_BOOLEAN_COLUMNS = frozenset({"first_attested"})
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column in _LIST_COLUMNS:
+        return pa.list_(pa.string())
+    if column in _BOOLEAN_COLUMNS:
+        return pa.bool_()
+    return pa.string()
+
+
+# A standardized request input row: ids, the model input columns and the request's block keys.
+STANDARDIZED_REQUEST_SCHEMA = pa.schema(
+    [("unique_id", pa.int64()), ("request_index", pa.int64())]
+    + [(column, _arrow_type(column)) for column in SIDE_COLUMNS]
+    + [(column, pa.string()) for column in REQUEST_KEY_COLUMNS]
+)
+# What `score_request_pairs` returns: the columns of `ScoredPairs.table`, in its order.
+SCORED_PAIRS_SCHEMA = pa.schema(
+    [
+        ("request_index", pa.int64()),
+        ("return_id", pa.int64()),
+        ("pair_tin", pa.string()),
+        ("match_probability", pa.float64()),
+        ("match_weight", pa.float64()),
+        ("gamma_first_name", pa.int32()),
+        ("gamma_last_name", pa.int32()),
+        ("gamma_dob", pa.int32()),
+        ("gamma_address", pa.int32()),
+        ("gamma_tin", pa.int32()),
+        ("suffix_l", pa.string()),
+        ("suffix_r", pa.string()),
+        ("tin_l", pa.string()),
+    ]
+)
+GAMMA_COMPARISONS = ("first_name", "last_name", "dob", "address", "tin")
+# Columns of a profile the executors need: what is scored, and the keys it is blocked on.
+PROFILE_COLUMNS: tuple[str, ...] = ("return_id", *SIDE_COLUMNS, *MASTER_KEY_COLUMNS)
+
+
+def spark_ddl(schema: pa.Schema) -> str:
+    """The Spark SQL DDL of an Arrow schema of the types used here."""
+    names = {
+        pa.int64(): "BIGINT", pa.int32(): "INT", pa.float64(): "DOUBLE", pa.string(): "STRING", pa.bool_(): "BOOLEAN",
+    }  # fmt: skip
+    parts = []
+    for field in schema:
+        kind = "ARRAY<STRING>" if field.type == pa.list_(pa.string()) else names[field.type]
+        parts.append(f"`{field.name}` {kind}")
+    return ", ".join(parts)
+
+
+def standardize_requests(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Request input rows (`request_input_table`) standardized with their block keys: what
+    `_score_points` does to each row, `first_attested` left False (the engine joins it on)."""
+    for batch in batches:
+        out: list[dict[str, Any]] = []
+        for row in batch.to_pylist():
+            standardized = standardize_row(*(row[column] for column in _REQUEST_RAW_COLUMNS))
+            out.append({"unique_id": row["unique_id"], "request_index": row["request_index"], **standardized})
+            out[-1].update(block_keys(standardized))
+        yield pa.RecordBatch.from_pylist(out, schema=STANDARDIZED_REQUEST_SCHEMA)
+
+
+def pair_scorer(scorer: PythonScorer, level_gammas: Mapping[str, Mapping[str, int]]) -> Callable[[pa.Table], pa.Table]:
+    """The function `applyInArrow` calls on each request's blocked pairs (`l_`/`r_` prefixed sides)."""
+
+    def score_request_pairs(table: pa.Table) -> pa.Table:
+        return scored_pairs_table(score_pairs(scorer, table.to_pylist()), level_gammas)
+
+    return score_request_pairs
+
+
+def score_pairs(scorer: PythonScorer, rows: Sequence[Mapping[str, Any]]) -> list[CandidatePair]:
+    """Every blocked pair of some requests scored, then kept as `_score_points` keeps them: taxpayers
+    whose strongest pair reaches MIN_CANDIDATE_WEIGHT, one pair per distinct piece of evidence."""
+    pairs: list[CandidatePair] = []
+    for row in sorted(rows, key=lambda found: (found["unique_id"], found["return_id"])):
+        request = {column: row[f"l_{column}"] for column in SIDE_COLUMNS}
+        candidate = {column: row[f"r_{column}"] for column in SIDE_COLUMNS}
+        scored = scorer.score(request, candidate)
+        pairs.append(
+            CandidatePair(
+                request_index=int(row["request_index"]),
+                return_id=int(row["return_id"]),
+                tin=str(candidate["tin"]),
+                match_probability=scored.match_probability,
+                match_weight=scored.match_weight,
+                first_name_level=scored.levels["first_name"],
+                last_name_level=scored.levels["last_name"],
+                dob_level=scored.levels["dob"],
+                address_level=scored.levels["address"],
+                tin_level=scored.levels["tin"],
+                request_suffix=request["suffix"] or "",
+                return_suffix=candidate["suffix"] or "",
+                request_tin=request["tin"] or "",
+            )
+        )
+    strongest: dict[tuple[int, str], float] = {}
+    for pair in pairs:
+        key = (pair.request_index, pair.tin)
+        strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
+    return distinct_pairs([pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT])
+
+
+def scored_pairs_table(pairs: Sequence[CandidatePair], level_gammas: Mapping[str, Mapping[str, int]]) -> pa.Table:
+    """Pairs as the columns of `ScoredPairs.table` (levels back to the gammas the batch query gives)."""
+    levels = (
+        ("first_name", [pair.first_name_level for pair in pairs]),
+        ("last_name", [pair.last_name_level for pair in pairs]),
+        ("dob", [pair.dob_level for pair in pairs]),
+        ("address", [pair.address_level for pair in pairs]),
+        ("tin", [pair.tin_level for pair in pairs]),
+    )
+    columns: list[list[Any]] = [
+        [pair.request_index for pair in pairs],
+        [pair.return_id for pair in pairs],
+        [pair.tin for pair in pairs],
+        [pair.match_probability for pair in pairs],
+        [pair.match_weight for pair in pairs],
+        *([level_gammas[name][label] for label in labels] for name, labels in levels),
+        [pair.request_suffix for pair in pairs],
+        [pair.return_suffix for pair in pairs],
+        [pair.request_tin for pair in pairs],
+    ]
+    return pa.Table.from_arrays(
+        [pa.array(column, type=field.type) for column, field in zip(columns, SCORED_PAIRS_SCHEMA, strict=True)],
+        schema=SCORED_PAIRS_SCHEMA,
+    )
+
+
+def taxpayer_facts_of(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, TaxpayerFacts]:
+    """(tin, key_address, dob, middle_initial) rows of profiles folded into each TIN's facts, as the
+    DuckDB engine's `taxpayer_facts` folds them."""
+    found: dict[str, tuple[set[str], set[int], set[str]]] = {}
+    for tin, address, dob, middle_initial in rows:
+        addresses, birth_years, middle_initials = found.setdefault(str(tin), (set(), set(), set()))
+        if address:
+            addresses.add(str(address))
+        if dob:
+            birth_years.add(int(str(dob)[:4]))
+        if middle_initial:
+            middle_initials.add(str(middle_initial))
+    return {
+        tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
+        for tin, (addresses, years, initials) in found.items()
+    }
