@@ -46,6 +46,7 @@ from taxmatch.engine.spark_scoring import (
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterRowProblem
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.em import TrainingReport
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _input_table, _request_input_rows
 from taxmatch.match.scored_pairs import ScoredPairs
@@ -137,6 +138,14 @@ class SparkEngine:
 
     def current_model(self) -> tuple[str, dict[str, Any]]:
         return self.workspace.current_model()
+
+    def train_m(self, requests: Sequence[tuple[int, RequestRecord]]) -> tuple[str, TrainingReport]:
+        """m learned in the workspace (`DuckDBEngine.train_m`); the warehouse gets the new version,
+        which is where a Spark batch reads its model from."""
+        version, report = self.workspace.train_m(requests)
+        self._scoring = None
+        self._write_warehouse(version)
+        return version, report
 
     def scoring_weights(self) -> tuple[float, dict[str, dict[str, float]]]:
         return self.workspace.scoring_weights()
