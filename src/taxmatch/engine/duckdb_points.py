@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,8 +14,8 @@ from taxmatch.match.blocking import (
     BLOCK_KEY_JOINS,
     block_keys,
 )
-from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
-from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.decide import strong_enough
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import compile_scorer
 from taxmatch.records import field_filler
@@ -120,32 +119,8 @@ class PointReads(DuckDBTables):
             for return_id in sorted(candidates):
                 if position not in blocked_rows[return_id]:
                     continue
-                candidate = candidates[return_id]
-                scored = scorer.score(request, candidate)
-                pairs.append(
-                    CandidatePair(
-                        request_index=int(request_index),
-                        return_id=return_id,
-                        tin=str(candidate["tin"]),
-                        match_probability=scored.match_probability,
-                        match_weight=scored.match_weight,
-                        first_name_level=scored.levels["first_name"],
-                        last_name_level=scored.levels["last_name"],
-                        dob_level=scored.levels["dob"],
-                        address_level=scored.levels["address"],
-                        tin_level=scored.levels["tin"],
-                        request_suffix=request["suffix"] or "",
-                        return_suffix=candidate["suffix"] or "",
-                        request_tin=request["tin"] or "",
-                    )
-                )
-        strongest: dict[tuple[int, str], float] = {}
-        for pair in pairs:
-            key = (pair.request_index, pair.tin)
-            strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
-        return distinct_pairs(
-            [pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT]
-        )
+                pairs.append(scorer.candidate_pair(int(request_index), return_id, request, candidates[return_id]))
+        return strong_enough(pairs)
 
     def latest_returns(self, wanted: Sequence[tuple[int, str, int, int]]) -> dict[int, list[ReturnRow]]:
         """For each (key, tin, first year, last year): the taxpayer's most recent return in those years

@@ -2,22 +2,21 @@
 
 No pyspark here: these are plain functions from Arrow to Arrow that `SparkEngine` hands to
 `mapInArrow` and `applyInArrow`. They call exactly what the DuckDB point path calls
-(`standardize_row`, `block_keys`, `PythonScorer.score`, `distinct_pairs`), each held equal to the
+(`standardize_row`, `block_keys`, `PythonScorer.candidate_pair`, `strong_enough`), each held equal to the
 batch SQL by the tests of the DuckDB engine, so a pair scored here has the gammas and weight the
 SQL gives it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS, block_keys
-from taxmatch.match.candidates import CandidatePair, TaxpayerFacts, distinct_pairs
-from taxmatch.match.decide import MIN_CANDIDATE_WEIGHT
+from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
+from taxmatch.match.decide import strong_enough
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _REQUEST_RAW_COLUMNS
@@ -108,29 +107,8 @@ def score_pairs(scorer: PythonScorer, rows: Sequence[Mapping[str, Any]]) -> list
     for row in sorted(rows, key=lambda found: (found["unique_id"], found["return_id"])):
         request = {column: row[f"l_{column}"] for column in SIDE_COLUMNS}
         candidate = {column: row[f"r_{column}"] for column in SIDE_COLUMNS}
-        scored = scorer.score(request, candidate)
-        pairs.append(
-            CandidatePair(
-                request_index=int(row["request_index"]),
-                return_id=int(row["return_id"]),
-                tin=str(candidate["tin"]),
-                match_probability=scored.match_probability,
-                match_weight=scored.match_weight,
-                first_name_level=scored.levels["first_name"],
-                last_name_level=scored.levels["last_name"],
-                dob_level=scored.levels["dob"],
-                address_level=scored.levels["address"],
-                tin_level=scored.levels["tin"],
-                request_suffix=request["suffix"] or "",
-                return_suffix=candidate["suffix"] or "",
-                request_tin=request["tin"] or "",
-            )
-        )
-    strongest: dict[tuple[int, str], float] = {}
-    for pair in pairs:
-        key = (pair.request_index, pair.tin)
-        strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
-    return distinct_pairs([pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT])
+        pairs.append(scorer.candidate_pair(int(row["request_index"]), int(row["return_id"]), request, candidate))
+    return strong_enough(pairs)
 
 
 def scored_pairs_table(pairs: Sequence[CandidatePair], level_gammas: Mapping[str, Mapping[str, int]]) -> pa.Table:

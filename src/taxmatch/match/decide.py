@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, distinct_pairs
 from taxmatch.match.levels import Role, labels_with
 from taxmatch.records import Decision, Outcome, ReasonCode, new_decision, new_disclosure
 from taxmatch.settings import Policy
@@ -153,6 +153,17 @@ def _evidence(pair: CandidatePair) -> str:
 # the probability is below 2^-20 (one in a million) and it can neither veto nor compete. The batch
 # query drops such taxpayers before they reach Python; this rule makes both paths agree.
 MIN_CANDIDATE_WEIGHT = -20.0
+
+
+def strong_enough(pairs: Sequence[CandidatePair]) -> list[CandidatePair]:
+    """The pairs of the taxpayers whose strongest pair reaches MIN_CANDIDATE_WEIGHT, one per
+    distinct piece of evidence: what the batch query keeps, kept alike by the Python scorers."""
+    strongest: dict[tuple[int, str], float] = {}
+    for pair in pairs:
+        key = (pair.request_index, pair.tin)
+        strongest[key] = max(pair.match_weight, strongest.get(key, -math.inf))
+    return distinct_pairs([pair for pair in pairs if strongest[(pair.request_index, pair.tin)] >= MIN_CANDIDATE_WEIGHT])
+
 
 GENERATIONAL_SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV", "V"})
 # A child named after a parent is born at least this many years after them.

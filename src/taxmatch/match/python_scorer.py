@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.levels import PYTHON_LEVELS, Condition, Side
 
 
@@ -93,6 +94,25 @@ class PythonScorer:
         second = right_tf if right_tf is not None else left_tf
         assert second is not None
         return adjustment.weight * (adjustment.log2_u_exact - math.log2(max(first, second, adjustment.minimum_u)))
+
+    def candidate_pair(self, request_index: int, return_id: int, request: Side, candidate: Side) -> CandidatePair:
+        """A request row scored against a master profile, as the decision rule reads the pair."""
+        scored = self.score(request, candidate)
+        return CandidatePair(
+            request_index=request_index,
+            return_id=return_id,
+            tin=str(candidate["tin"]),
+            match_probability=scored.match_probability,
+            match_weight=scored.match_weight,
+            first_name_level=scored.levels["first_name"],
+            last_name_level=scored.levels["last_name"],
+            dob_level=scored.levels["dob"],
+            address_level=scored.levels["address"],
+            tin_level=scored.levels["tin"],
+            request_suffix=request["suffix"] or "",
+            return_suffix=candidate["suffix"] or "",
+            request_tin=request["tin"] or "",
+        )
 
     def score(self, left: Side, right: Side) -> ScoredPair:
         """Left is the request, right the return, both with the model input columns."""
