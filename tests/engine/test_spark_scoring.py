@@ -22,9 +22,9 @@ from taxmatch.engine.spark_scoring import (
     SIDE_COLUMNS,
     pair_scorer,
     standardize_requests,
-    taxpayer_facts_of,
 )
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
+from taxmatch.match.candidates import taxpayer_facts_of
 from taxmatch.match.scored_pairs import ScoredPairs
 from taxmatch.records import RequestRecord
 

@@ -14,7 +14,7 @@ from taxmatch.match.blocking import (
     BLOCK_KEY_JOINS,
     block_keys,
 )
-from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, taxpayer_facts_of
 from taxmatch.match.decide import strong_enough
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.scorer import compile_scorer
@@ -202,19 +202,7 @@ class PointReads(DuckDBTables):
                 f"SELECT {columns} FROM master_profiles p JOIN wanted_tins w ON w.tin = p.key_tin"
             ).fetchall()
             self.connection.unregister("wanted_tins")
-        found: dict[str, tuple[set[str], set[int], set[str]]] = {}
-        for tin, address, dob, middle_initial in rows:
-            addresses, birth_years, middle_initials = found.setdefault(str(tin), (set(), set(), set()))
-            if address:
-                addresses.add(str(address))
-            if dob:
-                birth_years.add(int(str(dob)[:4]))
-            if middle_initial:
-                middle_initials.add(str(middle_initial))
-        return {
-            tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
-            for tin, (addresses, years, initials) in found.items()
-        }
+        return taxpayer_facts_of(rows)
 
 
 _fill_return_row = field_filler(ReturnRow)

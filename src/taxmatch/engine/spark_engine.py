@@ -41,11 +41,10 @@ from taxmatch.engine.spark_scoring import (
     pair_scorer,
     spark_ddl,
     standardize_requests,
-    taxpayer_facts_of,
 )
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterRowProblem
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
-from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, taxpayer_facts_of
 from taxmatch.match.em import TrainingReport
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _input_table, _request_input_rows

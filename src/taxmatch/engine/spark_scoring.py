@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS, block_keys
-from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
+from taxmatch.match.candidates import CandidatePair
 from taxmatch.match.decide import strong_enough
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.match.python_scorer import PythonScorer
@@ -135,21 +135,3 @@ def scored_pairs_table(pairs: Sequence[CandidatePair], level_gammas: Mapping[str
         [pa.array(column, type=field.type) for column, field in zip(columns, SCORED_PAIRS_SCHEMA, strict=True)],
         schema=SCORED_PAIRS_SCHEMA,
     )
-
-
-def taxpayer_facts_of(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, TaxpayerFacts]:
-    """(tin, key_address, dob, middle_initial) rows of profiles folded into each TIN's facts, as the
-    DuckDB engine's `taxpayer_facts` folds them."""
-    found: dict[str, tuple[set[str], set[int], set[str]]] = {}
-    for tin, address, dob, middle_initial in rows:
-        addresses, birth_years, middle_initials = found.setdefault(str(tin), (set(), set(), set()))
-        if address:
-            addresses.add(str(address))
-        if dob:
-            birth_years.add(int(str(dob)[:4]))
-        if middle_initial:
-            middle_initials.add(str(middle_initial))
-    return {
-        tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
-        for tin, (addresses, years, initials) in found.items()
-    }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class CandidatePair(NamedTuple):
@@ -72,3 +73,21 @@ class TaxpayerFacts:
     addresses: frozenset[str]
     birth_years: frozenset[int]
     middle_initials: frozenset[str]
+
+
+def taxpayer_facts_of(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, TaxpayerFacts]:
+    """(tin, key_address, dob, middle_initial) rows of master profiles folded into each TIN's facts:
+    how both engines' `taxpayer_facts` turn what they read into facts."""
+    found: dict[str, tuple[set[str], set[int], set[str]]] = {}
+    for tin, address, dob, middle_initial in rows:
+        addresses, birth_years, middle_initials = found.setdefault(str(tin), (set(), set(), set()))
+        if address:
+            addresses.add(str(address))
+        if dob:
+            birth_years.add(int(str(dob)[:4]))
+        if middle_initial:
+            middle_initials.add(str(middle_initial))
+    return {
+        tin: TaxpayerFacts(frozenset(addresses), frozenset(years), frozenset(initials))
+        for tin, (addresses, years, initials) in found.items()
+    }
