@@ -17,7 +17,6 @@ from typing import Any
 import duckdb
 
 from taxmatch.match.em import (
-    Estimate,
     SessionReport,
     TrainingReport,
     TrainingSession,
@@ -38,29 +37,42 @@ MIN_TRAINING_PAIRS = 1_000
 STABLE_WITHIN = 0.05
 
 
-def _pattern_counts(
+def _pattern_counts_by_half(
     connection: duckdb.DuckDBPyConnection,
     scorer: CompiledScorer,
     requests_relation: str,
     master_relation: str,
     key: str,
-    half: int | None,
-) -> list[tuple[tuple[int, ...], int]]:
+) -> tuple[list[tuple[tuple[int, ...], int]], list[tuple[tuple[int, ...], int]]]:
+    """The level patterns of the pairs `key` blocks, counted for each half of the requests (by row
+    number): one join, whose halves also add up to the whole."""
     sides = ", ".join(
         f"l.{column} AS {column}_l, r.{column} AS {column}_r" for column in MODEL_INPUT_COLUMNS if column != "unique_id"
     )
     cases = ", ".join(scorer.case_statements[name] for name in scorer.comparison_names)
     gammas = ", ".join(f"gamma_{name}" for name in scorer.comparison_names)
-    which = "" if half is None else f" AND l.unique_id % 2 = {half}"
     rows = connection.execute(
-        f"""SELECT {gammas}, count(*) FROM (
-                SELECT {cases} FROM (
-                    SELECT {sides} FROM {requests_relation} l
-                    JOIN {master_relation} r ON l.{key} = r.{key}{which}))
+        f"""SELECT {gammas}, half, count(*) FROM (
+                SELECT {cases}, half FROM (
+                    SELECT {sides}, l.unique_id % 2 AS half FROM {requests_relation} l
+                    JOIN {master_relation} r ON l.{key} = r.{key}))
             GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
     width = len(scorer.comparison_names)
-    return [(tuple(int(value) for value in row[:width]), int(row[width])) for row in rows]
+    halves: tuple[list[tuple[tuple[int, ...], int]], list[tuple[tuple[int, ...], int]]] = ([], [])
+    for row in rows:
+        halves[int(row[width])].append((tuple(int(value) for value in row[:width]), int(row[width + 1])))
+    return halves
+
+
+def _whole(
+    halves: tuple[list[tuple[tuple[int, ...], int]], list[tuple[tuple[int, ...], int]]],
+) -> list[tuple[tuple[int, ...], int]]:
+    counts: dict[tuple[int, ...], int] = {}
+    for half in halves:
+        for pattern, count in half:
+            counts[pattern] = counts.get(pattern, 0) + count
+    return sorted(counts.items())
 
 
 def _parameters(model: dict[str, Any], scorer: CompiledScorer, which: str) -> dict[str, dict[int, float]]:
@@ -93,13 +105,11 @@ def train_m(
     for session in TRAINING_SESSIONS:
         estimated = tuple(name for name in session.estimates if name in names)
 
-        def run(
-            half: int | None, session: TrainingSession = session, estimated: tuple[str, ...] = estimated
-        ) -> Estimate:
-            patterns = _pattern_counts(connection, scorer, requests_relation, master_relation, session.key, half)
-            return estimate_m(patterns, names, u, prior, estimated, ignored=session.decided_by_key)
-
-        whole, first, second = run(None), run(0), run(1)
+        halves = _pattern_counts_by_half(connection, scorer, requests_relation, master_relation, session.key)
+        whole, first, second = (
+            estimate_m(patterns, names, u, prior, estimated, ignored=session.decided_by_key)
+            for patterns in (_whole(halves), *halves)
+        )
         differ = largest_difference(
             {name: first.m[name] for name in estimated}, {name: second.m[name] for name in estimated}
         )
