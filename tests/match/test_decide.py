@@ -214,10 +214,27 @@ def test_an_address_keyed_wrong_corroborates_only_with_an_agreeing_date_of_birth
     for level in ("house_typo", "place_typo", "street_only", "house_place"):
         weak = STRONG._replace(address_level=level)
         assert isinstance(choose_taxpayer([weak], POLICY), Choice), level
+        if level == "house_typo":  # ... or, for a house number keyed wrong, with the whole name exact
+            assert isinstance(choose_taxpayer([weak._replace(dob_level="missing")], POLICY), Choice)
+            weak = weak._replace(last_name_level="fuzzy")
         assert choose_taxpayer([weak._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
         assert choose_taxpayer([weak._replace(dob_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
         with_tin = weak._replace(dob_level="missing", tin_level="exact")
         assert isinstance(choose_taxpayer([with_tin], POLICY), Choice), level
+
+
+def test_a_house_number_keyed_wrong_corroborates_with_the_whole_name_exact() -> None:
+    keyed = STRONG._replace(address_level="house_typo", dob_level="missing")
+    assert isinstance(choose_taxpayer([keyed], POLICY), Choice)
+    for first, last in (("fuzzy", "exact"), ("exact", "typo"), ("nickname", "exact"), ("swapped", "swapped")):
+        loose = keyed._replace(first_name_level=first, last_name_level=last)
+        assert choose_taxpayer([loose], POLICY) is ReasonCode.BELOW_THRESHOLD, (first, last)
+    # A namesake next door whose house number is the one keyed is then as good a candidate.
+    neighbour = keyed._replace(tin="987654321", return_id=2)
+    assert choose_taxpayer([keyed, neighbour], POLICY) is ReasonCode.AMBIGUOUS
+    # Only a house number: the place or the street keyed wrong still needs a birth date or TIN.
+    for level in ("place_typo", "street_only", "house_place"):
+        assert choose_taxpayer([keyed._replace(address_level=level)], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def test_a_changed_surname_agrees_when_given_name_birth_date_and_address_do() -> None:
@@ -234,6 +251,23 @@ def test_a_given_name_that_disagrees_is_never_the_same_person_whatever_else_agre
     # Twins share surname, birth date and address: the other given name is the other twin.
     twin = STRONG._replace(first_name_level="different")
     assert choose_taxpayer([twin], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
+def test_a_given_name_keyed_wrong_twice_agrees_only_beside_an_exact_birth_date_or_tin() -> None:
+    garbled = STRONG._replace(first_name_level="two_keying_errors")
+    assert isinstance(choose_taxpayer([garbled], POLICY), Choice)
+    assert choose_taxpayer([garbled._replace(dob_level="missing")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([garbled._replace(dob_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert isinstance(choose_taxpayer([garbled._replace(dob_level="missing", tin_level="exact")], POLICY), Choice)
+    # The surname must agree as well: it is no surname-change rule.
+    assert choose_taxpayer([garbled._replace(last_name_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
+def test_two_digits_of_a_birth_date_keyed_wrong_within_the_year_do_not_veto() -> None:
+    assert isinstance(choose_taxpayer([STRONG._replace(dob_level="two_keying_errors")], POLICY), Choice)
+    # ... nor do they stand in for an exact date where one is needed.
+    weak = STRONG._replace(address_level="place_typo", dob_level="two_keying_errors")
+    assert choose_taxpayer([weak], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
 def test_an_exact_tin_tells_twins_apart_so_a_misspelt_given_name_may_disagree() -> None:

@@ -9,11 +9,15 @@ from taxmatch.match.levels import (
     COMPARISON_SHAPE,
     COMPARISONS,
     GENDER_VARIANT,
+    GIVEN_NAME_SPACED,
+    GIVEN_NAME_TWO_KEYING_ERRORS,
     MIDDLE_IN_GIVEN,
     NICKNAME,
     PYTHON_LEVELS,
     SHORT_GIVEN_NAME_TYPO,
     _gender_variant,
+    _given_name_same,
+    _given_name_two_keying_errors,
     _middle_in_given,
     _one_keying_error,
     _one_keying_error_sql,
@@ -121,6 +125,37 @@ def test_short_given_name_typo_only_when_one_side_is_no_name(
     assert _sql(SHORT_GIVEN_NAME_TYPO, first_name_l=request_name, first_name_r=return_name, **columns) is expected
 
 
+@pytest.mark.parametrize(
+    ("request_name", "attested", "return_name", "expected"),
+    [
+        ("ROGCRTO", False, "ROBERTO", True),  # two keys struck wrong
+        ("JUCLY", False, "JUDY", True),  # OCR: `cl` read for `d`
+        ("TAARS", False, "TARA", True),
+        ("MARK", True, "MARY", False),  # both are names: twins are named this close
+        ("ELLA", True, "EMMA", False),
+        ("BAASN", False, "HASAN", False),  # the first letter differs
+        ("ANN", False, "AMY", False),  # too short for two edits to say anything
+        ("ROBRTX", False, "ROBERTO", True),
+        ("ROBXXXO", False, "ROBERTO", False),  # three edits
+    ],
+)
+def test_given_name_two_keying_errors(request_name: str, attested: bool, return_name: str, expected: bool) -> None:
+    left, right = _given(request_name, attested), _given(return_name, True)
+    assert _given_name_two_keying_errors(left, right) is expected
+    columns = {"first_attested_l": attested, "first_attested_r": True}
+    sql = _sql(GIVEN_NAME_TWO_KEYING_ERRORS, first_name_l=request_name, first_name_r=return_name, **columns)
+    assert sql is expected
+
+
+@pytest.mark.parametrize(
+    ("request_name", "return_name", "expected"),
+    [("SAN DRA", "SANDRA", True), ("MARY ANN", "MARYANN", True), ("MARY ANN", "MARY", False)],
+)
+def test_given_names_are_the_same_spaces_aside(request_name: str, return_name: str, expected: bool) -> None:
+    assert _given_name_same(_given(request_name, False), _given(return_name, True)) is expected
+    assert _sql(GIVEN_NAME_SPACED, first_name_l=request_name, first_name_r=return_name) is expected
+
+
 def test_the_reference_names_hold_common_given_names_in_both_forms() -> None:
     names = reference_given_names()
     assert {"MARY", "MARK", "JOHN", "JOAN", "GABRIEL", "DANIEL", "DANIELLE", "SAM"} <= names
@@ -203,7 +238,8 @@ def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> Non
     assert {"exact", "line", "street_typo"} == decide.CORROBORATING_ADDRESS_LEVELS
     assert {"place_typo", "house_typo", "street_only", "house_place"} == decide.WEAKLY_CORROBORATING_ADDRESS_LEVELS
     # Never agreement: two people (gender_variant), or too little (initial).
-    assert not {"gender_variant", "initial", "different"} & decide.AGREEING_FIRST_NAME_LEVELS
+    assert not {"gender_variant", "initial", "different", "two_keying_errors"} & decide.AGREEING_FIRST_NAME_LEVELS
+    assert {"two_keying_errors"} == decide.FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN
     assert {"exact", "nickname"} == decide.SURNAME_CHANGE_FIRST_NAME_LEVELS
     # The twins list every level in the table's order.
     assert {name: [label for label, _ in levels[1:]] for name, levels in PYTHON_LEVELS.items()} == {
@@ -219,6 +255,9 @@ def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> Non
         ("1980-03-14", "1980-14-03", "keying_error"),
         ("1978-03-14", "1980-03-14", "different"),  # two years: another person (a sibling, a parent)
         ("1979-03-14", "1980-03-15", "different"),
+        ("1939-11-23", "1939-12-13", "two_keying_errors"),  # two digits within the year: no veto
+        ("1986-11-16", "1986-06-23", "different"),  # more than two
+        ("1939-11-23", "1949-11-13", "different"),  # two digits, but another year
     ],
 )
 def test_date_of_birth_levels(request_dob: str, return_dob: str, expected: str) -> None:

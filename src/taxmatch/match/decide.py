@@ -3,12 +3,14 @@
 Precision before recall. A taxpayer is disclosed only when all of these hold:
 - the request's previous address (or a prior address) is corroborated by one of that
   taxpayer's own returns (same house number, same or typo-close street line, same ZIP or city;
-  a house number or place keyed wrong only with a date of birth or TIN that agrees);
+  a house number or place keyed wrong only with a date of birth or TIN that agrees, a house
+  number keyed wrong also with both names exact);
 - nothing given conflicts: a date of birth, a TIN or a Jr/Sr suffix that disagrees vetoes
   the taxpayer, while a likely keying error (one digit off, two digits transposed, day and
   month swapped) is weak agreement, not conflict;
 - both given name and surname agree at least loosely (exact, nickname, one of two
-  surnames, or a typo) on the corroborating return; a return filed without a given name
+  surnames, or a typo; a given name keyed wrong twice only beside an exact date of birth or
+  TIN) on the corroborating return; a return filed without a given name
   needs the exact surname, date of birth or TIN, and a corroborating address; with a TIN that
   agrees exactly, an agreeing given name is enough, and an agreeing surname is with a loosely
   agreeing given name or an exact date of birth;
@@ -38,8 +40,15 @@ CORROBORATING_ADDRESS_LEVELS = labels_with("address", Role.CORROBORATES)
 # number keyed wrong (or another house number): a neighbour's address as much as a typo of this one,
 # so they corroborate only when a date of birth or TIN given in the request agrees exactly as well.
 WEAKLY_CORROBORATING_ADDRESS_LEVELS = labels_with("address", Role.CORROBORATES_WITH_DOB_OR_TIN)
+# A house number keyed wrong on this street in this place corroborates with the whole name exact as
+# well: a neighbour one keying error away who shares given name and surname is rarer than the error
+# (the term frequencies weigh how common the name is), and a relative who does is a Jr/Sr, which the
+# generation rule settles.
+EXACT_NAMES_CORROBORATING_ADDRESS_LEVELS = labels_with("address", Role.CORROBORATES_WITH_EXACT_NAMES)
 AGREEING_FIRST_NAME_LEVELS = labels_with("first_name", Role.NAME_AGREES)
 AGREEING_LAST_NAME_LEVELS = labels_with("last_name", Role.NAME_AGREES)
+# A given name keyed wrong twice: one person's only beside an exact date of birth or TIN.
+FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN = labels_with("first_name", Role.NAME_AGREES_WITH_DOB_OR_TIN)
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,14 @@ def _vetoes(pair: CandidatePair) -> bool:
 
 def _corroborates(pair: CandidatePair) -> bool:
     level = pair.address_level
-    return level in CORROBORATING_ADDRESS_LEVELS or (
-        level in WEAKLY_CORROBORATING_ADDRESS_LEVELS and (pair.dob_level == "exact" or pair.tin_level == "exact")
+    return (
+        level in CORROBORATING_ADDRESS_LEVELS
+        or (level in WEAKLY_CORROBORATING_ADDRESS_LEVELS and (pair.dob_level == "exact" or pair.tin_level == "exact"))
+        or (
+            level in EXACT_NAMES_CORROBORATING_ADDRESS_LEVELS
+            and pair.first_name_level == "exact"
+            and pair.last_name_level == "exact"
+        )
     )
 
 
@@ -107,6 +122,10 @@ def _names_agree(pair: CandidatePair) -> bool:
             pair.last_name_level == "exact"
             and (pair.dob_level == "exact" or pair.tin_level == "exact")
             and pair.address_level in CORROBORATING_ADDRESS_LEVELS
+        )
+    if pair.first_name_level in FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN:
+        return pair.last_name_level in AGREEING_LAST_NAME_LEVELS and (
+            pair.dob_level == "exact" or pair.tin_level == "exact"
         )
     if pair.first_name_level not in AGREEING_FIRST_NAME_LEVELS:
         return False

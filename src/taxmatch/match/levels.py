@@ -179,6 +179,21 @@ SHORT_GIVEN_NAME_TYPO = (
 )
 
 
+# A given name written with a space or without it: the same name.
+GIVEN_NAME_SPACED = "replace(first_name_l, ' ', '') = replace(first_name_r, ' ', '')"
+# Two keying errors in a given name (`Rogcrto` for Roberto, `Jucly` for Judy, `Taars` for Tara) that
+# no other level calls agreement. Not where both sides are given names someone has: twins share a
+# surname, a birth date and an address, and their names are often this close (Mark and Mary, Ella
+# and Emma). The first letter must agree, and both names need four letters: two edits rewrite a
+# shorter name. It agrees only with an exact date of birth or TIN (`match.decide`).
+GIVEN_NAME_TWO_KEYING_ERRORS = (
+    "substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"
+    " AND least(length(first_name_l), length(first_name_r)) >= 4"
+    " AND NOT (first_attested_l AND first_attested_r)"
+    " AND damerau_levenshtein(first_name_l, first_name_r) <= 2"
+)
+
+
 # A middle name moved into the given name (request MARIA, middle GUADALUPE; return MARIA GUADALUPE
 # with another middle name): the request's middle initial is the initial of the other side's second
 # given word. Weak agreement, never a conflict.
@@ -387,6 +402,29 @@ def _short_given_name_typo(left: Side, right: Side) -> bool:
     )
 
 
+def _given_name_same(left: Side, right: Side) -> bool:
+    left_name: str = left["first_name"]
+    right_name: str = right["first_name"]
+    return left_name == right_name or left_name.replace(" ", "") == right_name.replace(" ", "")
+
+
+def _given_name_two_keying_errors(left: Side, right: Side) -> bool:
+    left_name: str = left["first_name"]
+    right_name: str = right["first_name"]
+    return (
+        left_name[:1] == right_name[:1]
+        and min(len(left_name), len(right_name)) >= 4
+        and not (left["first_attested"] and right["first_attested"])
+        and DamerauLevenshtein.distance(left_name, right_name, score_cutoff=2) <= 2
+    )
+
+
+def _dob_two_keying_errors(left: str | None, right: str | None) -> bool:
+    if left is None or right is None:
+        return False
+    return left[:4] == right[:4] and DamerauLevenshtein.distance(left, right, score_cutoff=2) <= 2
+
+
 def _second_given_initial(first_name: str | None) -> str:
     """DuckDB's substr(split_part(x, ' ', 2), 1, 1): '' when there is no second word."""
     parts = (first_name or "").split(" ")
@@ -423,11 +461,16 @@ class Role(Enum):
     NAME_AGREES = "name_agrees"
     # A given-name level that names the person even when the surname changed (marriage).
     GIVEN_NAME_IDENTIFIES = "given_name_identifies"
+    # A given-name level that agrees only with an exact date of birth or TIN beside an agreeing
+    # surname: a name keyed wrong twice is also, now and then, a sibling's name written once wrong.
+    NAME_AGREES_WITH_DOB_OR_TIN = "name_agrees_with_dob_or_tin"
     # An address level on which the request's address is this taxpayer's.
     CORROBORATES = "corroborates"
     # An address level that corroborates only with an exact date of birth or TIN: a neighbour's
     # address as much as a typo of this one.
     CORROBORATES_WITH_DOB_OR_TIN = "corroborates_with_dob_or_tin"
+    # An address level that also corroborates when the given name and the surname both agree exactly.
+    CORROBORATES_WITH_EXACT_NAMES = "corroborates_with_exact_names"
 
 
 @dataclass(frozen=True)
@@ -486,28 +529,32 @@ def _null(column: str) -> tuple[str, Condition]:
 
 
 # Why each level exists (docs/matching.md says more):
-# first name   exact (with term frequency: a shared rare name says more than a shared JOHN), swapped
-#              given/family order, gender_variant (Gabriel/Gabriela: two people, never agreement),
+# first name   exact (spaces aside; with term frequency: a shared rare name says more than a shared
+#              JOHN), swapped given/family order, gender_variant (Gabriel/Gabriela: two people, never agreement),
 #              nickname (Bob/Robert, Pepe/Jose), fuzzy (a typo), typo (one keying error Jaro-Winkler
 #              misses, a short name's only when one side is no name anyone has), translit
-#              (Mohammed/Muhammad: same consonant skeleton), initial (weak, never enough to disclose).
+#              (Mohammed/Muhammad: same consonant skeleton), two_keying_errors (agrees only with an exact
+#              date of birth or TIN), initial (weak, never enough to disclose).
 # last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, typo, translit.
 # middle       exact initial (a shared initial is ~4 bits: what tells Bob Smith at an address from
 #              a stranger when no date of birth is given), in_given (moved into the given name),
 #              different (a request rarely gets a middle name wrong: evidence against, not a veto).
 # dob          exact, keying_error (one digit, day and month swapped, or the year one off: weak agreement,
-#              never a veto).
+#              never a veto), two_keying_errors (two digits within the year: no veto).
 # tin          exact, keying_error (one digit or a transposition), else (a veto in the decision rule).
 # address      exact, line (the whole line agrees once spaces, suffix spellings and a missing directional
 #              are folded), street_typo (same house, a keying error in the street), other_unit (same
 #              building, another door: never corroborates), place_typo (same house and street, ZIP or
 #              city keyed wrong), house_typo (house number keyed wrong) and street_only (the street and
 #              place, another house number): weak, they corroborate only with a date of birth or TIN
-#              that agrees; house_place (the same house number and ZIP, another street: weak too); zip_only.
+#              that agrees (house_typo also with both names exact: one keying error in the house
+#              number of this street and place, against a neighbour who shares the whole name);
+#              house_place (the same house number and ZIP, another street: weak too); zip_only.
 WEAK = frozenset({Role.CORROBORATES_WITH_DOB_OR_TIN})
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("first_name", "first_name is NULL", *_null("first_name"), (
-        Level("exact", '"first_name_l" = "first_name_r"', lambda left, right: left["first_name"] == right["first_name"],
+        # The same letters, spaces aside (`San Dra`, `Mary Ann` and `Maryann`, `JoseAntonio`).
+        Level("exact", f'"first_name_l" = "first_name_r" OR {GIVEN_NAME_SPACED}', _given_name_same,
               0.80, AGREES | {Role.GIVEN_NAME_IDENTIFIES}, term_frequency_column="first_name"),
         Level("swapped", NAMES_SWAPPED, _swapped, 0.01, AGREES, counted_u=CROSSED_NAMES),
         Level("gender_variant", GENDER_VARIANT, _gender_variant, 0.000001),
@@ -523,10 +570,12 @@ COMPARISONS: tuple[Comparison, ...] = (
               lambda left, right: (
                   _equal(left["first_skeleton"], right["first_skeleton"]) and len(left["first_skeleton"]) >= 3
               ), 0.03, AGREES),
+        Level("two_keying_errors", GIVEN_NAME_TWO_KEYING_ERRORS, _given_name_two_keying_errors, 0.005,
+              frozenset({Role.NAME_AGREES_WITH_DOB_OR_TIN})),
         # Only a written initial (J. Smith) agrees by initial; Robert and Ronald are two names.
         Level("initial", "(length(first_name_l) = 1 OR length(first_name_r) = 1)"
               " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)", _initial, 0.01),
-        Level("different", None, None, 0.009999),
+        Level("different", None, None, 0.004999),
     )),
     Comparison("last_name", "last_name is NULL", *_null("last_name"), (
         Level("exact", '"last_name_l" = "last_name_r"', lambda left, right: left["last_name"] == right["last_name"],
@@ -556,7 +605,11 @@ COMPARISONS: tuple[Comparison, ...] = (
               " OR (substr(dob_l, 6, 5) = substr(dob_r, 6, 5)"
               " AND abs(TRY_CAST(substr(dob_l, 1, 4) AS INTEGER) - TRY_CAST(substr(dob_r, 1, 4) AS INTEGER)) = 1)",
               lambda left, right: _dob_keying_error(left["dob"], right["dob"]), 0.04),
-        Level("different", None, None, 0.01),
+        # Two digits keyed wrong within the year (1939-11-23 for 1939-12-13): no agreement, and no
+        # veto either; a relative of that name is another generation, another year.
+        Level("two_keying_errors", "left(dob_l, 4) = left(dob_r, 4) AND damerau_levenshtein(dob_l, dob_r) <= 2",
+              lambda left, right: _dob_two_keying_errors(left["dob"], right["dob"]), 0.005),
+        Level("different", None, None, 0.005),
     )),
     Comparison("tin", "tin is NULL", *_null("tin"), (
         Level("exact", '"tin_l" = "tin_r"', lambda left, right: left["tin"] == right["tin"], 0.97,
@@ -612,7 +665,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                   and _same_street(left, right)
                   and _street_place_agrees(left, right)
                   and _units_compatible(left, right)
-              ), 0.02, WEAK),
+              ), 0.02, WEAK | {Role.CORROBORATES_WITH_EXACT_NAMES}),
         Level("street_only", f"{SAME_STREET} AND {STREET_PLACE_AGREES}",
               lambda left, right: _same_street(left, right) and _street_place_agrees(left, right), 0.02, WEAK),
         # The same house number in the same ZIP on a street that shares nothing with this one (the

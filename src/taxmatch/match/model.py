@@ -75,7 +75,13 @@ def comparisons(taxpayers: int) -> list[Any]:
             creator = cll.ElseLevel() if level.sql is None else cll.CustomLevel(level.sql)
             settings: dict[str, Any] = {"label_for_charts": level.label, "m_probability": level.m_prior}
             if level.term_frequency_column is not None:
-                settings.update(tf_adjustment_column=level.term_frequency_column, tf_adjustment_weight=1.0)
+                # The level is its own exact match (the given name's compares spaces aside, which
+                # Splink would not recognise as one): the adjustment is against its own u.
+                settings.update(
+                    tf_adjustment_column=level.term_frequency_column,
+                    tf_adjustment_weight=1.0,
+                    disable_tf_exact_match_detection=True,
+                )
             if level.fixed_u is not None:
                 settings.update(u_probability=level.fixed_u(taxpayers), fix_u_probability=True)
             levels.append(creator.configure(**settings))
