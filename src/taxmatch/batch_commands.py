@@ -1,7 +1,9 @@
 """`taxmatch batch list` and `taxmatch batch show ID`: the operator's view of the workspace's batches.
 
 Mounted by taxmatch.cli on its ``batch`` group. Both read the ledger (`taxmatch.ledger.batches`)
-read-only, so they list batches from the command line and from the HTTP API alike. Nothing
+read-only, so they list batches from the command line and from the HTTP API alike; while
+`taxmatch serve` holds the workspace, they read a copy of the ledger and batch tables that the
+server takes for them (`api.running.ledger_connection`), as `ledger verify` does. Nothing
 printed names a person: ids, agencies, counts and times only.
 """
 
@@ -15,7 +17,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from taxmatch.database import DatabaseError, connect
+from taxmatch.api.running import ServerError, ledger_connection
+from taxmatch.database import DatabaseError
 from taxmatch.ledger.batches import BatchDetail, BatchSummary, batch_detail, list_batches
 from taxmatch.records import REASON_TEXT, ReasonCode
 from taxmatch.settings import Workspace
@@ -50,13 +53,10 @@ def batch_list(
     batches: list[BatchSummary] = []
     if workspace.database_path.exists():
         try:
-            con = connect(workspace, read_only=True)
-        except DatabaseError as error:
+            with ledger_connection(workspace) as con:
+                batches, _ = list_batches(con, agency=agency)
+        except (DatabaseError, ServerError) as error:
             _fail(str(error))
-        try:
-            batches, _ = list_batches(con, agency=agency)
-        finally:
-            con.close()
     if as_json:
         print(json.dumps({"batches": [batch.to_json() for batch in batches], "total": len(batches)}, indent=2))
         return
@@ -114,13 +114,10 @@ def batch_show(
     detail: BatchDetail | None = None
     if workspace.database_path.exists():
         try:
-            con = connect(workspace, read_only=True)
-        except DatabaseError as error:
+            with ledger_connection(workspace) as con:
+                detail = batch_detail(con, batch_id, batches_dir=workspace.batches_dir)
+        except (DatabaseError, ServerError) as error:
             _fail(str(error))
-        try:
-            detail = batch_detail(con, batch_id, batches_dir=workspace.batches_dir)
-        finally:
-            con.close()
     if detail is None:
         _fail(f"no batch {batch_id!r} in this workspace (see `taxmatch batch list`)")
     if as_json:

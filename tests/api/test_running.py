@@ -245,6 +245,24 @@ def test_batch_run_while_serving_gives_what_a_run_without_a_server_gives(served:
     rerun_manifest = json.loads((tmp_path / "rerun" / "manifest.json").read_text(encoding="utf-8"))
     assert (rerun_manifest["batch_id"], rerun_manifest["repeats"]) == (f"{batch_id}-r1", batch_id)
 
+    # `batch list` and `batch show` read a copy the server takes (before: "database in use"), and
+    # say what they say in the workspace without a server.
+    for command in (("batch", "list", "--json"), ("batch", "show", batch_id, "--json")):
+        listed = served.cli(*command)
+        assert listed.returncode == 0, listed.stderr
+        alone_listed = subprocess.run([TAXMATCH, "--home", str(alone), *command], env=served.env,
+                                      capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert alone_listed.returncode == 0, alone_listed.stderr
+        served_answer, alone_answer = json.loads(listed.stdout), json.loads(alone_listed.stdout)
+        if command[1] == "list":
+            (served_batch,) = [batch for batch in served_answer["batches"] if batch["batch_id"] == batch_id]
+            (alone_batch,) = [batch for batch in alone_answer["batches"] if batch["batch_id"] == batch_id]
+            assert served_batch["counts"] == alone_batch["counts"]
+            assert sum(served_batch["counts"].values()) == len(requests_of(served))
+        else:
+            for key in ("counts", "reason_counts", "status", "processed", "total"):
+                assert served_answer[key] == alone_answer[key], key
+
 
 def test_a_cli_lookup_through_the_server_is_accounted_as_an_api_lookup_is(served: Served, tmp_path: Path) -> None:
     """Both without a request id: each gets an id of its own, and the actor names key or login."""

@@ -24,6 +24,7 @@ from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.outcome_formats import OutputFormat
 from taxmatch.io.requests import RequestFileError, new_lookup_request_id, read_requests_from_text
 from taxmatch.ledger import signing_key
+from taxmatch.ledger.batches import BATCH_ACCOUNT_TABLES
 from taxmatch.pipeline import (
     BatchAlreadyCompletedError,
     BatchIncompleteError,
@@ -178,7 +179,8 @@ async def operator_batch_run(order: OperatorBatch, service: OperatorService) -> 
 
 @router.post("/ledger-snapshot")
 async def operator_ledger_snapshot(order: SnapshotOrder, service: OperatorService) -> dict[str, str]:
-    """An encrypted copy of the ledger tables as of one transaction, for `ledger verify/report/export`."""
+    """An encrypted copy of the ledger tables as of one transaction, for `ledger verify/report/export`,
+    with the batch tables that `batch list` and `batch show` read beside the ledger."""
 
     def snapshot() -> str:
         path = snapshot_directory(service.workspace) / f"ledger-{secrets.token_hex(8)}.duckdb"
@@ -195,7 +197,8 @@ async def operator_ledger_snapshot(order: SnapshotOrder, service: OperatorServic
                     str(row[0])
                     for row in cursor.execute(
                         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                        "AND table_name LIKE 'ledger%' ORDER BY table_name"
+                        "AND (table_name LIKE 'ledger%' OR list_contains(?, table_name)) ORDER BY table_name",
+                        [list(BATCH_ACCOUNT_TABLES)],
                     ).fetchall()
                 ]
                 copy_into_snapshot(cursor, service.workspace, path, tables)

@@ -43,6 +43,9 @@ __all__ = [
 # The batch id the ledger records for a single lookup (CLI or HTTP): not a batch.
 LOOKUP_BATCH_ID = "lookup"
 API_BATCHES_TABLE = "api_batches"
+# What `list_batches` and `batch_detail` read besides the ledger's own tables: a copy of the
+# ledger with these (`/v1/operator/ledger-snapshot`) answers `batch list` and `batch show`.
+BATCH_ACCOUNT_TABLES: tuple[str, ...] = (BATCH_RUNS_TABLE, API_BATCHES_TABLE)
 _OUTCOME_KEYS = {"DISCLOSED": "disclosed", "REJECTED": "rejected", "NOT_MATCHED": "unmatched"}
 _DECIDED = "outcome IN ('DISCLOSED', 'REJECTED', 'NOT_MATCHED')"
 
