@@ -263,6 +263,15 @@ def test_a_given_name_keyed_wrong_twice_agrees_only_beside_an_exact_birth_date_o
     assert choose_taxpayer([garbled._replace(last_name_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
 
 
+def test_a_given_name_keyed_apart_agrees_only_beside_an_exact_tin_and_an_agreeing_surname() -> None:
+    keyed = STRONG._replace(first_name_level="keyed_apart")
+    assert choose_taxpayer([keyed], POLICY) is ReasonCode.BELOW_THRESHOLD  # an exact DOB is not enough
+    with_tin = keyed._replace(dob_level="missing", tin_level="exact")
+    assert isinstance(choose_taxpayer([with_tin], POLICY), Choice)
+    assert choose_taxpayer([with_tin._replace(last_name_level="different")], POLICY) is ReasonCode.BELOW_THRESHOLD
+    assert choose_taxpayer([with_tin._replace(tin_level="keying_error")], POLICY) is ReasonCode.BELOW_THRESHOLD
+
+
 def test_two_digits_of_a_birth_date_keyed_wrong_within_the_year_do_not_veto() -> None:
     assert isinstance(choose_taxpayer([STRONG._replace(dob_level="two_keying_errors")], POLICY), Choice)
     # ... nor do they stand in for an exact date where one is needed.

@@ -9,6 +9,7 @@ from taxmatch.match.levels import (
     COMPARISON_SHAPE,
     COMPARISONS,
     GENDER_VARIANT,
+    GIVEN_NAME_KEYED_APART,
     GIVEN_NAME_SPACED,
     GIVEN_NAME_TWO_KEYING_ERRORS,
     MIDDLE_IN_GIVEN,
@@ -16,6 +17,7 @@ from taxmatch.match.levels import (
     PYTHON_LEVELS,
     SHORT_GIVEN_NAME_TYPO,
     _gender_variant,
+    _given_name_keyed_apart,
     _given_name_same,
     _given_name_two_keying_errors,
     _middle_in_given,
@@ -148,6 +150,25 @@ def test_given_name_two_keying_errors(request_name: str, attested: bool, return_
 
 
 @pytest.mark.parametrize(
+    ("request_name", "attested", "return_name", "expected"),
+    [
+        ("JEGAN", False, "MEGAN", True),  # the first letter keyed wrong
+        ("OUIS", False, "LUIS", True),
+        ("RNARK", False, "MARK", True),  # OCR: `rn` read for `m`
+        ("DAV ICL", False, "DAVID", True),  # spaces aside
+        ("MARY", True, "MARK", False),  # two real names: a spouse's TIN copied would look like this
+        ("AL", False, "AMY", False),  # too short
+        ("XAVIERA", False, "MEGAN", False),
+    ],
+)
+def test_given_names_keyed_apart(request_name: str, attested: bool, return_name: str, expected: bool) -> None:
+    left, right = _given(request_name, attested), _given(return_name, True)
+    assert _given_name_keyed_apart(left, right) is expected
+    columns = {"first_attested_l": attested, "first_attested_r": True}
+    assert _sql(GIVEN_NAME_KEYED_APART, first_name_l=request_name, first_name_r=return_name, **columns) is expected
+
+
+@pytest.mark.parametrize(
     ("request_name", "return_name", "expected"),
     [("SAN DRA", "SANDRA", True), ("MARY ANN", "MARYANN", True), ("MARY ANN", "MARY", False)],
 )
@@ -238,8 +259,10 @@ def test_the_decision_rule_reads_its_level_sets_from_the_declared_roles() -> Non
     assert {"exact", "line", "street_typo"} == decide.CORROBORATING_ADDRESS_LEVELS
     assert {"place_typo", "house_typo", "street_only", "house_place"} == decide.WEAKLY_CORROBORATING_ADDRESS_LEVELS
     # Never agreement: two people (gender_variant), or too little (initial).
-    assert not {"gender_variant", "initial", "different", "two_keying_errors"} & decide.AGREEING_FIRST_NAME_LEVELS
+    not_alone = {"gender_variant", "initial", "different", "two_keying_errors", "keyed_apart"}
+    assert not not_alone & decide.AGREEING_FIRST_NAME_LEVELS
     assert {"two_keying_errors"} == decide.FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN
+    assert "keyed_apart" in decide.TIN_LOOSE_FIRST_NAME_LEVELS - decide.AGREEING_FIRST_NAME_LEVELS
     assert {"exact", "nickname"} == decide.SURNAME_CHANGE_FIRST_NAME_LEVELS
     # The twins list every level in the table's order.
     assert {name: [label for label, _ in levels[1:]] for name, levels in PYTHON_LEVELS.items()} == {

@@ -84,7 +84,12 @@ SURNAME_CHANGE_FIRST_NAME_LEVELS = labels_with("first_name", Role.GIVEN_NAME_IDE
 
 # With a TIN that agrees exactly, a given name written apart from any agreeing level (a respelling,
 # an OCR error, Charlesa for Charles) is still loose agreement: see `_tin_identifies`.
-TIN_LOOSE_FIRST_NAME_LEVELS = AGREEING_FIRST_NAME_LEVELS | {"gender_variant", "initial"}
+TIN_LOOSE_FIRST_NAME_LEVELS = (
+    AGREEING_FIRST_NAME_LEVELS
+    | FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN
+    | labels_with("first_name", Role.NAME_AGREES_WITH_TIN)
+    | {"gender_variant", "initial"}
+)
 
 
 def _tin_identifies(pair: CandidatePair) -> bool:

@@ -190,7 +190,15 @@ GIVEN_NAME_TWO_KEYING_ERRORS = (
     "substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"
     " AND least(length(first_name_l), length(first_name_r)) >= 4"
     " AND NOT (first_attested_l AND first_attested_r)"
-    " AND damerau_levenshtein(first_name_l, first_name_r) <= 2"
+    " AND damerau_levenshtein(replace(first_name_l, ' ', ''), replace(first_name_r, ' ', '')) <= 2"
+)
+# The same, the first letter keyed wrong as well (`Jegan` for Megan, `Ouis` for Luis, `Rnark` for
+# Mark), names of three letters or more: agreement only beside a TIN that agrees exactly, which no
+# twin shares; a relative's TIN copied onto the request comes with the relative's name, a real one.
+GIVEN_NAME_KEYED_APART = (
+    "least(length(first_name_l), length(first_name_r)) >= 3"
+    " AND NOT (first_attested_l AND first_attested_r)"
+    " AND damerau_levenshtein(replace(first_name_l, ' ', ''), replace(first_name_r, ' ', '')) <= 2"
 )
 
 
@@ -408,15 +416,22 @@ def _given_name_same(left: Side, right: Side) -> bool:
     return left_name == right_name or left_name.replace(" ", "") == right_name.replace(" ", "")
 
 
-def _given_name_two_keying_errors(left: Side, right: Side) -> bool:
+def _given_names_keyed_apart(left: Side, right: Side, minimum_length: int) -> bool:
     left_name: str = left["first_name"]
     right_name: str = right["first_name"]
     return (
-        left_name[:1] == right_name[:1]
-        and min(len(left_name), len(right_name)) >= 4
+        min(len(left_name), len(right_name)) >= minimum_length
         and not (left["first_attested"] and right["first_attested"])
-        and DamerauLevenshtein.distance(left_name, right_name, score_cutoff=2) <= 2
+        and DamerauLevenshtein.distance(left_name.replace(" ", ""), right_name.replace(" ", ""), score_cutoff=2) <= 2
     )
+
+
+def _given_name_two_keying_errors(left: Side, right: Side) -> bool:
+    return left["first_name"][:1] == right["first_name"][:1] and _given_names_keyed_apart(left, right, 4)
+
+
+def _given_name_keyed_apart(left: Side, right: Side) -> bool:
+    return _given_names_keyed_apart(left, right, 3)
 
 
 def _dob_two_keying_errors(left: str | None, right: str | None) -> bool:
@@ -464,6 +479,8 @@ class Role(Enum):
     # A given-name level that agrees only with an exact date of birth or TIN beside an agreeing
     # surname: a name keyed wrong twice is also, now and then, a sibling's name written once wrong.
     NAME_AGREES_WITH_DOB_OR_TIN = "name_agrees_with_dob_or_tin"
+    # A given-name level that agrees only beside a TIN that agrees exactly (`decide._tin_identifies`).
+    NAME_AGREES_WITH_TIN = "name_agrees_with_tin"
     # An address level on which the request's address is this taxpayer's.
     CORROBORATES = "corroborates"
     # An address level that corroborates only with an exact date of birth or TIN: a neighbour's
@@ -534,7 +551,8 @@ def _null(column: str) -> tuple[str, Condition]:
 #              nickname (Bob/Robert, Pepe/Jose), fuzzy (a typo), typo (one keying error Jaro-Winkler
 #              misses, a short name's only when one side is no name anyone has), translit
 #              (Mohammed/Muhammad: same consonant skeleton), two_keying_errors (agrees only with an exact
-#              date of birth or TIN), initial (weak, never enough to disclose).
+#              date of birth or TIN), keyed_apart (the first letter keyed wrong too: only with an exact
+#              TIN), initial (weak, never enough to disclose).
 # last name    exact (term frequency), swapped, one_surname (Garcia vs Garcia Lopez), fuzzy, typo, translit.
 # middle       exact initial (a shared initial is ~4 bits: what tells Bob Smith at an address from
 #              a stranger when no date of birth is given), in_given (moved into the given name),
@@ -572,10 +590,12 @@ COMPARISONS: tuple[Comparison, ...] = (
               ), 0.03, AGREES),
         Level("two_keying_errors", GIVEN_NAME_TWO_KEYING_ERRORS, _given_name_two_keying_errors, 0.005,
               frozenset({Role.NAME_AGREES_WITH_DOB_OR_TIN})),
+        Level("keyed_apart", GIVEN_NAME_KEYED_APART, _given_name_keyed_apart, 0.002,
+              frozenset({Role.NAME_AGREES_WITH_TIN})),
         # Only a written initial (J. Smith) agrees by initial; Robert and Ronald are two names.
         Level("initial", "(length(first_name_l) = 1 OR length(first_name_r) = 1)"
               " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)", _initial, 0.01),
-        Level("different", None, None, 0.004999),
+        Level("different", None, None, 0.002999),
     )),
     Comparison("last_name", "last_name is NULL", *_null("last_name"), (
         Level("exact", '"last_name_l" = "last_name_r"', lambda left, right: left["last_name"] == right["last_name"],
