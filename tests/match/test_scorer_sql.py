@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from taxmatch.match.model import settings_creator
-from taxmatch.match.scorer import compile_scorer, guard_edit_distances
+from taxmatch.match.scorer import compile_scorer, guard_edit_distances, share_an_element
 
 # Awkward letters: ASCII, two- and three-byte characters, a combining accent, a four-byte emoji.
 _ALPHABET = ("A", "B", "E", "1", " ", "-", "é", "É", "e\u0301", "ß", "ğ", "€", "😀")
@@ -97,3 +97,34 @@ def test_every_edit_distance_of_the_model_is_guarded() -> None:
     statements = " ".join(scorer.case_statements.values())
     assert statements.count("damerau_levenshtein(") > 10
     assert statements.count("strlen(") == 2 * statements.count("damerau_levenshtein(")
+
+
+def test_lists_share_an_element_as_the_intersection_says() -> None:
+    rng = random.Random(20261209)
+    letters = ("A", "B", "C", "D", None)
+
+    def some_list() -> list[str | None] | None:
+        if rng.random() < 0.1:
+            return None
+        return [rng.choice(letters) for _ in range(rng.randint(0, 4))]
+
+    lefts = [some_list() for _ in range(5_000)]
+    rights = [some_list() for _ in range(5_000)]
+    connection = duckdb.connect()
+    connection.register("lists", pa.table({"x_l": lefts, "x_r": rights}, schema=pa.schema([
+        ("x_l", pa.list_(pa.string())), ("x_r", pa.list_(pa.string()))])))  # fmt: skip
+    plain = "array_length(list_intersect(x_l, x_r)) >= 1"
+    rewritten = share_an_element(f"({plain})")
+    assert "list_has_any" in rewritten
+    differing = connection.execute(
+        f"SELECT x_l, x_r FROM lists WHERE ({rewritten}) IS DISTINCT FROM ({plain})"
+    ).fetchall()
+    shared = connection.execute(f"SELECT count(*) FROM lists WHERE {plain}").fetchone()
+    assert differing == []
+    assert shared is not None and 1_000 < shared[0] < 4_000
+
+
+def test_every_list_intersection_of_the_model_is_rewritten() -> None:
+    scorer = compile_scorer(settings_creator("link_only", 1_000).get_settings("duckdb").as_dict())
+    statements = " ".join(scorer.case_statements.values())
+    assert statements.count("list_has_any(") == statements.count("list_intersect(") >= 2

@@ -124,6 +124,34 @@ def _guarded_edit_distance(match: re.Match[str]) -> str:
     )
 
 
+# `array_length(list_intersect(x, y)) >= 1` as a whole operand (bounded as above): Splink's array
+# intersection level, and ours.
+_LISTS_SHARE_AN_ELEMENT = re.compile(
+    r"(?:(?<=\()|(?<=\bAND )|(?<=\bOR )|(?<=\bNOT )|(?<=\bWHEN ))"
+    r"array_length\(list_intersect\((?P<left>\"?\w+\"?), (?P<right>\"?\w+\"?)\)\) >= 1"
+    r"(?=\)|,|\s+(?:AND|OR|THEN)\b|\s*$)"
+)
+
+
+def _any_shared(match: re.Match[str]) -> str:
+    left, right = match["left"], match["right"]
+    # list_has_any gives NULL where the intersection of a list with a NULL one is empty (FALSE):
+    # that case keeps the original.
+    return (
+        f"(CASE WHEN {right} IS NULL THEN array_length(list_intersect({left}, {right})) >= 1"
+        f" ELSE list_has_any({left}, {right}) END)"
+    )
+
+
+def share_an_element(sql: str) -> str:
+    """`sql` with `array_length(list_intersect(x, y)) >= 1` asked without building the intersection.
+
+    `list_has_any` stops at the first shared element and builds no list: half the cost over a
+    batch's pairs. Same value for every pair, NULLs included (tests/match/test_scorer_sql.py).
+    """
+    return _LISTS_SHARE_AN_ELEMENT.sub(_any_shared, sql)
+
+
 def guard_edit_distances(sql: str) -> str:
     """`sql` with each `damerau_levenshtein(x, y) <= k` computed only where it can hold.
 
@@ -151,7 +179,7 @@ def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
     for comparison in settings.comparisons:
         gamma = comparison._gamma_column_name
         names.append(comparison.output_column_name)
-        gamma_columns.append(guard_edit_distances(comparison._case_statement))
+        gamma_columns.append(share_an_element(guard_edit_distances(comparison._case_statement)))
         levels = comparison.comparison_levels
         weight_terms.append("CASE " + " ".join(level._match_weight_sql(gamma) for level in levels) + " END")
         if comparison._has_tf_adjustments:
