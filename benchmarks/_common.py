@@ -42,6 +42,8 @@ class StepResult:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    # User + system CPU of the step and the children it waited for: what survives a busy machine.
+    cpu_seconds: float = 0.0
 
 
 def log(message: str) -> None:
@@ -78,8 +80,9 @@ def run_step(name: str, argv: Sequence[str], env: dict[str, str] | None = None) 
         raise StepFailed(f"step {name!r} exited with {process.returncode}: {command}\n--- stderr tail ---\n{tail}")
     # Linux reports ru_maxrss in KiB.
     peak_mb = usage.ru_maxrss / 1024
-    log(f"[{name}] {seconds:.1f}s, peak RSS {peak_mb:,.0f} MB")
-    return StepResult(name, seconds, peak_mb, stdout, stderr)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    log(f"[{name}] {seconds:.1f}s, {cpu_seconds:.1f}s CPU, peak RSS {peak_mb:,.0f} MB")
+    return StepResult(name, seconds, peak_mb, stdout, stderr, cpu_seconds)
 
 
 @dataclass(frozen=True)

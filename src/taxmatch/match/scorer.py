@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,70 @@ def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
     return labels
 
 
+# `damerau_levenshtein(x, y) <= k` as a whole operand: after `(`, AND, OR, NOT or WHEN and before
+# `)`, `,`, AND, OR, THEN or the end, so that nothing binds tighter to either side. The bound is a
+# literal or the long-line rule of match/levels.py (`CASE WHEN least(length(x), length(y)) >= n
+# THEN a ELSE b END`). A condition written otherwise is left as it is: slower, never different.
+_EDIT_DISTANCE_AT_MOST = re.compile(
+    r"(?:(?<=\()|(?<=\bAND )|(?<=\bOR )|(?<=\bNOT )|(?<=\bWHEN ))"
+    r"damerau_levenshtein\((?P<left>\"?\w+\"?), (?P<right>\"?\w+\"?)\) <= "
+    r"(?P<bound>(?P<literal>\d+)"
+    r"|CASE WHEN least\(length\(\"?\w+\"?\), length\(\"?\w+\"?\)\) >= \d+"
+    r" THEN (?P<then>\d+) ELSE (?P<otherwise>\d+) END)"
+    r"(?=\)|,|\s+(?:AND|OR|THEN)\b|\s*$)"
+)
+
+
+def _guarded_edit_distance(match: re.Match[str]) -> str:
+    left, right, bound = match["left"], match["right"], match["bound"]
+    widest = match["literal"] or str(max(int(match["then"]), int(match["otherwise"])))
+    return (
+        f"({left} = {right} OR (abs(strlen({left}) - strlen({right})) <= {widest}"
+        f" AND damerau_levenshtein({left}, {right}) <= {bound}))"
+    )
+
+
+# `array_length(list_intersect(x, y)) >= 1` as a whole operand (bounded as above): Splink's array
+# intersection level, and ours.
+_LISTS_SHARE_AN_ELEMENT = re.compile(
+    r"(?:(?<=\()|(?<=\bAND )|(?<=\bOR )|(?<=\bNOT )|(?<=\bWHEN ))"
+    r"array_length\(list_intersect\((?P<left>\"?\w+\"?), (?P<right>\"?\w+\"?)\)\) >= 1"
+    r"(?=\)|,|\s+(?:AND|OR|THEN)\b|\s*$)"
+)
+
+
+def _any_shared(match: re.Match[str]) -> str:
+    left, right = match["left"], match["right"]
+    # list_has_any gives NULL where the intersection of a list with a NULL one is empty (FALSE):
+    # that case keeps the original.
+    return (
+        f"(CASE WHEN {right} IS NULL THEN array_length(list_intersect({left}, {right})) >= 1"
+        f" ELSE list_has_any({left}, {right}) END)"
+    )
+
+
+def share_an_element(sql: str) -> str:
+    """`sql` with `array_length(list_intersect(x, y)) >= 1` asked without building the intersection.
+
+    `list_has_any` stops at the first shared element and builds no list: half the cost over a
+    batch's pairs. Same value for every pair, NULLs included (tests/match/test_scorer_sql.py).
+    """
+    return _LISTS_SHARE_AN_ELEMENT.sub(_any_shared, sql)
+
+
+def guard_edit_distances(sql: str) -> str:
+    """`sql` with each `damerau_levenshtein(x, y) <= k` computed only where it can hold.
+
+    DuckDB computes the edit distance over the bytes of the two strings (~1-4 us a pair), the
+    largest cost of a batch's scoring query; equal strings are at distance 0, and each edit
+    changes the length in bytes by at most one, so strings whose byte lengths differ by more
+    than k are farther apart than k. Both checks are cheap, and the verdict is the same for
+    every pair, NULLs included (a NULL side gives NULL either way): tests/match/test_scorer_sql.py
+    holds them to it over awkward strings, and to DuckDB counting bytes.
+    """
+    return _EDIT_DISTANCE_AT_MOST.sub(_guarded_edit_distance, sql)
+
+
 def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
     # Imported here: a workspace keeps what this compiles (`compiled_scorer_key`), so a batch or
     # a lookup usually needs neither Splink's import (~0.1 s) nor the compilation (~0.08 s).
@@ -114,7 +179,7 @@ def compile_scorer(model: dict[str, Any]) -> CompiledScorer:
     for comparison in settings.comparisons:
         gamma = comparison._gamma_column_name
         names.append(comparison.output_column_name)
-        gamma_columns.append(comparison._case_statement)
+        gamma_columns.append(share_an_element(guard_edit_distances(comparison._case_statement)))
         levels = comparison.comparison_levels
         weight_terms.append("CASE " + " ".join(level._match_weight_sql(gamma) for level in levels) + " END")
         if comparison._has_tf_adjustments:
