@@ -78,6 +78,16 @@ def test_the_guarded_edit_distance_gives_the_plain_verdicts(connection: duckdb.D
     assert close is not None and close[0] > 1_500, "the sample should hold many close pairs"
 
 
+def test_the_guard_over_names_with_their_spaces_removed_gives_the_plain_verdicts(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    plain = "damerau_levenshtein(replace(x_l, ' ', ''), replace(x_r, ' ', '')) <= 2"
+    guarded = guard_edit_distances(f"({plain})")
+    assert "strlen(replace(x_l, ' ', ''))" in guarded, "the condition should have been rewritten"
+    differing = connection.execute(f"SELECT x_l, x_r FROM pairs WHERE ({guarded}) IS DISTINCT FROM ({plain})")
+    assert differing.fetchall() == []
+
+
 @pytest.mark.parametrize(
     "sql",
     [

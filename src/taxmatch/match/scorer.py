@@ -105,9 +105,11 @@ def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
 # `)`, `,`, AND, OR, THEN or the end, so that nothing binds tighter to either side. The bound is a
 # literal or the long-line rule of match/levels.py (`CASE WHEN least(length(x), length(y)) >= n
 # THEN a ELSE b END`). A condition written otherwise is left as it is: slower, never different.
+# An operand: a column, or a column with its spaces removed (the given-name levels compare so).
+_OPERAND = r"(?:\"?\w+\"?|replace\(\"?\w+\"?, ' ', ''\))"
 _EDIT_DISTANCE_AT_MOST = re.compile(
     r"(?:(?<=\()|(?<=\bAND )|(?<=\bOR )|(?<=\bNOT )|(?<=\bWHEN ))"
-    r"damerau_levenshtein\((?P<left>\"?\w+\"?), (?P<right>\"?\w+\"?)\) <= "
+    rf"damerau_levenshtein\((?P<left>{_OPERAND}), (?P<right>{_OPERAND})\) <= "
     r"(?P<bound>(?P<literal>\d+)"
     r"|CASE WHEN least\(length\(\"?\w+\"?\), length\(\"?\w+\"?\)\) >= \d+"
     r" THEN (?P<then>\d+) ELSE (?P<otherwise>\d+) END)"
