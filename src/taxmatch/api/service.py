@@ -28,7 +28,7 @@ import duckdb
 from taxmatch import pipeline
 from taxmatch.api.limits import LEDGER_CHECKPOINT_LOOKUPS, LEDGER_CHECKPOINT_SECONDS, LOOKUP_THREADS
 from taxmatch.database import DATABASE_ALIAS, open_database
-from taxmatch.engine.interface import MatchingEngine, open_engine
+from taxmatch.engine.interface import MatchingEngine, open_engine, prepare_for_lookups
 from taxmatch.explain import ExplanationRecorder
 from taxmatch.io.requests import Item
 from taxmatch.ledger import (
@@ -103,9 +103,13 @@ class Service:
             self._lookup_cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor, closed at close()
             self._lookup_engines: queue.SimpleQueue[MatchingEngine] = queue.SimpleQueue()
             self._reading_cursor = self._new_cursor()
-            for _ in range(max(1, lookup_threads)):
-                cursor = self._new_cursor()
-                self._lookup_engines.put(open_engine(cursor))
+            engines = [open_engine(self._new_cursor()) for _ in range(max(1, lookup_threads))]
+            # The in-memory candidate index of the master, built once (with every thread: it reads
+            # the whole of master_profiles) and shared by the lookup engines.
+            with self.batch_threads():
+                prepare_for_lookups(engines)
+            for engine in engines:
+                self._lookup_engines.put(engine)
         except BaseException:
             for cursor in getattr(self, "_lookup_cursors", []):
                 cursor.close()
