@@ -151,3 +151,17 @@ def test_lookup_engines_share_one_index_and_skip_a_workspace_without_a_master(tm
 
 def _refuse(*arguments: object) -> None:
     raise AssertionError("the indexed engine read its candidates with a statement")
+
+
+def test_the_return_index_reads_every_tin_as_the_statements_do(loaded: Loaded) -> None:
+    index = loaded.indexed._return_index
+    assert index is not None and index.nbytes > 0
+    tins = [
+        str(row[0])
+        for row in loaded.statements.connection.execute("SELECT DISTINCT key_tin FROM master_returns").fetchall()
+    ]
+    assert len(tins) >= 800
+    for start in range(0, len(tins), 50):
+        chunk = [*tins[start : start + 50], "000000000", "not a tin"]
+        assert loaded.indexed.returns_of(chunk) == loaded.statements.returns_of(chunk)
+    assert index.rows_of("nobody") == []

@@ -44,8 +44,8 @@ class _KeyColumn:
 
     def positions_of(self, value: str) -> list[int]:
         wanted = hash(value)
-        start = int(np.searchsorted(self.hashes, wanted, side="left"))
-        stop = int(np.searchsorted(self.hashes, wanted, side="right"))
+        start = int(self.hashes.searchsorted(wanted, side="left"))
+        stop = int(self.hashes.searchsorted(wanted, side="right"))
         return [
             position
             for position in self.positions[start:stop].tolist()
@@ -120,3 +120,58 @@ def _large_strings(column: pa.ChunkedArray) -> pa.LargeStringArray:
     combined = pc.cast(column, pa.large_string()).combine_chunks()
     assert isinstance(combined, pa.LargeStringArray)
     return combined
+
+
+class ReturnIndex:
+    """Every master return by its TIN key (`master_returns.key_tin`), for the disclosed return's read.
+
+    The rows of `_RETURN_COLUMNS`, sorted by key_tin so that one TIN's returns are one run; the
+    distinct key values' hashes, sorted, point at the runs, and the stored value decides (as in
+    `_KeyColumn`). What `WHERE key_tin = value` finds, as the same values.
+    """
+
+    def __init__(
+        self, model_version: str, rows: pa.Table, starts: npt.NDArray[np.int64], hashes: npt.NDArray[np.int64],
+        runs: npt.NDArray[np.int32],
+    ) -> None:  # fmt: skip
+        self.model_version = model_version
+        self._rows = rows
+        self._keys = rows.column("key_tin")
+        self._starts = starts  # run number -> first row; one more entry: the end
+        self._hashes = hashes  # sorted hashes of the runs' key values
+        self._runs = runs  # the run of each hash
+
+    @classmethod
+    def build(cls, connection: duckdb.DuckDBPyConnection, model_version: str, columns: str) -> ReturnIndex:
+        """`columns`: the select list of what a return row is read as (over `master_returns m`)."""
+        rows = connection.execute(
+            f"SELECT {columns}, m.key_tin FROM master_returns m WHERE m.key_tin IS NOT NULL ORDER BY m.key_tin"
+        ).to_arrow_table()
+        keys = _large_strings(rows.column("key_tin"))
+        rows = rows.set_column(rows.schema.get_field_index("key_tin"), "key_tin", keys)
+        if len(keys):
+            changes = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1)).to_numpy(zero_copy_only=False)
+            starts = np.concatenate(([0], np.flatnonzero(changes) + 1, [len(keys)])).astype(np.int64)
+        else:
+            starts = np.zeros(1, dtype=np.int64)
+        values = pc.take(keys, pa.array(starts[:-1])).to_pylist()
+        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+        order = np.argsort(hashes)
+        return cls(model_version, rows, starts, hashes[order], order.astype(np.int32))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._rows.nbytes + self._starts.nbytes + self._hashes.nbytes + self._runs.nbytes)
+
+    def rows_of(self, key: str) -> list[tuple[object, ...]]:
+        """The rows (without the key) whose key_tin equals `key`, in no particular order."""
+        wanted = hash(key)
+        start = int(self._hashes.searchsorted(wanted, side="left"))
+        stop = int(self._hashes.searchsorted(wanted, side="right"))
+        for run in self._runs[start:stop].tolist():
+            first, end = int(self._starts[run]), int(self._starts[run + 1])
+            if self._keys[first].as_py() == key:
+                found = self._rows.slice(first, end - first)
+                columns = [found.column(number).to_pylist() for number in range(found.num_columns - 1)]
+                return list(zip(*columns, strict=True))
+        return []

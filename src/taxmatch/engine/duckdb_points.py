@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from taxmatch.engine.duckdb_candidate_index import CandidateIndex
+from taxmatch.engine.duckdb_candidate_index import CandidateIndex, ReturnIndex
 from taxmatch.engine.duckdb_sql import _CANDIDATE_COLUMNS, _POINT_ROW_COLUMNS, _RETURN_COLUMNS, _sql_literal
 from taxmatch.engine.duckdb_tables import ATTESTED_GIVEN_NAMES, POINT_LOOKUP_MAX_REQUEST_ROWS, DuckDBTables
 from taxmatch.engine.interface import MasterNotLoadedError
@@ -25,8 +25,9 @@ from taxmatch.standardize.python_standardizer import standardize_row
 
 
 class PointReads(DuckDBTables):
-    # The in-memory blocking of `warm_for_lookups` (None: candidates are read by DuckDB statements).
+    # The in-memory blocking and returns of `warm_for_lookups` (None: read by DuckDB statements).
     _candidate_index: CandidateIndex | None = None
+    _return_index: ReturnIndex | None = None
 
     def warm_for_lookups(self, like: object = None) -> None:
         """Serve this engine's lookups from an in-memory candidate index: `like`'s, an engine of the
@@ -42,12 +43,13 @@ class PointReads(DuckDBTables):
             version, _ = self.current_model()
         except MasterNotLoadedError:
             return  # no usable model: every lookup answers that error, as it did
-        shared = like._candidate_index if isinstance(like, PointReads) else None
-        self._candidate_index = (
-            shared
-            if shared is not None and shared.model_version == version
-            else CandidateIndex.build(self.connection, version)
-        )
+        candidates = like._candidate_index if isinstance(like, PointReads) else None
+        returns = like._return_index if isinstance(like, PointReads) else None
+        if candidates is None or candidates.model_version != version:
+            candidates = CandidateIndex.build(self.connection, version)
+        if returns is None or returns.model_version != version:
+            returns = ReturnIndex.build(self.connection, version, _RETURN_COLUMNS)
+        self._candidate_index, self._return_index = candidates, returns
 
     def _current_candidate_index(self) -> CandidateIndex | None:
         """The warmed index while the model it was built under is current. The server cannot see the
@@ -56,7 +58,14 @@ class PointReads(DuckDBTables):
         lookups go back to the statement reads rather than serve a stale index."""
         index = self._candidate_index
         if index is not None and index.model_version != self.current_model()[0]:
-            index = self._candidate_index = None
+            index = self._candidate_index = self._return_index = None
+        return index
+
+    def _current_return_index(self) -> ReturnIndex | None:
+        """The warmed returns while their model is current (as `_current_candidate_index`)."""
+        index = self._return_index
+        if index is not None and index.model_version != self.current_model()[0]:
+            index = self._candidate_index = self._return_index = None
         return index
 
     def attest_given_names(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -211,19 +220,24 @@ class PointReads(DuckDBTables):
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
         """Every return of a few TINs, most recent year first, primary before spouse.
 
-        By index point reads (key_tin is the TIN): for the on-demand path; a batch uses the join
-        of `latest_returns`.
+        By key_tin (the TIN), from the warmed `ReturnIndex` or by index point reads: for the
+        on-demand path; a batch uses the join of `latest_returns`.
         """
         wanted = sorted(set(tins))
         if not wanted:
             return {}
-        reads = " UNION ALL ".join(
-            f"SELECT {_RETURN_COLUMNS} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
-        )
+        index = self._current_return_index()
+        if index is not None:
+            rows: list[tuple[Any, ...]] = [row for tin in wanted for row in index.rows_of(tin)]
+        else:
+            reads = " UNION ALL ".join(
+                f"SELECT {_RETURN_COLUMNS} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
+            )
+            rows = self.connection.execute(reads).fetchall()
         # Ordered here, not by an ORDER BY: a sort operator costs a lookup ~0.5 ms, a few rows in
         # Python microseconds. Same order as the batch join's (ASCII role names, binary collation).
         returns = sorted(
-            (_return_row(row) for row in self.connection.execute(reads).fetchall()),
+            (_return_row(row) for row in rows),
             key=lambda found: (found.tin, -found.tax_year, found.role, found.return_id),
         )
         by_tin: dict[str, list[ReturnRow]] = {}
