@@ -133,6 +133,7 @@ class Service:
         self._checkpoint_seconds = checkpoint_seconds
         self._unsigned_lookups = 0
         self._unsigned_since = 0.0  # time.monotonic() of the first unsigned lookup
+        self._lookups_appended = 0  # every lookup entry this process appended (`verify_ledger`)
         try:
             self._sign_unsigned_tail()
         except BaseException:
@@ -279,11 +280,18 @@ class Service:
     def _commit_group(self, group: Sequence[_PendingEntries]) -> None:
         events = [event for pending in group for event in pending.events]
         lookups = sum(len(pending.events) for pending in group if pending.lookup)
-        with self.ledger.transaction():
-            self.ledger.append(events)
-            sign = bool(lookups) and self._lookups_due_for_checkpoint(lookups)
-            if sign:
-                self.ledger.checkpoint(signing_key(self.workspace))
+        # Counted before the COMMIT, so that a verification whose snapshot holds these entries sees
+        # them counted (`verify_ledger`); taken back if the transaction fails.
+        self._lookups_appended += lookups
+        try:
+            with self.ledger.transaction():
+                self.ledger.append(events)
+                sign = bool(lookups) and self._lookups_due_for_checkpoint(lookups)
+                if sign:
+                    self.ledger.checkpoint(signing_key(self.workspace))
+        except BaseException:
+            self._lookups_appended -= lookups
+            raise
         if sign:
             self._unsigned_lookups = 0
         elif lookups:
@@ -354,6 +362,7 @@ class Service:
         asked = time.monotonic()
         # The writers busy: this process's own grouped lookups, which it could not sign now, are the
         # only unsigned tail it vouches for; anything more fails as the rule says.
+        appended_before = self._lookups_appended
         own_unsigned = 0 if self.sign_own_tail(wait_seconds=SIGN_WAIT_SECONDS) else self._unsigned_lookups
         with self.reading() as cursor:
             last = self._last_verification
@@ -362,6 +371,10 @@ class Service:
             public_key = export_public_key(self.workspace)
             cursor.execute("BEGIN TRANSACTION")  # one snapshot for the state and the verification
             try:
+                # Lookups keep committing between the signing above and this snapshot (under load,
+                # always): their entries, this process's own, may be in it unsigned. Counted after
+                # the snapshot began, so every one it can hold is counted; nothing else is allowed.
+                own_unsigned += self._lookups_appended - appended_before
                 state = self._ledger_state(cursor)
                 unchanged = last is not None and last[1] == state
                 result = (
