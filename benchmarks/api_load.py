@@ -20,6 +20,7 @@ need it. Prints ONE JSON line, with the issue's three checks:
 - 0 errors; lookup p50 under load <= 2x quiet p50; throughput under load >= 500 lookups/s.
 
     python benchmarks/api_load.py --people 5000 --seconds 30
+    python benchmarks/api_load.py --workdir W --reuse-master --data DIR   # a loaded workspace W/home (1M)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 import httpx
 
 from _common import git_commit, server_env, stop_server
-from lookup_latency import cpu_seconds, peak_rss_mb, start_server, summary
+from lookup_latency import cpu_seconds, peak_rss_mb, people_in, start_server, summary
 from taxmatch.api.keys import KeyStore, Role
 from taxmatch.api.limits import RATE_LIMIT_PER_MINUTE
 from taxmatch.settings import Workspace
@@ -193,25 +194,34 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (default: a temporary directory)")
+    parser.add_argument("--data", type=Path, help="with --reuse-master: the directory of the master's requests.csv")
+    parser.add_argument(
+        "--reuse-master",
+        action="store_true",
+        help="WORKDIR/home already holds a loaded master (and its ledger) of --data: no synth, load or batch run",
+    )
     args = parser.parse_args()
+    if args.reuse_master and (args.workdir is None or args.data is None):
+        parser.error("--reuse-master needs --workdir (the kept workspace) and --data (its requests)")
 
     open_files = raise_open_files(args.idle_sockets + 4 * args.clients + 256)
     if open_files < args.idle_sockets + 64:
         raise SystemExit(f"the open-file limit ({open_files}) is too low for {args.idle_sockets} idle sockets")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="taxmatch-api-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    home, data = workdir / "home", workdir / "data"
+    home, data = workdir / "home", args.data if args.reuse_master else workdir / "data"
     env = server_env(workdir)
     process: subprocess.Popen[str] | None = None
     try:
-        from taxmatch.synth import generate
+        if not args.reuse_master:
+            from taxmatch.synth import generate
 
-        print(f"synth {args.people} people, master load ...", file=sys.stderr)
-        drawn = max(args.requests, args.ledger_requests)
-        generate(data, people=args.people, requests=drawn, seed=args.seed, as_of=datetime.date.today())
-        subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
-                       env=env, check=True, capture_output=True)  # fmt: skip
-        if args.ledger_requests:
+            print(f"synth {args.people} people, master load ...", file=sys.stderr)
+            drawn = max(args.requests, args.ledger_requests)
+            generate(data, people=args.people, requests=drawn, seed=args.seed, as_of=datetime.date.today())
+            subprocess.run([TAXMATCH, "--home", str(home), "master", "load", str(data / "master.csv")],
+                           env=env, check=True, capture_output=True)  # fmt: skip
+        if args.ledger_requests and not args.reuse_master:
             # A ledger of some size before the server starts, so that the auditor's verifications cost
             # what they cost in an office that has been running for a while.
             print(f"batch run of {args.ledger_requests} requests to fill the ledger ...", file=sys.stderr)
@@ -276,7 +286,7 @@ def main() -> None:
         result: dict[str, Any] = {
             "benchmark": "api_load",
             "commit": git_commit(),
-            "people": args.people,
+            "people": people_in(data) if args.reuse_master else args.people,
             "clients": args.clients,
             "errors": errors,
             "error_kinds": sorted(set(single.errors + quiet.errors + loaded.errors + audits.errors + probes.errors)),

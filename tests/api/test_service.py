@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +127,79 @@ def test_a_lookup_decided_apart_is_recorded_by_its_accounting_alone_and_as_a_bat
         assert service.verify_ledger().ok
     finally:
         service.close()
+
+
+def test_a_lookup_whose_group_committed_returns_while_the_next_group_commits(service: Service) -> None:
+    """Before, lookups waited for the database lock to learn that their group had committed, and the
+    next group's leader could take the lock first: they waited for its COMMIT too (groups of ~2
+    under 16 clients). Now they wait on a condition that the leader signals when its group is done."""
+    gates = [threading.Event() for _ in range(3)]
+    started: list[int] = []
+    commit_group = service._commit_group
+
+    def gated(group: Sequence[Any]) -> None:
+        number = len(started)
+        started.append(len(group))
+        gates[number].wait(30)
+        commit_group(group)
+
+    service._commit_group = gated  # type: ignore[method-assign]
+    finished: list[str] = []
+
+    def lookup(name: str) -> None:
+        service.account_lookup(lookup_events(name, 1), True)
+        finished.append(name)
+
+    def start(name: str) -> threading.Thread:
+        thread = threading.Thread(target=lookup, args=(name,))
+        thread.start()
+        return thread
+
+    def wait_for(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert condition()
+
+    threads = [start("first")]
+    wait_for(lambda: len(started) == 1)  # the first group commits (held at its gate)
+    threads += [start("a"), start("b")]
+    wait_for(lambda: len(service._pending) == 2)  # both queued behind it: the next group
+    gates[0].set()
+    wait_for(lambda: len(started) == 2)
+    assert started == [1, 2]
+    threads.append(start("c"))  # queued while a and b commit: the group after
+    wait_for(lambda: len(service._pending) == 1)
+    gates[1].set()
+    wait_for(lambda: len(started) == 3)
+    # c's group is held at its gate; a and b, committed, have returned without waiting for it.
+    wait_for(lambda: {"first", "a", "b"} <= set(finished))
+    assert "c" not in finished
+    gates[2].set()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(finished) == ["a", "b", "c", "first"]
+    assert service.verify_ledger().entries == 4
+
+
+def test_verification_while_lookups_keep_committing_is_ok(service: Service) -> None:
+    """Lookups committed between the verification's signing of the tail and its snapshot are the
+    server's own: before, they made `ok` false under load (an auditor saw a false alarm)."""
+    service.account_lookup(lookup_events("first", 1), True)
+    stop = threading.Event()
+
+    def lookups() -> None:
+        number = 0
+        while not stop.is_set():
+            service.account_lookup(lookup_events(f"busy{number}", 1), True)
+            number += 1
+
+    writer = threading.Thread(target=lookups)
+    writer.start()
+    try:
+        results = [service.verify_ledger() for _ in range(15)]
+    finally:
+        stop.set()
+        writer.join(30)
+    assert [result.problem for result in results if not result.ok] == []
+    assert results[-1].entries > results[0].entries > 1

@@ -8,8 +8,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from taxmatch.engine.duckdb_candidate_index import CandidateIndex, ReturnIndex
 from taxmatch.engine.duckdb_sql import _CANDIDATE_COLUMNS, _POINT_ROW_COLUMNS, _RETURN_COLUMNS, _sql_literal
 from taxmatch.engine.duckdb_tables import ATTESTED_GIVEN_NAMES, POINT_LOOKUP_MAX_REQUEST_ROWS, DuckDBTables
+from taxmatch.engine.interface import MasterNotLoadedError
 from taxmatch.match.blocking import (
     BLOCK_KEY_JOINS,
     block_keys,
@@ -23,6 +25,49 @@ from taxmatch.standardize.python_standardizer import standardize_row
 
 
 class PointReads(DuckDBTables):
+    # The in-memory blocking and returns of `warm_for_lookups` (None: read by DuckDB statements).
+    _candidate_index: CandidateIndex | None = None
+    _return_index: ReturnIndex | None = None
+
+    def warm_for_lookups(self, like: object = None) -> None:
+        """Serve this engine's lookups from an in-memory candidate index: `like`'s, an engine of the
+        same database that has one (the server's lookup engines share one), else one built now.
+
+        For the server, at start: a CLI run would spend seconds building it for a few lookups.
+        Nothing when no master is loaded or its profiles have no `point_row` (an older master:
+        its lookups keep the statement reads).
+        """
+        if not (self.master_is_loaded() and self._point_rows_available()):
+            return
+        try:
+            version, _ = self.current_model()
+        except MasterNotLoadedError:
+            return  # no usable model: every lookup answers that error, as it did
+        candidates = like._candidate_index if isinstance(like, PointReads) else None
+        returns = like._return_index if isinstance(like, PointReads) else None
+        if candidates is None or candidates.model_version != version:
+            candidates = CandidateIndex.build(self.connection, version)
+        if returns is None or returns.model_version != version:
+            returns = ReturnIndex.build(self.connection, version, _RETURN_COLUMNS)
+        self._candidate_index, self._return_index = candidates, returns
+
+    def _current_candidate_index(self) -> CandidateIndex | None:
+        """The warmed index while the model it was built under is current. The server cannot see the
+        master change under it (it holds the database; `master load` needs it stopped, and the
+        next start builds the index again); should this engine's own fit replace the model, its
+        lookups go back to the statement reads rather than serve a stale index."""
+        index = self._candidate_index
+        if index is not None and index.model_version != self.current_model()[0]:
+            index = self._candidate_index = self._return_index = None
+        return index
+
+    def _current_return_index(self) -> ReturnIndex | None:
+        """The warmed returns while their model is current (as `_current_candidate_index`)."""
+        index = self._return_index
+        if index is not None and index.model_version != self.current_model()[0]:
+            index = self._candidate_index = self._return_index = None
+        return index
+
     def attest_given_names(self, rows: Sequence[dict[str, Any]]) -> None:
         """Set `first_attested` on standardized request rows, as the batch join does."""
         if self._attested_names is None:
@@ -88,6 +133,23 @@ class PointReads(DuckDBTables):
             for request_column, master_column in BLOCK_KEY_JOINS:
                 if request[request_column] is not None:
                     serves.setdefault((master_column, request[request_column]), set()).add(position)
+        index = self._current_candidate_index()
+        candidates, blocked_rows = (
+            self._read_candidates(serves) if index is None else _candidates_from_index(index, serves)
+        )
+        pairs: list[CandidatePair] = []
+        for position, (_, request_index, request) in enumerate(standardized):
+            for return_id in sorted(candidates):
+                if position not in blocked_rows[return_id]:
+                    continue
+                pairs.append(scorer.candidate_pair(int(request_index), return_id, request, candidates[return_id]))
+        return strong_enough(pairs)
+
+    def _read_candidates(
+        self, serves: dict[tuple[str, str], set[int]]
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, set[int]]]:
+        """The candidate profiles of `serves`' (master column, value) reads, by DuckDB index point reads:
+        each profile's model input columns by return id, and which request rows each one serves."""
         candidates: dict[int, dict[str, Any]] = {}
         blocked_rows: dict[int, set[int]] = {}
         if serves:
@@ -114,13 +176,7 @@ class PointReads(DuckDBTables):
                         candidate = dict(zip(names, found, strict=True))
                     candidates[return_id] = candidate
                 blocked_rows.setdefault(return_id, set()).update(serves[reads[int(found[0])]])
-        pairs: list[CandidatePair] = []
-        for position, (_, request_index, request) in enumerate(standardized):
-            for return_id in sorted(candidates):
-                if position not in blocked_rows[return_id]:
-                    continue
-                pairs.append(scorer.candidate_pair(int(request_index), return_id, request, candidates[return_id]))
-        return strong_enough(pairs)
+        return candidates, blocked_rows
 
     def latest_returns(self, wanted: Sequence[tuple[int, str, int, int]]) -> dict[int, list[ReturnRow]]:
         """For each (key, tin, first year, last year): the taxpayer's most recent return in those years
@@ -164,19 +220,24 @@ class PointReads(DuckDBTables):
     def returns_of(self, tins: Iterable[str]) -> dict[str, list[ReturnRow]]:
         """Every return of a few TINs, most recent year first, primary before spouse.
 
-        By index point reads (key_tin is the TIN): for the on-demand path; a batch uses the join
-        of `latest_returns`.
+        By key_tin (the TIN), from the warmed `ReturnIndex` or by index point reads: for the
+        on-demand path; a batch uses the join of `latest_returns`.
         """
         wanted = sorted(set(tins))
         if not wanted:
             return {}
-        reads = " UNION ALL ".join(
-            f"SELECT {_RETURN_COLUMNS} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
-        )
+        index = self._current_return_index()
+        if index is not None:
+            rows: list[tuple[Any, ...]] = [row for tin in wanted for row in index.rows_of(tin)]
+        else:
+            reads = " UNION ALL ".join(
+                f"SELECT {_RETURN_COLUMNS} FROM master_returns m WHERE key_tin = {_sql_literal(tin)}" for tin in wanted
+            )
+            rows = self.connection.execute(reads).fetchall()
         # Ordered here, not by an ORDER BY: a sort operator costs a lookup ~0.5 ms, a few rows in
         # Python microseconds. Same order as the batch join's (ASCII role names, binary collation).
         returns = sorted(
-            (_return_row(row) for row in self.connection.execute(reads).fetchall()),
+            (_return_row(row) for row in rows),
             key=lambda found: (found.tin, -found.tax_year, found.role, found.return_id),
         )
         by_tin: dict[str, list[ReturnRow]] = {}
@@ -218,6 +279,24 @@ def _return_row(row: Sequence[Any]) -> ReturnRow:
         return_id, tin, tax_year, role, first or "", middle or "", last or "", suffix or "",
         street or "", unit or "", city or "", state or "", zip_code or "", phone or "",
     )  # fmt: skip
+
+
+def _candidates_from_index(
+    index: CandidateIndex, serves: dict[tuple[str, str], set[int]]
+) -> tuple[dict[int, dict[str, Any]], dict[int, set[int]]]:
+    """`PointReads._read_candidates` from the in-memory index: the same profiles (those whose master
+    key column equals the value), the same rows (their `point_row`), the same request rows served."""
+    candidates: dict[int, dict[str, Any]] = {}
+    blocked_rows: dict[int, set[int]] = {}
+    for (master_column, value), served in serves.items():
+        for position in index.positions_of(master_column, value):
+            return_id = index.return_id(position)
+            if return_id not in candidates:
+                candidate = dict(zip(_POINT_ROW_COLUMNS, json.loads(index.point_row(position)), strict=True))
+                candidate["return_id"] = return_id
+                candidates[return_id] = candidate
+            blocked_rows.setdefault(return_id, set()).update(served)
+    return candidates, blocked_rows
 
 
 def _with_block_keys(row: dict[str, Any]) -> dict[str, Any]:

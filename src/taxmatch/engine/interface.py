@@ -35,6 +35,7 @@ __all__ = [
     "ModelOutdatedError",
     "ScoredPairs",
     "open_engine",
+    "prepare_for_lookups",
     "renumbered",
     "request_input_table",
 ]
@@ -143,3 +144,16 @@ def open_engine(
     from taxmatch.engine.duckdb_engine import DuckDBEngine
 
     return DuckDBEngine(connection)
+
+
+def prepare_for_lookups(engines: Sequence[MatchingEngine]) -> None:
+    """Build what engines keep in memory for on-demand lookups (DuckDB: the candidate index of
+    `engine.duckdb_candidate_index`) now, before the first lookup, once for engines over cursors of
+    one database: the first builds it, the others share it. For a server's lookup engines; not
+    part of `MatchingEngine` (an engine without such state has nothing to do)."""
+    first: MatchingEngine | None = None
+    for engine in engines:
+        warm = getattr(engine, "warm_for_lookups", None)
+        if callable(warm):
+            warm(first)
+            first = first or engine
