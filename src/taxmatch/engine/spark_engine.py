@@ -27,30 +27,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.engine.duckdb_points import _return_row
 from taxmatch.engine.duckdb_tables import POINT_LOOKUP_MAX_REQUEST_ROWS
-from taxmatch.engine.interface import EngineUnavailableError, MasterNotLoadedError
+from taxmatch.engine.interface import ChunkChoices, EngineUnavailableError, MasterNotLoadedError
 from taxmatch.engine.spark_scoring import (
+    CHOICE_SCHEMA,
+    DECIDED_SCHEMA,
     GAMMA_COMPARISONS,
     PROFILE_COLUMNS,
     SCORED_PAIRS_SCHEMA,
     SIDE_COLUMNS,
     STANDARDIZED_REQUEST_SCHEMA,
+    choice_of,
     pair_scorer,
+    request_decider,
+    request_rechooser,
     spark_ddl,
     standardize_requests,
 )
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterRowProblem
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, taxpayer_facts_of
+from taxmatch.match.decide import Choice
 from taxmatch.match.em import TrainingReport
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _input_table, _request_input_rows
 from taxmatch.match.scored_pairs import ScoredPairs
 from taxmatch.match.scorer import compile_scorer
-from taxmatch.records import RequestRecord
+from taxmatch.records import ReasonCode, RequestRecord
+from taxmatch.settings import Policy
 
 if TYPE_CHECKING:
     import duckdb
@@ -223,19 +231,80 @@ class SparkEngine:
         return self.score_batch(_input_table(rows)).pairs()
 
     def score_batch(self, inputs: pa.Table) -> ScoredPairs:
+        scorer, gammas, labels = self._scorer()
+        requests, sides = self._blocked_sides(inputs, with_unblocked=False)
+        try:
+            scored = (
+                sides.groupBy("request_index")
+                .applyInArrow(pair_scorer(scorer, gammas), spark_ddl(SCORED_PAIRS_SCHEMA))
+                .toArrow()
+            )
+        finally:
+            requests.unpersist()
+        return ScoredPairs(_in_pair_order(scored.cast(SCORED_PAIRS_SCHEMA)), labels)
+
+    def score_and_choose(self, inputs: pa.Table, policy: Policy) -> ChunkChoices | None:
+        """A chunk scored and decided on the executors (`spark_scoring.request_decider`: the decision
+        code of `match.decide`); the driver collects each request's choice and kept pairs. A request
+        left AMBIGUOUS for want of generation facts is chosen again on the executors, with the facts
+        of the chunk's wanted TINs read by a join. None for a lookup's few rows (the point reads)."""
+        if inputs.num_rows <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            return None
+        scorer, gammas, labels = self._scorer()
+        requests, sides = self._blocked_sides(inputs, with_unblocked=True)
+        try:
+            decided = (
+                sides.groupBy("request_index")
+                .applyInArrow(request_decider(scorer, gammas, policy), spark_ddl(DECIDED_SCHEMA))
+                .toArrow()
+                .cast(DECIDED_SCHEMA)
+            )
+        finally:
+            requests.unpersist()
+        is_choice = pc.is_null(decided["return_id"])
+        pairs = _in_pair_order(decided.filter(pc.invert(is_choice)).select(SCORED_PAIRS_SCHEMA.names))
+        first = decided.filter(is_choice).select(CHOICE_SCHEMA.names).to_pylist()
+        choices: dict[int, Choice | ReasonCode] = {int(row["request_index"]): choice_of(row) for row in first}
+        wanted = {int(row["request_index"]): row["facts_wanted"] for row in first if row["facts_wanted"]}
+        expected = set(inputs["request_index"].to_pylist())
+        if set(choices) != expected:
+            raise RuntimeError(f"Spark decided {len(choices)} requests of a chunk of {len(expected)}")
+        facts: dict[str, TaxpayerFacts] = {}
+        if wanted:
+            facts = self.taxpayer_facts({tin for tins in wanted.values() for tin in tins})
+        if facts:
+            spark = spark_session(self.spark_master)
+            again = pairs.filter(pc.is_in(pairs["request_index"], pa.array(sorted(wanted), pa.int64())))
+            again = again.append_column("pair_order", pa.array(range(again.num_rows), pa.int64()))
+            chosen_again = (
+                spark.createDataFrame(again)
+                .groupBy("request_index")
+                .applyInArrow(request_rechooser(policy, labels, facts), spark_ddl(CHOICE_SCHEMA))
+                .toArrow()
+                .cast(CHOICE_SCHEMA)
+                .to_pylist()
+            )
+            choices.update({int(row["request_index"]): choice_of(row) for row in chosen_again})
+        return ChunkChoices(ScoredPairs(pairs, labels), choices, facts)
+
+    def _blocked_sides(self, inputs: pa.Table, with_unblocked: bool) -> tuple[DataFrame, DataFrame]:
+        """The standardized requests (cached: the caller unpersists them) and every blocked
+        (request row, profile) pair with both sides' model input columns (`l_`/`r_`). With
+        `with_unblocked`, a request row blocked with nothing is kept once, its profile side null."""
         from pyspark.sql import functions as F
 
-        scorer, gammas, labels = self._scorer()
         spark = spark_session(self.spark_master)
         attested = self._table("attested_given_names").select(
             F.col("name").alias("first_name"), F.lit(True).alias("attested")
         )
+        # Standardized once: read by the key join and again for the pairs' request side.
         requests = (
             spark.createDataFrame(inputs)
             .mapInArrow(standardize_requests, spark_ddl(STANDARDIZED_REQUEST_SCHEMA))
             .drop("first_attested")
             .join(attested, "first_name", "left")
             .withColumn("first_attested", F.coalesce(F.col("attested"), F.lit(False)))
+            .cache()
         )
         profiles = self._table("profiles")
         # Each blocking key's (column, value) of each side; a pair exists where any of them agree.
@@ -264,24 +333,19 @@ class SparkEngine:
         blocked = (
             request_keys.join(master_keys, ["key_column", "key_value"]).select("unique_id", "return_id").distinct()
         )
-        sides = blocked.join(
+        how = "left" if with_unblocked else "inner"
+        sides = (
             requests.select(
                 "unique_id", "request_index", *(F.col(column).alias(f"l_{column}") for column in SIDE_COLUMNS)
-            ),
-            "unique_id",
-        ).join(
-            profiles.select("return_id", *(F.col(column).alias(f"r_{column}") for column in SIDE_COLUMNS)),
-            "return_id",
+            )
+            .join(blocked, "unique_id", how)
+            .join(
+                profiles.select("return_id", *(F.col(column).alias(f"r_{column}") for column in SIDE_COLUMNS)),
+                "return_id",
+                how,
+            )
         )
-        scored = (
-            sides.groupBy("request_index")
-            .applyInArrow(pair_scorer(scorer, gammas), spark_ddl(SCORED_PAIRS_SCHEMA))
-            .toArrow()
-        )
-        table = scored.cast(SCORED_PAIRS_SCHEMA).sort_by(
-            [("request_index", "ascending"), ("return_id", "ascending"), ("match_weight", "descending")]
-        )
-        return ScoredPairs(table, labels)
+        return requests, sides
 
     # ---- what is disclosed, and the generation rule's facts ----------------------------------
 
@@ -340,6 +404,11 @@ class SparkEngine:
             .to_pylist()
         )
         return taxpayer_facts_of((row["tin"], row["key_address"], row["dob"], row["middle_initial"]) for row in rows)
+
+
+def _in_pair_order(table: pa.Table) -> pa.Table:
+    """Pairs in the order the DuckDB batch query gives them (`ScoredPairs`)."""
+    return table.sort_by([("request_index", "ascending"), ("return_id", "ascending"), ("match_weight", "descending")])
 
 
 def _no_master_in(warehouse: str, version: str) -> MasterNotLoadedError:
