@@ -175,9 +175,15 @@ class SparkEngine:
             tables[f"tf_{column}"] = f"SELECT {column} AS value, tf_{column} AS tf FROM tf_{column} ORDER BY 1"
         for name, query in tables.items():
             arrow = connection.execute(query).to_arrow_table()
+            self._describe(f"write the warehouse's {name}")
             spark.createDataFrame(arrow).write.mode("overwrite").parquet(f"{folder}/{name}")
+        self._describe("write the warehouse's model")
         model_row = pa.table({"version": [version], "model_json": [_model_json(model)]})
         spark.createDataFrame(model_row).coalesce(1).write.mode("overwrite").parquet(f"{folder}/model")
+
+    def _describe(self, job: str) -> None:
+        """Name the jobs this thread starts next (Spark's UI and event log show it per job)."""
+        spark_session(self.spark_master).sparkContext.setJobDescription(f"taxmatch: {job}")
 
     def _table(self, name: str) -> DataFrame:
         version, _ = self.workspace.current_model()
@@ -198,6 +204,7 @@ class SparkEngine:
         """The warehouse's model as the executors score with it, with the gamma of each level label."""
         version, _ = self.workspace.current_model()
         if self._scoring is None or self._scoring[0] != version:
+            self._describe("read the model and term frequencies")
             stored = self._table("model").collect()
             if len(stored) != 1 or stored[0]["version"] != version:
                 raise MasterNotLoadedError(f"the warehouse {self.warehouse} holds no model {version}")
@@ -234,6 +241,7 @@ class SparkEngine:
         scorer, gammas, labels = self._scorer()
         requests, sides = self._blocked_sides(inputs, with_unblocked=False)
         try:
+            self._describe("block and score")
             scored = (
                 sides.groupBy("request_index")
                 .applyInArrow(pair_scorer(scorer, gammas), spark_ddl(SCORED_PAIRS_SCHEMA))
@@ -253,6 +261,7 @@ class SparkEngine:
         scorer, gammas, labels = self._scorer()
         requests, sides = self._blocked_sides(inputs, with_unblocked=True)
         try:
+            self._describe("block, score and decide")
             decided = (
                 sides.groupBy("request_index")
                 .applyInArrow(request_decider(scorer, gammas, policy), spark_ddl(DECIDED_SCHEMA))
@@ -276,6 +285,7 @@ class SparkEngine:
             spark = spark_session(self.spark_master)
             again = pairs.filter(pc.is_in(pairs["request_index"], pa.array(sorted(wanted), pa.int64())))
             again = again.append_column("pair_order", pa.array(range(again.num_rows), pa.int64()))
+            self._describe("decide again with generation facts")
             chosen_again = (
                 spark.createDataFrame(again)
                 .groupBy("request_index")
@@ -306,6 +316,10 @@ class SparkEngine:
             .withColumn("first_attested", F.coalesce(F.col("attested"), F.lit(False)))
             .cache()
         )
+        # Made here, in a job of its own: the standardization's time is then its own (Spark's
+        # stages), and both readers read the cache.
+        self._describe("standardize requests")
+        requests.count()
         profiles = self._table("profiles")
         # Each blocking key's (column, value) of each side; a pair exists where any of them agree.
         request_keys = None
@@ -369,6 +383,7 @@ class SparkEngine:
             )
         )
         returns = self._table("returns")
+        self._describe("read the disclosed returns")
         latest = Window.partitionBy("wanted_key").orderBy(F.desc("tax_year"), F.asc("role"), F.asc("return_id"))
         rows = (
             returns.join(
@@ -396,6 +411,7 @@ class SparkEngine:
             return self.workspace.taxpayer_facts(wanted)
         spark = spark_session(self.spark_master)
         wanted_frame = spark.createDataFrame(pa.table({"key_tin": pa.array(wanted, type=pa.string())}))
+        self._describe("read taxpayer facts")
         rows = (
             self._table("profiles")
             .join(wanted_frame, "key_tin")
