@@ -10,7 +10,7 @@ load's own split of load and fit, the batch's own time without process start-up)
 runs the batch on the first N requests of the set's file. For Spark, each step's jobs are read
 from Spark's event log: wall seconds, tasks' run time and the JVM's CPU time per job, named by
 what the engine was doing (`SparkEngine._describe`). `--lock` runs each step under `flock PATH`,
-so that heavy steps of several benchmarks do not overlap. Then, over the loaded workspace, what
+so that heavy steps of several benchmarks do not overlap (the wait is not timed). Then, over the loaded workspace, what
 makes a batch cost more as the population grows: blocked pairs per request (every distinct
 (request row, profile) pair that some blocking key joins, before scoring; and what each key alone
 joins) and the largest blocks (profiles sharing one key value), per key. `identical_outputs` says
@@ -20,8 +20,10 @@ whether every engine wrote the same disclosed/rejected/unmatched bytes as the fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -169,15 +171,26 @@ def count_requests(path: Path) -> int:
         return sum(1 for _ in csv.reader(read)) - 1
 
 
-def measured_step(name: str, argv: list[str], env: dict[str, str]) -> tuple[Any, float]:
+def measured_step(name: str, argv: list[str], env: dict[str, str], lock: Path | None) -> tuple[Any, float]:
     """`run_step`, and the CPU seconds (user + system) of the step's whole process tree.
 
     The Spark driver leaves its JVM to exit on its own, unreaped; this process becomes the
     reaper of such orphans (Linux's child subreaper) and waits for them, so that their CPU time
-    (and that of the Python workers they reaped) is counted too."""
+    (and that of the Python workers they reaped) is counted too. With `lock`, the step runs holding
+    it (flock(2), as the `flock` command takes it), taken before its clock starts."""
     _become_subreaper()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    step = run_step(name, argv, env)
+    with contextlib.ExitStack() as stack:
+        if lock is not None:
+            held = stack.enter_context(lock.open("a"))
+            fcntl.flock(held, fcntl.LOCK_EX)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        step = run_step(name, argv, env)
+        after_step = _reap_orphans(before)
+    return step, after_step
+
+
+def _reap_orphans(before: resource.struct_rusage) -> float:
+    """Wait (up to two minutes) for the step's orphaned descendants; CPU seconds since `before`."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -187,7 +200,7 @@ def measured_step(name: str, argv: list[str], env: dict[str, str]) -> tuple[Any,
         if pid == 0:
             time.sleep(0.2)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return step, round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1)
+    return round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1)
 
 
 def _become_subreaper() -> None:
@@ -244,7 +257,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         requests_file = data / "requests.csv"
         if args.request_limit:
             requests_file = first_requests(requests_file, args.request_limit, space.root / "requests.csv")
-        lock = ["flock", str(args.lock)] if args.lock else []
         result: dict[str, Any] = {
             "benchmark": "engine_scaling",
             "people": meta.get("people"),
@@ -260,16 +272,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             logs = {step: space.root / f"spark-events-{engine}-{step}" for step in ("load", "batch")}
             load, load_cpu = measured_step(
                 f"{engine}: master load",
-                [*lock, *taxmatch_command(), *options, "master", "load", str(data / "master.csv")],
+                [*taxmatch_command(), *options, "master", "load", str(data / "master.csv")],
                 spark_event_env(space.env, logs["load"]) if engine == "spark" else space.env,
+                args.lock,
             )  # fmt: skip
             batch, batch_cpu = measured_step(
                 f"{engine}: batch run",
                 [
-                    *lock, *taxmatch_command(), *options, "batch", "run", str(requests_file),
+                    *taxmatch_command(), *options, "batch", "run", str(requests_file),
                     "--agency", AGENCY, "--as-of", AS_OF, "--out", str(out),
                 ],
                 spark_event_env(space.env, logs["batch"]) if engine == "spark" else space.env,
+                args.lock,
             )  # fmt: skip
             loaded = _LOAD_LINE.search(load.stdout)
             batched = _BATCH_LINE.search(batch.stdout)

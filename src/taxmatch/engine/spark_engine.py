@@ -5,11 +5,14 @@ What runs where (docs/scale.md says why):
   default engine), fits the model in the workspace, then writes what a batch reads — returns,
   profiles, attested given names, term frequencies and the model — as Parquet under the
   warehouse (`--warehouse`, any URI Spark writes), one folder per model version.
-- `batch run` scores each chunk in Spark: the request rows are standardized on the executors
-  (`spark_scoring.standardize_requests`, the Python twin of the standardization SQL), joined to
-  the profiles on equal block keys in Spark SQL, and each request's pairs are scored on the
-  executors by the point path's Python scorer. The pipeline then decides on the driver with the
-  same decision code as every other path, writes the same files and records the same ledger.
+- `batch run` scores and decides each chunk in Spark (`score_and_choose`): the request rows are
+  standardized on the executors (`spark_scoring.standardize_requests`, the Python twin of the
+  standardization SQL), joined to the profiles on equal block keys in Spark SQL, and each
+  request's pairs are scored and its taxpayer chosen on the executors by the point path's Python
+  scorer and the decision code of `match/decide.py` (`spark_scoring.request_decider`); requests
+  whose choice waits on Jr/Sr facts are chosen again there with the facts read by a join. The
+  driver collects the choices (and the kept pairs, which the batch records for explanations),
+  reads the disclosed returns, writes the same files and records the same ledger.
 - Lookups (a few requests) and the API keep the DuckDB point reads of the workspace, which the
   same load fills.
 
