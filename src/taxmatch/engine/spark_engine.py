@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import DataFrame, SparkSession
 
+# Rows of a warehouse table handed to Spark at a time when it is written.
+_WAREHOUSE_WRITE_ROWS = 250_000
 _LOG4J2_CONFIGURATION = Path(__file__).with_name("spark_log4j2.properties")
 _RETURN_FIELDS = (
     "return_id", "tin", "tax_year", "role", "first_name_raw", "middle_name_raw", "last_name_raw", "suffix_raw",
@@ -177,9 +179,16 @@ class SparkEngine:
         for column in compile_scorer(model).term_frequency_columns:
             tables[f"tf_{column}"] = f"SELECT {column} AS value, tf_{column} AS tf FROM tf_{column} ORDER BY 1"
         for name, query in tables.items():
-            arrow = connection.execute(query).to_arrow_table()
             self._describe(f"write the warehouse's {name}")
-            spark.createDataFrame(arrow).write.mode("overwrite").parquet(f"{folder}/{name}")
+            # In slices: a DataFrame made from driver-side Arrow passes whole through the driver
+            # JVM's heap (1M people's 3M returns in one went past its default 1 GB).
+            reader = connection.execute(query).to_arrow_reader(_WAREHOUSE_WRITE_ROWS)
+            mode = "overwrite"
+            for batch in reader:
+                spark.createDataFrame(pa.Table.from_batches([batch])).write.mode(mode).parquet(f"{folder}/{name}")
+                mode = "append"
+            if mode == "overwrite":  # no rows: the table is still written, with its columns
+                spark.createDataFrame(reader.schema.empty_table()).write.mode(mode).parquet(f"{folder}/{name}")
         self._describe("write the warehouse's model")
         model_row = pa.table({"version": [version], "model_json": [_model_json(model)]})
         spark.createDataFrame(model_row).coalesce(1).write.mode("overwrite").parquet(f"{folder}/model")
