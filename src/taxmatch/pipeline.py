@@ -25,7 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taxmatch import __version__
-from taxmatch.engine.interface import MatchingEngine, ScoredPairs, renumbered, request_input_table
+from taxmatch.engine.interface import (
+    ChoosesWhereItScores,
+    MatchingEngine,
+    ScoredPairs,
+    renumbered,
+    request_input_table,
+)
 from taxmatch.explain import ExplanationRecorder, best_probability_words, explanation_of
 from taxmatch.io.outcome_formats import OUTPUT_FORMATS, OutcomeFiles, OutputFormat, outcome_writer
 from taxmatch.io.outcomes import (
@@ -236,6 +242,10 @@ def _score_and_choose(
     objects and chosen from in a forked process (`taxmatch.parallel`): that is pure Python,
     and DuckDB leaves the second core idle meanwhile.
     """
+    if isinstance(engine, ChoosesWhereItScores):
+        decided_there = _chosen_where_scored(engine, policy, to_score, inputs, observe)
+        if decided_there is not None:
+            return decided_there
     indexes = [index for index, _ in to_score]
     scored: ScoredPairs | None = None
     if processes > 1 and len(to_score) >= MIN_ITEMS_TO_SPLIT:
@@ -273,6 +283,30 @@ def _score_and_choose(
             for index, _, choice in decided:
                 observe(index, observed[index], facts_read, choice)
     return [(index, request, choice, best.get(index)) for index, request, choice in decided]
+
+
+def _chosen_where_scored(
+    engine: ChoosesWhereItScores,
+    policy: Policy,
+    to_score: list[tuple[int, RequestRecord]],
+    inputs: pa.Table | None,
+    observe: Observer | None,
+) -> _Chosen | None:
+    """A chunk the engine decides where it scores it (Spark's executors): only its choices come
+    back, with the pairs and facts they were made from for the observer. None: decide it here."""
+    decided = engine.score_and_choose(inputs if inputs is not None else request_input_table(to_score), policy)
+    if decided is None:
+        return None
+    if isinstance(observe, ScoringRecorder):
+        observe.take_scored(decided.scored)
+        for index, _ in to_score:
+            observe.take_choice(index, decided.facts, decided.choices[index])
+    elif observe is not None:
+        observed = _pairs_by_request(decided.scored.pairs(), [index for index, _ in to_score])
+        for index, _ in to_score:
+            observe(index, observed[index], decided.facts, decided.choices[index])
+    best = decided.scored.best_probabilities()
+    return [(index, request, decided.choices[index], best.get(index)) for index, request in to_score]
 
 
 def _decided_with_facts(

@@ -9,25 +9,29 @@ outside `engine/` import only this module from it (a test holds them to that), s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterRowProblem
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts
+from taxmatch.match.decide import Choice
 from taxmatch.match.em import TrainingReport
 from taxmatch.match.request_inputs import renumbered, request_input_table
 from taxmatch.match.scored_pairs import ScoredPairs
-from taxmatch.records import RequestRecord
+from taxmatch.records import ReasonCode, RequestRecord
+from taxmatch.settings import Policy
 
 if TYPE_CHECKING:
     import duckdb
 
 __all__ = [
     "ENGINE_NAMES",
+    "ChoosesWhereItScores",
+    "ChunkChoices",
     "EngineOptions",
     "EngineUnavailableError",
     "MasterNotLoadedError",
@@ -79,6 +83,27 @@ class MatchingEngine(Protocol):
     def scoring_weights(self) -> tuple[float, dict[str, dict[str, float]]]: ...
 
     def train_m(self, requests: Sequence[tuple[int, RequestRecord]]) -> tuple[str, TrainingReport]: ...
+
+
+@dataclass(frozen=True)
+class ChunkChoices:
+    """A chunk of requests scored and decided in one place (`ChoosesWhereItScores`)."""
+
+    scored: ScoredPairs  # each request's kept candidate pairs: what its choice was made from
+    choices: Mapping[int, Choice | ReasonCode]  # every request of the chunk, by request index
+    facts: Mapping[str, TaxpayerFacts]  # what the generation rule read, by TIN
+
+
+@runtime_checkable
+class ChoosesWhereItScores(Protocol):
+    """An engine that applies the decision code (`match.decide`) where it scores — Spark, on its
+    executors — so that the pipeline collects each request's choice instead of making it.
+
+    `score_and_choose` returns None for a chunk it leaves to the pipeline (a lookup's few rows,
+    which the point reads score).
+    """
+
+    def score_and_choose(self, inputs: pa.Table, policy: Policy) -> ChunkChoices | None: ...
 
 
 class MasterNotLoadedError(RuntimeError):

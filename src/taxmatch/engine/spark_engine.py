@@ -5,11 +5,14 @@ What runs where (docs/scale.md says why):
   default engine), fits the model in the workspace, then writes what a batch reads — returns,
   profiles, attested given names, term frequencies and the model — as Parquet under the
   warehouse (`--warehouse`, any URI Spark writes), one folder per model version.
-- `batch run` scores each chunk in Spark: the request rows are standardized on the executors
-  (`spark_scoring.standardize_requests`, the Python twin of the standardization SQL), joined to
-  the profiles on equal block keys in Spark SQL, and each request's pairs are scored on the
-  executors by the point path's Python scorer. The pipeline then decides on the driver with the
-  same decision code as every other path, writes the same files and records the same ledger.
+- `batch run` scores and decides each chunk in Spark (`score_and_choose`): the request rows are
+  standardized on the executors (`spark_scoring.standardize_requests`, the Python twin of the
+  standardization SQL), joined to the profiles on equal block keys in Spark SQL, and each
+  request's pairs are scored and its taxpayer chosen on the executors by the point path's Python
+  scorer and the decision code of `match/decide.py` (`spark_scoring.request_decider`); requests
+  whose choice waits on Jr/Sr facts are chosen again there with the facts read by a join. The
+  driver collects the choices (and the kept pairs, which the batch records for explanations),
+  reads the disclosed returns, writes the same files and records the same ledger.
 - Lookups (a few requests) and the API keep the DuckDB point reads of the workspace, which the
   same load fills.
 
@@ -27,35 +30,45 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxmatch.engine.duckdb_engine import DuckDBEngine
 from taxmatch.engine.duckdb_points import _return_row
 from taxmatch.engine.duckdb_tables import POINT_LOOKUP_MAX_REQUEST_ROWS
-from taxmatch.engine.interface import EngineUnavailableError, MasterNotLoadedError
+from taxmatch.engine.interface import ChunkChoices, EngineUnavailableError, MasterNotLoadedError
 from taxmatch.engine.spark_scoring import (
+    CHOICE_SCHEMA,
+    DECIDED_SCHEMA,
     GAMMA_COMPARISONS,
     PROFILE_COLUMNS,
     SCORED_PAIRS_SCHEMA,
     SIDE_COLUMNS,
     STANDARDIZED_REQUEST_SCHEMA,
+    choice_of,
     pair_scorer,
+    request_decider,
+    request_rechooser,
     spark_ddl,
     standardize_requests,
 )
 from taxmatch.io.master import MAX_REJECTED_SHARE, MasterRowProblem
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS
 from taxmatch.match.candidates import CandidatePair, ReturnRow, TaxpayerFacts, taxpayer_facts_of
+from taxmatch.match.decide import Choice
 from taxmatch.match.em import TrainingReport
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _input_table, _request_input_rows
 from taxmatch.match.scored_pairs import ScoredPairs
 from taxmatch.match.scorer import compile_scorer
-from taxmatch.records import RequestRecord
+from taxmatch.records import ReasonCode, RequestRecord
+from taxmatch.settings import Policy
 
 if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import DataFrame, SparkSession
 
+# Rows of a warehouse table handed to Spark at a time when it is written.
+_WAREHOUSE_WRITE_ROWS = 250_000
 _LOG4J2_CONFIGURATION = Path(__file__).with_name("spark_log4j2.properties")
 _RETURN_FIELDS = (
     "return_id", "tin", "tax_year", "role", "first_name_raw", "middle_name_raw", "last_name_raw", "suffix_raw",
@@ -166,10 +179,23 @@ class SparkEngine:
         for column in compile_scorer(model).term_frequency_columns:
             tables[f"tf_{column}"] = f"SELECT {column} AS value, tf_{column} AS tf FROM tf_{column} ORDER BY 1"
         for name, query in tables.items():
-            arrow = connection.execute(query).to_arrow_table()
-            spark.createDataFrame(arrow).write.mode("overwrite").parquet(f"{folder}/{name}")
+            self._describe(f"write the warehouse's {name}")
+            # In slices: a DataFrame made from driver-side Arrow passes whole through the driver
+            # JVM's heap (1M people's 3M returns in one went past its default 1 GB).
+            reader = connection.execute(query).to_arrow_reader(_WAREHOUSE_WRITE_ROWS)
+            mode = "overwrite"
+            for batch in reader:
+                spark.createDataFrame(pa.Table.from_batches([batch])).write.mode(mode).parquet(f"{folder}/{name}")
+                mode = "append"
+            if mode == "overwrite":  # no rows: the table is still written, with its columns
+                spark.createDataFrame(reader.schema.empty_table()).write.mode(mode).parquet(f"{folder}/{name}")
+        self._describe("write the warehouse's model")
         model_row = pa.table({"version": [version], "model_json": [_model_json(model)]})
         spark.createDataFrame(model_row).coalesce(1).write.mode("overwrite").parquet(f"{folder}/model")
+
+    def _describe(self, job: str) -> None:
+        """Name the jobs this thread starts next (Spark's UI and event log show it per job)."""
+        spark_session(self.spark_master).sparkContext.setJobDescription(f"taxmatch: {job}")
 
     def _table(self, name: str) -> DataFrame:
         version, _ = self.workspace.current_model()
@@ -190,6 +216,7 @@ class SparkEngine:
         """The warehouse's model as the executors score with it, with the gamma of each level label."""
         version, _ = self.workspace.current_model()
         if self._scoring is None or self._scoring[0] != version:
+            self._describe("read the model and term frequencies")
             stored = self._table("model").collect()
             if len(stored) != 1 or stored[0]["version"] != version:
                 raise MasterNotLoadedError(f"the warehouse {self.warehouse} holds no model {version}")
@@ -223,20 +250,88 @@ class SparkEngine:
         return self.score_batch(_input_table(rows)).pairs()
 
     def score_batch(self, inputs: pa.Table) -> ScoredPairs:
+        scorer, gammas, labels = self._scorer()
+        requests, sides = self._blocked_sides(inputs, with_unblocked=False)
+        try:
+            self._describe("block and score")
+            scored = (
+                sides.groupBy("request_index")
+                .applyInArrow(pair_scorer(scorer, gammas), spark_ddl(SCORED_PAIRS_SCHEMA))
+                .toArrow()
+            )
+        finally:
+            requests.unpersist()
+        return ScoredPairs(_in_pair_order(scored.cast(SCORED_PAIRS_SCHEMA)), labels)
+
+    def score_and_choose(self, inputs: pa.Table, policy: Policy) -> ChunkChoices | None:
+        """A chunk scored and decided on the executors (`spark_scoring.request_decider`: the decision
+        code of `match.decide`); the driver collects each request's choice and kept pairs. A request
+        left AMBIGUOUS for want of generation facts is chosen again on the executors, with the facts
+        of the chunk's wanted TINs read by a join. None for a lookup's few rows (the point reads)."""
+        if inputs.num_rows <= POINT_LOOKUP_MAX_REQUEST_ROWS:
+            return None
+        scorer, gammas, labels = self._scorer()
+        requests, sides = self._blocked_sides(inputs, with_unblocked=True)
+        try:
+            self._describe("block, score and decide")
+            decided = (
+                sides.groupBy("request_index")
+                .applyInArrow(request_decider(scorer, gammas, policy), spark_ddl(DECIDED_SCHEMA))
+                .toArrow()
+                .cast(DECIDED_SCHEMA)
+            )
+        finally:
+            requests.unpersist()
+        is_choice = pc.is_null(decided["return_id"])
+        pairs = _in_pair_order(decided.filter(pc.invert(is_choice)).select(SCORED_PAIRS_SCHEMA.names))
+        first = decided.filter(is_choice).select(CHOICE_SCHEMA.names).to_pylist()
+        choices: dict[int, Choice | ReasonCode] = {int(row["request_index"]): choice_of(row) for row in first}
+        wanted = {int(row["request_index"]): row["facts_wanted"] for row in first if row["facts_wanted"]}
+        expected = set(inputs["request_index"].to_pylist())
+        if set(choices) != expected:
+            raise RuntimeError(f"Spark decided {len(choices)} requests of a chunk of {len(expected)}")
+        facts: dict[str, TaxpayerFacts] = {}
+        if wanted:
+            facts = self.taxpayer_facts({tin for tins in wanted.values() for tin in tins})
+        if facts:
+            spark = spark_session(self.spark_master)
+            again = pairs.filter(pc.is_in(pairs["request_index"], pa.array(sorted(wanted), pa.int64())))
+            again = again.append_column("pair_order", pa.array(range(again.num_rows), pa.int64()))
+            self._describe("decide again with generation facts")
+            chosen_again = (
+                spark.createDataFrame(again)
+                .groupBy("request_index")
+                .applyInArrow(request_rechooser(policy, labels, facts), spark_ddl(CHOICE_SCHEMA))
+                .toArrow()
+                .cast(CHOICE_SCHEMA)
+                .to_pylist()
+            )
+            choices.update({int(row["request_index"]): choice_of(row) for row in chosen_again})
+        return ChunkChoices(ScoredPairs(pairs, labels), choices, facts)
+
+    def _blocked_sides(self, inputs: pa.Table, with_unblocked: bool) -> tuple[DataFrame, DataFrame]:
+        """The standardized requests (cached: the caller unpersists them) and every blocked
+        (request row, profile) pair with both sides' model input columns (`l_`/`r_`). With
+        `with_unblocked`, a request row blocked with nothing is kept once, its profile side null."""
         from pyspark.sql import functions as F
 
-        scorer, gammas, labels = self._scorer()
         spark = spark_session(self.spark_master)
         attested = self._table("attested_given_names").select(
             F.col("name").alias("first_name"), F.lit(True).alias("attested")
         )
+        # Standardized once: read by the key join and again for the pairs' request side.
         requests = (
             spark.createDataFrame(inputs)
             .mapInArrow(standardize_requests, spark_ddl(STANDARDIZED_REQUEST_SCHEMA))
             .drop("first_attested")
             .join(attested, "first_name", "left")
             .withColumn("first_attested", F.coalesce(F.col("attested"), F.lit(False)))
+            .cache()
         )
+        # Made here, in a job of its own: the standardization's time is then its own (Spark's
+        # stages), and both readers read the cache.
+        self._describe("standardize requests")
+        requests.count()
         profiles = self._table("profiles")
         # Each blocking key's (column, value) of each side; a pair exists where any of them agree.
         request_keys = None
@@ -264,24 +359,19 @@ class SparkEngine:
         blocked = (
             request_keys.join(master_keys, ["key_column", "key_value"]).select("unique_id", "return_id").distinct()
         )
-        sides = blocked.join(
+        how = "left" if with_unblocked else "inner"
+        sides = (
             requests.select(
                 "unique_id", "request_index", *(F.col(column).alias(f"l_{column}") for column in SIDE_COLUMNS)
-            ),
-            "unique_id",
-        ).join(
-            profiles.select("return_id", *(F.col(column).alias(f"r_{column}") for column in SIDE_COLUMNS)),
-            "return_id",
+            )
+            .join(blocked, "unique_id", how)
+            .join(
+                profiles.select("return_id", *(F.col(column).alias(f"r_{column}") for column in SIDE_COLUMNS)),
+                "return_id",
+                how,
+            )
         )
-        scored = (
-            sides.groupBy("request_index")
-            .applyInArrow(pair_scorer(scorer, gammas), spark_ddl(SCORED_PAIRS_SCHEMA))
-            .toArrow()
-        )
-        table = scored.cast(SCORED_PAIRS_SCHEMA).sort_by(
-            [("request_index", "ascending"), ("return_id", "ascending"), ("match_weight", "descending")]
-        )
-        return ScoredPairs(table, labels)
+        return requests, sides
 
     # ---- what is disclosed, and the generation rule's facts ----------------------------------
 
@@ -305,6 +395,7 @@ class SparkEngine:
             )
         )
         returns = self._table("returns")
+        self._describe("read the disclosed returns")
         latest = Window.partitionBy("wanted_key").orderBy(F.desc("tax_year"), F.asc("role"), F.asc("return_id"))
         rows = (
             returns.join(
@@ -332,6 +423,7 @@ class SparkEngine:
             return self.workspace.taxpayer_facts(wanted)
         spark = spark_session(self.spark_master)
         wanted_frame = spark.createDataFrame(pa.table({"key_tin": pa.array(wanted, type=pa.string())}))
+        self._describe("read taxpayer facts")
         rows = (
             self._table("profiles")
             .join(wanted_frame, "key_tin")
@@ -340,6 +432,11 @@ class SparkEngine:
             .to_pylist()
         )
         return taxpayer_facts_of((row["tin"], row["key_address"], row["dob"], row["middle_initial"]) for row in rows)
+
+
+def _in_pair_order(table: pa.Table) -> pa.Table:
+    """Pairs in the order the DuckDB batch query gives them (`ScoredPairs`)."""
+    return table.sort_by([("request_index", "ascending"), ("return_id", "ascending"), ("match_weight", "descending")])
 
 
 def _no_master_in(warehouse: str, version: str) -> MasterNotLoadedError:

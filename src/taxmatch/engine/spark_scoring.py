@@ -15,11 +15,14 @@ from typing import Any
 import pyarrow as pa
 
 from taxmatch.match.blocking import BLOCK_KEY_JOINS, MASTER_KEY_COLUMNS, block_keys
-from taxmatch.match.candidates import CandidatePair
-from taxmatch.match.decide import strong_enough
+from taxmatch.match.candidates import CandidatePair, TaxpayerFacts
+from taxmatch.match.decide import Choice, choose_taxpayer, generation_facts_wanted, strong_enough
 from taxmatch.match.model import MODEL_INPUT_COLUMNS
 from taxmatch.match.python_scorer import PythonScorer
 from taxmatch.match.request_inputs import _REQUEST_RAW_COLUMNS
+from taxmatch.match.scored_pairs import ScoredPairs
+from taxmatch.records import ReasonCode
+from taxmatch.settings import Policy
 from taxmatch.standardize.python_standardizer import standardize_row
 
 # The model input columns of either side of a pair (unique_id is the pair's, not a column of a side).
@@ -62,6 +65,19 @@ SCORED_PAIRS_SCHEMA = pa.schema(
         ("tin_l", pa.string()),
     ]
 )
+# A request's choice as the executors return it: a taxpayer, or the reason there is none, and the
+# TINs whose facts the generation rule wants before it can say (empty unless the choice is AMBIGUOUS).
+_CHOICE_FIELDS = [
+    ("choice_tin", pa.string()),
+    ("choice_probability", pa.float64()),
+    ("choice_evidence", pa.string()),
+    ("choice_reason", pa.string()),
+    ("facts_wanted", pa.list_(pa.string())),
+]
+# What `request_decider` returns for a request: its kept pairs (the choice columns null) and one
+# row of its choice (the pair columns null but request_index: return_id null marks it).
+DECIDED_SCHEMA = pa.schema([*SCORED_PAIRS_SCHEMA, *(pa.field(name, kind) for name, kind in _CHOICE_FIELDS)])
+CHOICE_SCHEMA = pa.schema([("request_index", pa.int64()), *_CHOICE_FIELDS])
 GAMMA_COMPARISONS = ("first_name", "last_name", "dob", "address", "tin")
 # Columns of a profile the executors need: what is scored, and the keys it is blocked on.
 PROFILE_COLUMNS: tuple[str, ...] = ("return_id", *SIDE_COLUMNS, *MASTER_KEY_COLUMNS)
@@ -135,3 +151,70 @@ def scored_pairs_table(pairs: Sequence[CandidatePair], level_gammas: Mapping[str
         [pa.array(column, type=field.type) for column, field in zip(columns, SCORED_PAIRS_SCHEMA, strict=True)],
         schema=SCORED_PAIRS_SCHEMA,
     )
+
+
+def _in_scored_order(pairs: Sequence[CandidatePair]) -> list[CandidatePair]:
+    """Pairs in the order a collected batch gives them to the pipeline (`ScoredPairs`: return id,
+    then the stronger first), so that every tie in the decision is broken as on the driver."""
+    return sorted(pairs, key=lambda pair: (pair.return_id, -pair.match_weight))
+
+
+def first_choice(pairs: Sequence[CandidatePair], policy: Policy) -> tuple[Choice | ReasonCode, frozenset[str]]:
+    """The pipeline's first choice of a request (`pipeline._first_choices`): the taxpayer without
+    generation facts, and the TINs whose facts could change an AMBIGUOUS answer."""
+    choice = choose_taxpayer(pairs, policy)
+    return choice, generation_facts_wanted(pairs, policy) if choice is ReasonCode.AMBIGUOUS else frozenset()
+
+
+def _choice_row(request_index: int, choice: Choice | ReasonCode, wanted: frozenset[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"request_index": request_index, "facts_wanted": sorted(wanted)}
+    if isinstance(choice, Choice):
+        row.update(choice_tin=choice.tin, choice_probability=choice.match_probability, choice_evidence=choice.evidence)
+        row["choice_reason"] = None
+    else:
+        row.update(choice_tin=None, choice_probability=None, choice_evidence=None, choice_reason=choice.value)
+    return row
+
+
+def choice_of(row: Mapping[str, Any]) -> Choice | ReasonCode:
+    """A choice row (`CHOICE_SCHEMA`) back to what `choose_taxpayer` returned."""
+    if row["choice_reason"] is not None:
+        return ReasonCode(row["choice_reason"])
+    return Choice(str(row["choice_tin"]), float(row["choice_probability"]), str(row["choice_evidence"]))
+
+
+def request_decider(
+    scorer: PythonScorer, level_gammas: Mapping[str, Mapping[str, int]], policy: Policy
+) -> Callable[[pa.Table], pa.Table]:
+    """The function `applyInArrow` calls on each request's blocked pairs (`l_`/`r_` sides; a row
+    with a null return_id stands for a request blocked with nothing): its kept pairs scored, and
+    its first choice by the decision code (`match.decide`)."""
+
+    def decide_request(table: pa.Table) -> pa.Table:
+        request_index = int(table["request_index"][0].as_py())
+        rows = [row for row in table.to_pylist() if row["return_id"] is not None]
+        pairs = _in_scored_order(score_pairs(scorer, rows))
+        choice, wanted = first_choice(pairs, policy)
+        scored = scored_pairs_table(pairs, level_gammas)
+        nulls = {name: pa.nulls(scored.num_rows, kind) for name, kind in _CHOICE_FIELDS}
+        kept = pa.Table.from_arrays([*scored.columns, *nulls.values()], schema=DECIDED_SCHEMA)
+        decision = pa.Table.from_pylist([_choice_row(request_index, choice, wanted)], DECIDED_SCHEMA)
+        return pa.concat_tables([kept, decision])
+
+    return decide_request
+
+
+def request_rechooser(
+    policy: Policy, level_labels: tuple[tuple[str, ...], ...], facts: Mapping[str, TaxpayerFacts]
+) -> Callable[[pa.Table], pa.Table]:
+    """The function `applyInArrow` calls on the kept pairs of a request whose first choice wanted
+    generation facts (`SCORED_PAIRS_SCHEMA` columns and `pair_order`, their order on the driver):
+    its choice again with the chunk's facts, as `pipeline._decided_with_facts` makes it."""
+
+    def rechoose_request(table: pa.Table) -> pa.Table:
+        ordered = table.sort_by("pair_order").select(SCORED_PAIRS_SCHEMA.names).cast(SCORED_PAIRS_SCHEMA)
+        pairs = ScoredPairs(ordered, level_labels).pairs()
+        choice = choose_taxpayer(pairs, policy, facts)
+        return pa.Table.from_pylist([_choice_row(pairs[0].request_index, choice, frozenset())], CHOICE_SCHEMA)
+
+    return rechoose_request
