@@ -129,9 +129,8 @@ def _names_agree(pair: CandidatePair) -> bool:
             and pair.address_level in CORROBORATING_ADDRESS_LEVELS
         )
     if pair.first_name_level in FIRST_NAME_LEVELS_AGREEING_WITH_DOB_OR_TIN:
-        return pair.last_name_level in AGREEING_LAST_NAME_LEVELS and (
-            pair.dob_level == "exact" or pair.tin_level == "exact"
-        )
+        # With an exact TIN, `_tin_identifies` has answered already.
+        return pair.last_name_level in AGREEING_LAST_NAME_LEVELS and pair.dob_level == "exact"
     if pair.first_name_level not in AGREEING_FIRST_NAME_LEVELS:
         return False
     return pair.last_name_level in AGREEING_LAST_NAME_LEVELS or (

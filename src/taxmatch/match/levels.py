@@ -181,25 +181,28 @@ SHORT_GIVEN_NAME_TYPO = (
 
 # A given name written with a space or without it: the same name.
 GIVEN_NAME_SPACED = "replace(first_name_l, ' ', '') = replace(first_name_r, ' ', '')"
+
+
 # Two keying errors in a given name (`Rogcrto` for Roberto, `Jucly` for Judy, `Taars` for Tara) that
 # no other level calls agreement. Not where both sides are given names someone has: twins share a
 # surname, a birth date and an address, and their names are often this close (Mark and Mary, Ella
 # and Emma). The first letter must agree, and both names need four letters: two edits rewrite a
 # shorter name. It agrees only with an exact date of birth or TIN (`match.decide`).
+def _given_names_keyed_apart_sql(minimum_length: int) -> str:
+    return (
+        f"least(length(first_name_l), length(first_name_r)) >= {minimum_length}"
+        " AND NOT (first_attested_l AND first_attested_r)"
+        " AND damerau_levenshtein(replace(first_name_l, ' ', ''), replace(first_name_r, ' ', '')) <= 2"
+    )
+
+
 GIVEN_NAME_TWO_KEYING_ERRORS = (
-    "substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)"
-    " AND least(length(first_name_l), length(first_name_r)) >= 4"
-    " AND NOT (first_attested_l AND first_attested_r)"
-    " AND damerau_levenshtein(replace(first_name_l, ' ', ''), replace(first_name_r, ' ', '')) <= 2"
+    f"substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1) AND {_given_names_keyed_apart_sql(4)}"
 )
 # The same, the first letter keyed wrong as well (`Jegan` for Megan, `Ouis` for Luis, `Rnark` for
 # Mark), names of three letters or more: agreement only beside a TIN that agrees exactly, which no
 # twin shares; a relative's TIN copied onto the request comes with the relative's name, a real one.
-GIVEN_NAME_KEYED_APART = (
-    "least(length(first_name_l), length(first_name_r)) >= 3"
-    " AND NOT (first_attested_l AND first_attested_r)"
-    " AND damerau_levenshtein(replace(first_name_l, ' ', ''), replace(first_name_r, ' ', '')) <= 2"
-)
+GIVEN_NAME_KEYED_APART = _given_names_keyed_apart_sql(3)
 
 
 # A middle name moved into the given name (request MARIA, middle GUADALUPE; return MARIA GUADALUPE
